@@ -1,0 +1,115 @@
+"""Conversion of a validated file into the domain `State` (the desired state)."""
+
+from __future__ import annotations
+
+from autumn_sync.config.format import (
+    BillingFile,
+    FeatureSpec,
+    ItemSpec,
+    PlanSpec,
+    RewardSpec,
+    TierSpec,
+    UsagePriceSpec,
+)
+from autumn_sync.model.money import canonical
+from autumn_sync.model.records import (
+    Billing,
+    Duration,
+    Feature,
+    FeatureType,
+    FixedPrice,
+    FreeTrial,
+    Plan,
+    PlanContent,
+    PlanItem,
+    Reward,
+    RewardType,
+    Settings,
+    Tier,
+    TierMode,
+    UsagePrice,
+)
+from autumn_sync.model.state import State
+
+
+def to_state(spec: BillingFile) -> State:
+    """The desired state a valid file describes."""
+    return State(
+        settings=Settings(currency=spec.settings.currency),
+        features={fid: _feature(fid, f) for fid, f in spec.features.items()},
+        plans={pid: _plan(pid, p) for pid, p in spec.plans.items()},
+        rewards={rid: _reward(rid, r) for rid, r in spec.rewards.items()},
+    )
+
+
+def _feature(fid: str, spec: FeatureSpec) -> Feature:
+    kind = FeatureType(spec.type)
+    return Feature(
+        id=fid,
+        name=spec.name,
+        type=kind,
+        consumable=kind is FeatureType.CREDIT_SYSTEM or bool(spec.consumable),
+        credit_costs=tuple(sorted((k, canonical(v)) for k, v in (spec.credit_costs or {}).items())),
+    )
+
+
+def _plan(pid: str, spec: PlanSpec) -> Plan:
+    content = PlanContent(
+        price=FixedPrice(canonical(spec.price.amount), spec.price.interval) if spec.price else None,
+        free_trial=FreeTrial(**spec.free_trial.model_dump()) if spec.free_trial else None,
+        items=tuple(sorted((_item(i) for i in spec.items), key=lambda item: item.feature)),
+    )
+    return Plan(
+        id=pid,
+        name=spec.name,
+        content=content,
+        description=spec.description,
+        group=spec.group,
+        add_on=spec.add_on,
+        default=spec.default,
+        migrate_customers=spec.migrate_customers,
+    )
+
+
+def _item(spec: ItemSpec) -> PlanItem:
+    return PlanItem(
+        feature=spec.feature,
+        included=canonical(spec.included) if spec.included is not None else None,
+        reset=spec.reset,
+        price=_usage_price(spec.price) if spec.price else None,
+    )
+
+
+def _usage_price(spec: UsagePriceSpec) -> UsagePrice:
+    tiers = tuple(_tier(t) for t in spec.tiers or ())
+    mode = spec.tier_mode or ("graduated" if tiers else None)
+    return UsagePrice(
+        billing=Billing(spec.billing),
+        per=spec.per,
+        amount=canonical(spec.amount) if spec.amount is not None else None,
+        tiers=tiers,
+        tier_mode=TierMode(mode) if mode else None,
+        interval=spec.interval,
+    )
+
+
+def _tier(spec: TierSpec) -> Tier:
+    up_to = None if spec.up_to == "inf" else canonical(spec.up_to)
+    return Tier(up_to=up_to, amount=canonical(spec.amount))
+
+
+def _reward(rid: str, spec: RewardSpec) -> Reward:
+    if isinstance(spec.duration, str):
+        duration = Duration(kind=spec.duration)
+    else:
+        duration = Duration(kind="repeating", months=spec.duration.months)
+    return Reward(
+        id=rid,
+        type=RewardType(spec.type),
+        duration=duration,
+        name=spec.name,
+        percent_off=canonical(spec.percent_off) if spec.percent_off is not None else None,
+        amount_off=canonical(spec.amount_off) if spec.amount_off is not None else None,
+        plans=tuple(sorted(set(spec.plans))),
+        promo_codes=tuple(sorted(set(spec.promo_codes))),
+    )

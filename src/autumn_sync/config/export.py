@@ -1,0 +1,126 @@
+"""The file that describes a state: `autumn-sync import` writes it, and planning it against
+the same database shows no changes. Archived plans are left out (they are not offered)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import yaml
+
+from autumn_sync.model.money import canonical
+from autumn_sync.model.records import Feature, FeatureType, Plan, PlanItem, Reward, UsagePrice
+from autumn_sync.model.state import State
+
+HEADER = "# Written by `autumn-sync import`: the catalog as the billing database holds it.\n"
+
+
+def dump_state(state: State) -> str:
+    """YAML text for `state`, in the file format (version 1)."""
+    document: dict[str, Any] = {"version": 1}
+    if state.settings is not None:
+        document["settings"] = {"currency": state.settings.currency}
+    document["features"] = {f.id: _feature(f) for f in _sorted(state.features)}
+    document["plans"] = {p.id: _plan(p) for p in _sorted(state.active_plans)}
+    document["rewards"] = {r.id: _reward(r) for r in _sorted(state.rewards)}
+    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+    return HEADER + body
+
+
+def _sorted(records: dict[str, Any]) -> list[Any]:
+    return [records[key] for key in sorted(records)]
+
+
+def _feature(feature: Feature) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": feature.name, "type": feature.type.value}
+    if feature.type is FeatureType.METERED:
+        data["consumable"] = feature.consumable
+    if feature.credit_costs:
+        data["credit_costs"] = dict(feature.credit_costs)
+    return data
+
+
+def _plan(plan: Plan) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": plan.name}
+    optional = {
+        "description": plan.description,
+        "group": plan.group,
+        "add_on": plan.add_on or None,
+        "default": plan.default or None,
+        "migrate_customers": plan.migrate_customers or None,
+    }
+    data.update({k: v for k, v in optional.items() if v is not None})
+    content = plan.content
+    if content.price is not None:
+        data["price"] = {"amount": content.price.amount, "interval": content.price.interval}
+    if content.free_trial is not None:
+        trial = content.free_trial
+        data["free_trial"] = {
+            "days": trial.days,
+            "card_required": trial.card_required,
+            "unique_fingerprint": trial.unique_fingerprint,
+        }
+    if content.items:
+        data["items"] = [_item(item) for item in content.items]
+    return data
+
+
+def _item(item: PlanItem) -> dict[str, Any]:
+    data: dict[str, Any] = {"feature": item.feature}
+    if item.included is not None:
+        data["included"] = item.included
+    if item.reset is not None:
+        data["reset"] = item.reset
+    if item.price is not None:
+        data["price"] = _usage_price(item.price)
+    return data
+
+
+def _usage_price(price: UsagePrice) -> dict[str, Any]:
+    data: dict[str, Any] = {"billing": price.billing.value}
+    if price.amount is not None:
+        data["amount"] = price.amount
+    if price.per != 1:
+        data["per"] = price.per
+    if price.tiers:
+        data["tier_mode"] = price.tier_mode.value if price.tier_mode else "graduated"
+        data["tiers"] = [
+            {"up_to": "inf" if t.up_to is None else t.up_to, "amount": t.amount}
+            for t in price.tiers
+        ]
+    if price.interval is not None:
+        data["interval"] = price.interval
+    return data
+
+
+def _reward(reward: Reward) -> dict[str, Any]:
+    data: dict[str, Any] = {"type": reward.type.value}
+    if reward.name is not None:
+        data["name"] = reward.name
+    if reward.percent_off is not None:
+        data["percent_off"] = reward.percent_off
+    if reward.amount_off is not None:
+        data["amount_off"] = reward.amount_off
+    duration = reward.duration
+    data["duration"] = (
+        {"months": duration.months} if duration.kind == "repeating" else duration.kind
+    )
+    if reward.plans:
+        data["plans"] = list(reward.plans)
+    if reward.promo_codes:
+        data["promo_codes"] = list(reward.promo_codes)
+    return data
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes decimals as plain YAML numbers with their exact digits."""
+
+
+def _decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNode:
+    value = canonical(value)
+    if value == value.to_integral_value():
+        return dumper.represent_scalar("tag:yaml.org,2002:int", format(value, "f"))
+    return dumper.represent_scalar("tag:yaml.org,2002:float", format(value, "f"))
+
+
+_Dumper.add_representer(Decimal, _decimal)

@@ -1,0 +1,156 @@
+"""Pydantic models of the file format (version 1). `extra="forbid"` everywhere: an unknown key
+is an error. The JSON Schema in `schemas/` is generated from `BillingFile`.
+
+These models only check shapes and single values; rules that need the whole file (references,
+defaults per group, currency precision) live in `config.checks`.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+ID_RULE = "use up to 64 lower-case letters, digits, '_' and '-', starting with a letter or digit"
+Id = Annotated[
+    str,
+    StringConstraints(pattern=f"^{ID_PATTERN.pattern}$"),
+    Field(description=ID_RULE),
+]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+Amount = Annotated[Decimal, Field(ge=0, description="Major units of the currency (20 = $20.00).")]
+PriceInterval = Literal["one_off", "week", "month", "quarter", "semi_annual", "year"]
+ResetInterval = Literal["day", "week", "month", "quarter", "semi_annual", "year"]
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SettingsSpec(Spec):
+    currency: Annotated[str, Field(description="ISO 4217 code, lower case; new prices use it.")] = (
+        "usd"
+    )
+
+
+class FeatureSpec(Spec):
+    name: Name
+    type: Literal["boolean", "metered", "credit_system"]
+    consumable: Annotated[
+        bool | None,
+        Field(
+            description="Metered only: true = used up and reset (messages), false = continuous (seats)."
+        ),
+    ] = None
+    credit_costs: Annotated[
+        dict[Id, Annotated[Decimal, Field(gt=0)]] | None,
+        Field(description="Credit systems only: credits deducted per unit of a metered feature."),
+    ] = None
+
+
+class TierSpec(Spec):
+    up_to: Annotated[
+        Annotated[Decimal, Field(gt=0)] | Literal["inf"],
+        Field(description="Upper bound of the tier in units; the last tier is `inf`."),
+    ]
+    amount: Amount
+
+
+class UsagePriceSpec(Spec):
+    billing: Literal["prepaid", "pay_per_use"]
+    amount: Amount | None = None
+    per: Annotated[int, Field(ge=1, description="The amount is for this many units.")] = 1
+    tiers: list[TierSpec] | None = None
+    tier_mode: Literal["graduated", "volume"] | None = None
+    interval: PriceInterval | None = None
+
+
+class ItemSpec(Spec):
+    feature: Id
+    included: Annotated[Decimal, Field(ge=0)] | None = None
+    reset: ResetInterval | None = None
+    price: UsagePriceSpec | None = None
+
+
+class FixedPriceSpec(Spec):
+    amount: Amount
+    interval: PriceInterval
+
+
+class FreeTrialSpec(Spec):
+    days: Annotated[int, Field(ge=1, le=730)]
+    card_required: bool = False
+    unique_fingerprint: bool = False
+
+
+class PlanSpec(Spec):
+    name: Name
+    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    group: Id | None = None
+    add_on: bool = False
+    default: Annotated[bool, Field(description="Attached to every new customer.")] = False
+    migrate_customers: Annotated[
+        bool,
+        Field(description="Move customers to the new version when items, prices or trial change."),
+    ] = False
+    price: FixedPriceSpec | None = None
+    free_trial: FreeTrialSpec | None = None
+    items: list[ItemSpec] = []
+
+
+class MonthsSpec(Spec):
+    months: Annotated[int, Field(ge=1, le=120)]
+
+
+class RewardSpec(Spec):
+    type: Literal["percentage_discount", "fixed_discount"]
+    name: Name | None = None
+    percent_off: Annotated[Decimal, Field(gt=0, le=100)] | None = None
+    amount_off: Annotated[Decimal, Field(gt=0)] | None = None
+    duration: Literal["once", "forever"] | MonthsSpec = "once"
+    plans: Annotated[list[Id], Field(description="Plans the discount applies to; empty: all.")] = []
+    promo_codes: list[
+        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)]
+    ] = []
+
+
+class BillingFile(Spec):
+    """A billing catalog file, format version 1."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        title="autumn-sync billing file",
+        json_schema_extra={"$schema": "https://json-schema.org/draft/2020-12/schema"},
+    )
+
+    version: Literal[1]
+    settings: SettingsSpec = SettingsSpec()
+    features: dict[Id, FeatureSpec] = {}
+    plans: dict[Id, PlanSpec] = {}
+    rewards: dict[Id, RewardSpec] = {}
+
+    @classmethod
+    def entry_model(cls, section: str) -> type[Spec]:
+        """The model of one entry of `section` (features, plans or rewards)."""
+        return ENTRY_MODELS[section]
+
+
+ENTRY_MODELS: dict[str, type[Spec]] = {
+    "features": FeatureSpec,
+    "plans": PlanSpec,
+    "rewards": RewardSpec,
+}
+
+
+class FileShape(Spec):
+    """The outline of a file: sections are checked here only as mappings with valid ids."""
+
+    version: Literal[1]
+    settings: SettingsSpec = SettingsSpec()
+    features: dict[str, Any] = {}
+    plans: dict[str, Any] = {}
+    rewards: dict[str, Any] = {}

@@ -1,0 +1,168 @@
+"""Frozen domain records. Each has a stable `address` (DESIGN §5) and the ids it depends on.
+
+Desired and current state use these same types; fields that only the database knows (the
+current version number, how many customers are on it, whether a plan is archived) default to
+"unknown / not archived" in the desired state and are ignored by the comparison.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+
+
+class FeatureType(StrEnum):
+    BOOLEAN = "boolean"
+    METERED = "metered"
+    CREDIT_SYSTEM = "credit_system"
+
+
+class Billing(StrEnum):
+    PREPAID = "prepaid"
+    PAY_PER_USE = "pay_per_use"
+
+
+class TierMode(StrEnum):
+    GRADUATED = "graduated"
+    VOLUME = "volume"
+
+
+class RewardType(StrEnum):
+    PERCENTAGE = "percentage_discount"
+    FIXED = "fixed_discount"
+
+
+PRICE_INTERVALS = ("one_off", "week", "month", "quarter", "semi_annual", "year")
+RESET_INTERVALS = ("day", "week", "month", "quarter", "semi_annual", "year")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    currency: str
+
+    @property
+    def address(self) -> str:
+        return "settings"
+
+    def references(self) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class Feature:
+    id: str
+    name: str
+    type: FeatureType
+    consumable: bool = False
+    credit_costs: tuple[tuple[str, Decimal], ...] = ()  # (metered feature id, credits per unit)
+
+    @property
+    def address(self) -> str:
+        return f"feature.{self.id}"
+
+    def references(self) -> tuple[str, ...]:
+        return tuple(f"feature.{fid}" for fid, _ in self.credit_costs)
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    up_to: Decimal | None  # None is "inf"
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class UsagePrice:
+    billing: Billing
+    per: int = 1
+    amount: Decimal | None = None
+    tiers: tuple[Tier, ...] = ()
+    tier_mode: TierMode | None = None
+    interval: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    feature: str
+    included: Decimal | None = None
+    reset: str | None = None
+    price: UsagePrice | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FixedPrice:
+    amount: Decimal
+    interval: str
+
+
+@dataclass(frozen=True, slots=True)
+class FreeTrial:
+    days: int
+    card_required: bool = False
+    unique_fingerprint: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PlanContent:
+    """What a plan version captures: changing any of it while customers are on the version
+    creates a new version. Items are kept sorted by feature id."""
+
+    price: FixedPrice | None = None
+    free_trial: FreeTrial | None = None
+    items: tuple[PlanItem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    id: str
+    name: str
+    content: PlanContent
+    description: str | None = None
+    group: str | None = None
+    add_on: bool = False
+    default: bool = False
+    migrate_customers: bool = False
+    # Known only in the current state:
+    archived: bool = False
+    version: int | None = None
+    customers: int = 0  # customers on the current version
+    versions_in_use: tuple[tuple[int, int], ...] = field(default=())  # (version, customers)
+
+    @property
+    def address(self) -> str:
+        return f"plan.{self.id}"
+
+    def references(self) -> tuple[str, ...]:
+        return tuple(f"feature.{item.feature}" for item in self.content.items)
+
+    @property
+    def customers_total(self) -> int:
+        return sum(count for _, count in self.versions_in_use)
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    kind: str  # once | forever | repeating
+    months: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reward:
+    id: str
+    type: RewardType
+    duration: Duration
+    name: str | None = None
+    percent_off: Decimal | None = None
+    amount_off: Decimal | None = None
+    plans: tuple[str, ...] = ()
+    promo_codes: tuple[str, ...] = ()
+
+    @property
+    def address(self) -> str:
+        return f"reward.{self.id}"
+
+    def references(self) -> tuple[str, ...]:
+        return tuple(f"plan.{pid}" for pid in self.plans)
+
+
+Record = Settings | Feature | Plan | Reward

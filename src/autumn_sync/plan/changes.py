@@ -1,0 +1,88 @@
+"""The vocabulary of changes. Renderers and appliers look a change up by its class.
+
+Every change names its `address`, the record `before` (current) and `after` (desired), the
+field-level differences, and a human `reason` where the action needs one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from autumn_sync.model.records import Record
+
+
+@dataclass(frozen=True, slots=True)
+class FieldChange:
+    path: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class Change:
+    """Base of all changes. Subclasses fix the action, symbol and whether it destroys."""
+
+    address: str
+    before: Record | None
+    after: Record | None
+    fields: tuple[FieldChange, ...] = ()
+    reason: str | None = None
+
+    action: ClassVar[str] = ""
+    symbol: ClassVar[str] = ""
+    tf_actions: ClassVar[tuple[str, ...]] = ()
+    destructive: ClassVar[bool] = False
+
+    @property
+    def kind(self) -> str:
+        """The resource type: `feature`, `plan`, `reward` or `settings`."""
+        return self.address.split(".", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.address.split(".", 1)[1] if "." in self.address else self.address
+
+    @property
+    def record(self) -> Record:
+        record = self.after if self.after is not None else self.before
+        assert record is not None
+        return record
+
+
+@dataclass(frozen=True)
+class Create(Change):
+    action: ClassVar[str] = "create"
+    symbol: ClassVar[str] = "+"
+    tf_actions: ClassVar[tuple[str, ...]] = ("create",)
+
+
+@dataclass(frozen=True)
+class Update(Change):
+    """An in-place update; for a plan whose content changed while customers are on it,
+    `new_version` is the version created and `moving` tells whether customers move to it."""
+
+    new_version: int | None = None
+    customers: int = 0
+    moving: bool = False
+
+    action: ClassVar[str] = "update"
+    symbol: ClassVar[str] = "~"
+    tf_actions: ClassVar[tuple[str, ...]] = ("update",)
+
+
+@dataclass(frozen=True)
+class Archive(Change):
+    """Kept in the database for the customers on it, but no longer offered."""
+
+    action: ClassVar[str] = "archive"
+    symbol: ClassVar[str] = "~"
+    tf_actions: ClassVar[tuple[str, ...]] = ("update",)
+
+
+@dataclass(frozen=True)
+class Delete(Change):
+    action: ClassVar[str] = "destroy"
+    symbol: ClassVar[str] = "-"
+    tf_actions: ClassVar[tuple[str, ...]] = ("delete",)
+    destructive: ClassVar[bool] = True

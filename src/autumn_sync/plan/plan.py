@@ -1,0 +1,84 @@
+"""`ChangePlan`: the ordered changes, what they were planned against, and a checksum."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from autumn_sync.model.attributes import attributes
+from autumn_sync.model.records import Plan, Record
+from autumn_sync.model.state import State
+from autumn_sync.plan.changes import Archive, Change, Create, Delete, Update
+
+
+@dataclass(frozen=True)
+class Summary:
+    add: int
+    change: int
+    archive: int
+    destroy: int
+
+    @property
+    def total(self) -> int:
+        return self.add + self.change + self.archive + self.destroy
+
+
+@dataclass(frozen=True)
+class ChangePlan:
+    """What `apply` will do, in order, and the fingerprint of the state it was made against."""
+
+    changes: tuple[Change, ...]
+    state_fingerprint: str
+    warnings: tuple[str, ...] = ()
+    unchanged: tuple[Record, ...] = ()  # desired records that need nothing
+
+    @property
+    def empty(self) -> bool:
+        return not self.changes
+
+    @property
+    def destroys(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.destructive)
+
+    def summary(self) -> Summary:
+        def count(kind: type[Change]) -> int:
+            return sum(isinstance(c, kind) for c in self.changes)
+
+        return Summary(count(Create), count(Update), count(Archive), count(Delete))
+
+    def checksum(self) -> str:
+        """Fingerprint of the changes together with the state they were planned against."""
+        data = [_change_data(c) for c in self.changes]
+        return _digest({"changes": data, "state": self.state_fingerprint})
+
+
+def _change_data(change: Change) -> dict[str, Any]:
+    return {
+        "address": change.address,
+        "action": change.action,
+        "before": attributes(change.before) if change.before is not None else None,
+        "after": attributes(change.after) if change.after is not None else None,
+    }
+
+
+def fingerprint(state: State) -> str:
+    """A digest of everything in `state`, including what only the database knows (versions,
+    customers on them, archived flags): any change to the database changes it."""
+    data = []
+    for record in state.records():
+        entry: dict[str, Any] = {"address": record.address, **attributes(record)}
+        if isinstance(record, Plan):
+            entry.update(
+                archived=record.archived,
+                version=record.version,
+                in_use=list(record.versions_in_use),
+            )
+        data.append(entry)
+    return _digest(data)
+
+
+def _digest(data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -1,0 +1,101 @@
+"""The plan as JSON shaped like Terraform's `show -json` plan, so policy tools (conftest/OPA)
+read it as they read Terraform's.
+
+`resource_changes[]` holds every managed object: `change.actions` uses Terraform's words
+(`create`, `update`, `delete`, `no-op`); an archive is `["update"]` with
+`action_reason: "archive"`; a plan's new version is `["update"]` with
+`action_reason: "new_version"`. Decimal amounts are JSON numbers (integers where whole;
+floats otherwise, whose shortest form is the decimal's own digits at these precisions).
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from autumn_sync import __version__
+from autumn_sync.model.attributes import attributes
+from autumn_sync.model.records import Record
+from autumn_sync.plan.changes import Archive, Change, Update
+from autumn_sync.plan.plan import ChangePlan
+
+FORMAT_VERSION = "1.2"
+
+
+def render_json(plan: ChangePlan) -> str:
+    """The JSON document, pretty-printed, ending with a newline."""
+    return json.dumps(plan_document(plan), indent=2, default=_number) + "\n"
+
+
+def plan_document(plan: ChangePlan) -> dict[str, Any]:
+    summary = plan.summary()
+    return {
+        "format_version": FORMAT_VERSION,
+        "autumn_sync_version": __version__,
+        "checksum": plan.checksum(),
+        "resource_changes": [
+            *(_resource_change(c) for c in plan.changes),
+            *(_no_op(r) for r in plan.unchanged),
+        ],
+        "summary": {
+            "add": summary.add,
+            "change": summary.change,
+            "archive": summary.archive,
+            "destroy": summary.destroy,
+        },
+        "warnings": list(plan.warnings),
+    }
+
+
+def _resource_change(change: Change) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "address": change.address,
+        "type": change.kind,
+        "name": change.name,
+        "change": {
+            "actions": list(change.tf_actions),
+            "before": _data(change.before),
+            "after": _data(change.after),
+        },
+        "autumn_sync": {
+            "action": change.action,
+            "destructive": change.destructive,
+            "reason": change.reason,
+            "fields": [
+                {"path": f.path, "before": f.before, "after": f.after} for f in change.fields
+            ],
+        },
+    }
+    reason = _action_reason(change)
+    if reason:
+        entry["action_reason"] = reason
+    return entry
+
+
+def _action_reason(change: Change) -> str | None:
+    if isinstance(change, Archive):
+        return "archive"
+    if isinstance(change, Update) and change.new_version is not None:
+        return "new_version"
+    return None
+
+
+def _no_op(record: Record) -> dict[str, Any]:
+    data = _data(record)
+    return {
+        "address": record.address,
+        "type": record.address.split(".", 1)[0],
+        "name": record.address.split(".", 1)[-1],
+        "change": {"actions": ["no-op"], "before": data, "after": data},
+    }
+
+
+def _data(record: Record | None) -> dict[str, Any] | None:
+    return attributes(record) if record is not None else None
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

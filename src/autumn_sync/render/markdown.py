@@ -1,0 +1,54 @@
+"""The plan as a pull-request comment: a headline, removals called out first, then each
+change in a collapsible section."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from autumn_sync.plan.changes import Archive, Change, Delete
+from autumn_sync.plan.plan import ChangePlan
+from autumn_sync.render.values import NO_CHANGES, detail_lines, headline, summary_line
+
+
+def render_markdown(plan: ChangePlan) -> str:
+    """GitHub-flavoured Markdown for a pull-request comment."""
+    lines = ["### autumn-sync plan", ""]
+    lines += [f"> [!WARNING]\n> {w}\n" for w in plan.warnings]
+    if plan.empty:
+        return "\n".join([*lines, NO_CHANGES]) + "\n"
+    lines += [f"**{summary_line(plan.summary())}**", ""]
+    removals = [c for c in plan.changes if isinstance(c, Delete | Archive)]
+    if removals:
+        lines += _removals(removals)
+    lines += ["| | Address | Action |", "|---|---|---|"]
+    lines += [f"| `{c.symbol}` | `{c.address}` | {_action(c)} |" for c in plan.changes]
+    lines.append("")
+    for change in plan.changes:
+        lines += _details(change)
+    return "\n".join(lines) + "\n"
+
+
+def _removals(removals: Sequence[Change]) -> list[str]:
+    lines = ["> [!CAUTION]", "> This plan removes or archives:"]
+    lines += [f"> - `{c.address}`: {headline(c).removeprefix(c.address).strip()}" for c in removals]
+    return [*lines, ""]
+
+
+def _action(change: Change) -> str:
+    return headline(change).removeprefix(change.address).lstrip(": ").strip("()")
+
+
+def _details(change: Change) -> list[str]:
+    body = detail_lines(change)
+    if not body:
+        return []
+    return [
+        f"<details><summary><code>{change.symbol} {change.address}</code></summary>",
+        "",
+        "```",
+        *body,
+        "```",
+        "",
+        "</details>",
+        "",
+    ]

@@ -1,0 +1,40 @@
+"""The plan as a terminal shows it, Terraform-style."""
+
+from __future__ import annotations
+
+from autumn_sync.plan.changes import Archive, Change, Create, Delete, Update
+from autumn_sync.plan.plan import ChangePlan
+from autumn_sync.render.values import NO_CHANGES, detail_lines, headline, summary_line
+
+_COLORS: dict[type[Change], str] = {
+    Create: "\033[32m",
+    Update: "\033[33m",
+    Archive: "\033[35m",
+    Delete: "\033[31m",
+}
+_RESET = "\033[0m"
+_BOLD = "\033[1m"
+
+
+def render_text(plan: ChangePlan, color: bool = False) -> str:
+    """The plan in text; ANSI colours only when `color`."""
+    lines = [f"Warning: {w}" for w in plan.warnings]
+    if plan.empty:
+        return "\n".join([*lines, NO_CHANGES]) + "\n"
+    if lines:
+        lines.append("")
+    lines += ["autumn-sync will perform the following actions:", ""]
+    for change in plan.changes:
+        lines += _change_lines(change, color)
+    lines.append(_paint(summary_line(plan.summary()), _BOLD, color))
+    return "\n".join(lines) + "\n"
+
+
+def _change_lines(change: Change, color: bool) -> list[str]:
+    symbol = _paint(change.symbol, _COLORS[type(change)], color)
+    head = f"  {symbol} {_paint(headline(change), _BOLD, color)}"
+    return [head, *(f"      {line}" for line in detail_lines(change)), ""]
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"{code}{text}{_RESET}" if color else text

@@ -1,0 +1,1 @@
+"""Read-only adapters that produce the current `State`."""

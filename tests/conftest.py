@@ -1,0 +1,113 @@
+"""Shared fixtures: real databases (SQLite always; PostgreSQL and MariaDB when their URLs are
+set, as `.ci/run` does), a statement counter, and helpers to run the command line."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+
+from autumn_sync.cli.main import cli
+from autumn_sync.db.engine import VERSION_TABLE, connect
+from autumn_sync.db.schema import metadata
+
+SERVER_URLS = {
+    "postgresql": os.environ.get("AUTUMN_SYNC_TEST_POSTGRESQL_URL"),
+    "mariadb": os.environ.get("AUTUMN_SYNC_TEST_MARIADB_URL"),
+}
+REQUIRE_SERVERS = os.environ.get("AUTUMN_SYNC_TEST_REQUIRE_SERVERS") == "1"
+TEST_DATABASE = "autumn_sync_test"
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def _server_url(kind: str) -> str:
+    """URL of a scratch database on the `kind` server, created if missing."""
+    base = SERVER_URLS[kind]
+    if not base:
+        if REQUIRE_SERVERS:
+            pytest.fail(f"AUTUMN_SYNC_TEST_{kind.upper()}_URL is not set")
+        pytest.skip(f"no {kind} server configured (set AUTUMN_SYNC_TEST_{kind.upper()}_URL)")
+    url = make_url(base)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if kind == "postgresql":
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": TEST_DATABASE}
+            ).first()
+            if not exists:
+                conn.execute(text(f"CREATE DATABASE {TEST_DATABASE}"))
+        else:
+            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS {TEST_DATABASE}"))
+    admin.dispose()
+    return url.set(database=TEST_DATABASE).render_as_string(hide_password=False)
+
+
+def reset_database(url: str) -> None:
+    """Drop every autumn-sync table so the next `connect` migrates from scratch."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        metadata.drop_all(conn)
+        conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each supported kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'billing.db'}"
+        return
+    url = _server_url(request.param)
+    reset_database(url)
+    yield url
+    reset_database(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """An empty SQLite database (for tests where the backend does not matter)."""
+    return f"sqlite:///{tmp_path / 'billing.db'}"
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    engine = connect(db_url)
+    yield engine
+    engine.dispose()
+
+
+@dataclass
+class StatementCounter:
+    statements: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@contextmanager
+def count_statements(engine: Engine) -> Iterator[StatementCounter]:
+    """Count the SQL statements `engine` executes inside the block."""
+    counter = StatementCounter()
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        counter.statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield counter
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def run_cli(*args: str, db: str | None = None, input: str | None = None) -> Result:
+    """Run `autumn-sync ARGS` in-process, with `--database-url db` when given."""
+    prefix = ["--no-color"] + (["--database-url", db] if db else [])
+    return CliRunner().invoke(cli, [*prefix, *args], input=input, catch_exceptions=False)

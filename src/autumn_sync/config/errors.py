@@ -60,7 +60,9 @@ def _data_path(detail: ErrorDetails, data: Any) -> Path:
     path: list[str | int] = []
     node = data
     for i, step in enumerate(loc):
-        if (isinstance(node, dict) and step in node) or (isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)):
+        if isinstance(node, dict) and step in node:
+            node = node[step]
+        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
             node = node[step]
         elif not (i == len(loc) - 1 and detail["type"] == "missing"):
             continue

@@ -41,9 +41,7 @@ class FeatureSpec(Spec):
     type: Literal["boolean", "metered", "credit_system"]
     consumable: Annotated[
         bool | None,
-        Field(
-            description="Metered only: true = used up and reset (messages), false = continuous (seats)."
-        ),
+        Field(description="Metered only: true = used up and reset, false = continuous (seats)."),
     ] = None
     credit_costs: Annotated[
         dict[Id, Annotated[Decimal, Field(gt=0)]] | None,

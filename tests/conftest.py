@@ -23,30 +23,43 @@ SERVER_URLS = {
     "mariadb": os.environ.get("AUTUMN_SYNC_TEST_MARIADB_URL"),
 }
 REQUIRE_SERVERS = os.environ.get("AUTUMN_SYNC_TEST_REQUIRE_SERVERS") == "1"
-TEST_DATABASE = "autumn_sync_test"
+# One scratch database per test process, so parallel runs never share tables.
+TEST_DATABASE = f"autumn_sync_test_{os.getpid()}"
+_created: dict[str, str] = {}
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
-def _server_url(kind: str) -> str:
-    """URL of a scratch database on the `kind` server, created if missing."""
+def server_url(kind: str) -> str:
+    """URL of this process's scratch database on the `kind` server (created on first use,
+    dropped when the test session ends)."""
+    if kind in _created:
+        return _created[kind]
     base = SERVER_URLS[kind]
     if not base:
         if REQUIRE_SERVERS:
             pytest.fail(f"AUTUMN_SYNC_TEST_{kind.upper()}_URL is not set")
         pytest.skip(f"no {kind} server configured (set AUTUMN_SYNC_TEST_{kind.upper()}_URL)")
-    url = make_url(base)
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        if kind == "postgresql":
-            exists = conn.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": TEST_DATABASE}
-            ).first()
-            if not exists:
-                conn.execute(text(f"CREATE DATABASE {TEST_DATABASE}"))
-        else:
-            conn.execute(text(f"CREATE DATABASE IF NOT EXISTS {TEST_DATABASE}"))
-    admin.dispose()
-    return url.set(database=TEST_DATABASE).render_as_string(hide_password=False)
+    _admin(base, f"CREATE DATABASE {TEST_DATABASE}")
+    url = make_url(base).set(database=TEST_DATABASE).render_as_string(hide_password=False)
+    _created[kind] = url
+    return url
+
+
+def _admin(base: str, statement: str) -> None:
+    engine = create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(statement))
+    engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_scratch_databases() -> Iterator[None]:
+    yield
+    for kind in list(_created):
+        base = SERVER_URLS[kind]
+        assert base is not None
+        _admin(base, f"DROP DATABASE IF EXISTS {TEST_DATABASE}")
+        del _created[kind]
 
 
 def reset_database(url: str) -> None:
@@ -64,7 +77,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'billing.db'}"
         return
-    url = _server_url(request.param)
+    url = server_url(request.param)
     reset_database(url)
     yield url
     reset_database(url)

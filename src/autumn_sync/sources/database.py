@@ -34,7 +34,7 @@ VersionKey = tuple[str, int]
 
 def read_state(connection: Connection) -> State:
     """The catalog as the database holds it now (archived plans included)."""
-    settings = dict(connection.execute(select(t.settings.c.key, t.settings.c.value)).tuples().all())
+    settings = dict(connection.execute(select(t.settings.c.key, t.settings.c.value)).all())
     return State(
         settings=Settings(currency=settings["currency"]) if "currency" in settings else None,
         features=_features(connection),
@@ -56,7 +56,7 @@ def _feature_users(connection: Connection) -> dict[str, tuple[tuple[str, int, in
         in_use, (items.c.plan_id == in_use.c.plan_id) & (items.c.version == in_use.c.version)
     )
     users: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
-    for feature_id, plan_id, version, customers in connection.execute(query).tuples():
+    for feature_id, plan_id, version, customers in connection.execute(query):
         users[feature_id].append((plan_id, version, customers))
     return {feature: tuple(sorted(rows)) for feature, rows in users.items()}
 
@@ -104,7 +104,7 @@ def _versions_in_use(connection: Connection) -> dict[str, dict[int, int]]:
     cp = t.customer_plans
     query = select(cp.c.plan_id, cp.c.version, func.count()).group_by(cp.c.plan_id, cp.c.version)
     result: dict[str, dict[int, int]] = defaultdict(dict)
-    for plan_id, version, count in connection.execute(query).tuples():
+    for plan_id, version, count in connection.execute(query):
         result[plan_id][version] = count
     return result
 
@@ -201,12 +201,12 @@ def _rewards(connection: Connection) -> dict[str, Reward]:
     plans: dict[str, list[str]] = defaultdict(list)
     for reward_id, plan_id in connection.execute(
         select(t.reward_plans.c.reward_id, t.reward_plans.c.plan_id)
-    ).tuples():
+    ):
         plans[reward_id].append(plan_id)
     codes: dict[str, list[str]] = defaultdict(list)
     for code, reward_id in connection.execute(
         select(t.promo_codes.c.code, t.promo_codes.c.reward_id)
-    ).tuples():
+    ):
         codes[reward_id].append(code)
     return {
         row.id: Reward(

@@ -1,0 +1,12 @@
+from sqlalchemy import Engine
+
+from autumn_sync.pipeline import apply_plan, load_desired, make_plan
+from tests.conftest import EXAMPLES
+
+
+def test_example_converges(engine: Engine) -> None:
+    desired = load_desired(EXAMPLES / "billing.yaml")
+    first = make_plan(engine, desired)
+    assert first.summary().add == 14
+    apply_plan(engine, first)
+    assert make_plan(engine, desired).empty

@@ -1,0 +1,194 @@
+"""The command line as a user drives it: exit codes, output, confirmation, destroys, import."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import EXAMPLES, run_cli
+from tests.helpers import add_customers
+
+EXAMPLE = str(EXAMPLES / "billing.yaml")
+
+
+def _without(path: Path, section: str, key: str) -> str:
+    document = yaml.safe_load(Path(EXAMPLE).read_text())
+    del document[section][key]
+    for reward in document.get("rewards", {}).values():
+        reward["plans"] = [p for p in reward.get("plans", []) if p != key]
+    path.write_text(yaml.safe_dump(document))
+    return str(path)
+
+
+def test_validate_accepts_the_example() -> None:
+    result = run_cli("validate", "-f", EXAMPLE)
+    assert result.exit_code == 0
+    assert result.output == f"{EXAMPLE} is valid: 7 features, 4 plans, 2 rewards.\n"
+
+
+def test_plan_apply_replan_on_every_database(db_url: str) -> None:
+    first = run_cli("plan", "-f", EXAMPLE, "--detailed-exitcode", db=db_url)
+    assert first.exit_code == 2
+    assert first.output.splitlines()[-1] == "Plan: 14 to add, 0 to change, 0 to archive, 0 to destroy."
+    applied = run_cli("apply", "-f", EXAMPLE, "--auto-approve", db=db_url)
+    assert applied.exit_code == 0, applied.output
+    assert "Apply complete! 14 added, 0 changed, 0 archived, 0 destroyed." in applied.output
+    again = run_cli("plan", "-f", EXAMPLE, "--detailed-exitcode", db=db_url)
+    assert again.exit_code == 0
+    assert again.output == "No changes. The billing database matches the configuration.\n"
+
+
+def test_plan_json_is_shaped_like_terraforms(sqlite_url: str) -> None:
+    result = run_cli("plan", "-f", EXAMPLE, "--format", "json", db=sqlite_url)
+    assert result.exit_code == 0
+    document = json.loads(result.output)
+    assert document["format_version"] == "1.2"
+    assert document["summary"] == {"add": 14, "change": 0, "archive": 0, "destroy": 0}
+    pro = next(r for r in document["resource_changes"] if r["address"] == "plan.pro")
+    assert pro["type"] == "plan" and pro["name"] == "pro"
+    assert pro["change"]["actions"] == ["create"]
+    assert pro["change"]["before"] is None
+    assert pro["change"]["after"]["price"] == {"amount": 20, "interval": "month"}
+
+
+def test_no_change_json_lists_no_ops(sqlite_url: str) -> None:
+    run_cli("apply", "-f", EXAMPLE, "--auto-approve", db=sqlite_url)
+    document = json.loads(run_cli("plan", "-f", EXAMPLE, "--format", "json", db=sqlite_url).output)
+    actions = {r["address"]: r["change"]["actions"] for r in document["resource_changes"]}
+    assert len(actions) == 14
+    assert set(map(tuple, actions.values())) == {("no-op",)}
+
+
+def test_markdown_has_a_headline(sqlite_url: str) -> None:
+    result = run_cli("plan", "-f", EXAMPLE, "--format", "markdown", db=sqlite_url)
+    assert result.output.startswith("### autumn-sync plan\n")
+    assert "**Plan: 14 to add, 0 to change, 0 to archive, 0 to destroy.**" in result.output
+
+
+def test_apply_without_terminal_needs_auto_approve(sqlite_url: str) -> None:
+    result = run_cli("apply", "-f", EXAMPLE, db=sqlite_url)
+    assert result.exit_code == 1
+    assert "re-run with --auto-approve" in result.stderr
+    assert run_cli("plan", "-f", EXAMPLE, "--detailed-exitcode", db=sqlite_url).exit_code == 2
+
+
+def test_destroy_is_refused_without_allow_destroy(sqlite_url: str, tmp_path: Path) -> None:
+    run_cli("apply", "-f", EXAMPLE, "--auto-approve", db=sqlite_url)
+    smaller = _without(tmp_path / "billing.yaml", "rewards", "welcome5")
+    refused = run_cli("apply", "-f", smaller, "--auto-approve", db=sqlite_url)
+    assert refused.exit_code == 1
+    assert "the plan destroys reward.welcome5" in refused.stderr
+    assert "- reward.welcome5 (destroy)" in refused.output
+    assert run_cli("plan", "-f", smaller, "--detailed-exitcode", db=sqlite_url).exit_code == 2
+    allowed = run_cli("apply", "-f", smaller, "--auto-approve", "--allow-destroy", db=sqlite_url)
+    assert allowed.exit_code == 0
+    assert "reward.welcome5: destroyed" in allowed.output
+
+
+def test_archive_is_not_a_destroy(sqlite_url: str, tmp_path: Path) -> None:
+    from autumn_sync.db.engine import connect
+
+    run_cli("apply", "-f", EXAMPLE, "--auto-approve", db=sqlite_url)
+    add_customers(connect(sqlite_url), "business", 3)
+    smaller = _without(tmp_path / "billing.yaml", "plans", "business")
+    result = run_cli("apply", "-f", smaller, "--auto-approve", db=sqlite_url)
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "~ plan.business (archive: 3 customers stay on it)" in result.output
+    assert "plan.business: archived" in result.output
+    assert "0 archived" not in result.output
+
+
+def test_import_round_trips(db_url: str, tmp_path: Path) -> None:
+    run_cli("apply", "-f", EXAMPLE, "--auto-approve", db=db_url)
+    out = tmp_path / "imported.yaml"
+    result = run_cli("import", "--out", str(out), db=db_url)
+    assert result.exit_code == 0, result.stderr
+    assert run_cli("validate", "-f", str(out)).exit_code == 0
+    replan = run_cli("plan", "-f", str(out), "--detailed-exitcode", db=db_url)
+    assert replan.exit_code == 0, replan.output
+
+
+def test_import_never_overwrites_without_force(sqlite_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "mine.yaml"
+    out.write_text("precious: true\n")
+    result = run_cli("import", "--out", str(out), db=sqlite_url)
+    assert result.exit_code == 1
+    assert out.read_text() == "precious: true\n"
+    assert run_cli("import", "--out", str(out), "--force", db=sqlite_url).exit_code == 0
+    assert out.read_text().startswith("# Written by `autumn-sync import`")
+
+
+def test_unusable_database_url_is_a_clear_error(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://billing:s3cret@127.0.0.1:1/nowhere"
+    result = run_cli("plan", "-f", EXAMPLE, db=url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot open database postgresql+psycopg://billing:***@")
+    assert "s3cret" not in result.output + result.stderr
+
+
+def test_unknown_driver_is_a_clear_error() -> None:
+    result = run_cli("plan", "-f", EXAMPLE, db="nosuchdb://x")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot use database URL nosuchdb://x")
+
+
+def _script() -> str:
+    found = shutil.which("autumn-sync", path=os.path.dirname(sys.executable))
+    assert found, "the autumn-sync console script is not installed"
+    return found
+
+
+def test_console_script_runs_the_readme_job(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [_script(), "plan", "-f", EXAMPLE], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Plan: 14 to add" in done.stdout
+    assert (tmp_path / "autumn-sync.db").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+@pytest.mark.parametrize(("answer", "applied"), [("y", True), ("n", False)])
+def test_apply_asks_on_a_terminal(tmp_path: Path, answer: str, applied: bool) -> None:
+    import pty
+
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "NO_COLOR": "1"}
+    process = subprocess.Popen(
+        [_script(), "apply", "-f", EXAMPLE],
+        cwd=tmp_path, stdin=secondary, stdout=secondary, stderr=secondary, env=env,
+    )
+    os.close(secondary)
+    output = _read_until(primary, b"Apply these changes? [y/N]: ")
+    os.write(primary, f"{answer}\n".encode())
+    output += _read_until(primary, None)
+    assert process.wait(timeout=30) == (0 if applied else 1)
+    os.close(primary)
+    text = output.decode()
+    assert "Plan: 14 to add" in text
+    assert ("Apply complete!" in text) is applied
+    assert ("Apply cancelled. Nothing was changed." in text) is not applied
+
+
+def _read_until(fd: int, marker: bytes | None, timeout: float = 30.0) -> bytes:
+    data = b""
+    while marker is None or marker not in data:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data

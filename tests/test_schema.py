@@ -1,0 +1,68 @@
+"""The committed JSON Schema, the example's editor line, and migrations that match the tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import yaml
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine
+
+from autumn_sync.config.schema import json_schema, json_schema_text
+from autumn_sync.db.engine import VERSION_TABLE
+from autumn_sync.db.schema import metadata
+from tests.conftest import EXAMPLES, run_cli
+
+ROOT = Path(__file__).parent.parent
+COMMITTED = ROOT / "schemas" / "billing.schema.json"
+
+
+def test_committed_schema_is_the_generated_one() -> None:
+    assert COMMITTED.read_text() == json_schema_text(), (
+        "schemas/billing.schema.json is stale: run `autumn-sync schema > schemas/billing.schema.json`"
+    )
+
+
+def test_schema_command_prints_it() -> None:
+    result = run_cli("schema")
+    assert result.exit_code == 0
+    assert json.loads(result.output) == json_schema()
+
+
+def test_example_points_editors_at_the_schema() -> None:
+    first = (EXAMPLES / "billing.yaml").read_text().splitlines()[0]
+    assert first == "# yaml-language-server: $schema=../schemas/billing.schema.json"
+    assert (EXAMPLES / first.split("=", 1)[1]).resolve() == COMMITTED.resolve()
+
+
+def test_example_satisfies_the_json_schema() -> None:
+    document = yaml.safe_load((EXAMPLES / "billing.yaml").read_text())
+    jsonschema.validate(document, json_schema())
+
+
+def test_schema_rejects_unknown_keys() -> None:
+    document = yaml.safe_load((EXAMPLES / "billing.yaml").read_text())
+    document["features"]["sso"]["colour"] = "red"
+    validator = jsonschema.Draft202012Validator(json_schema())
+    errors = list(validator.iter_errors(document))
+    assert errors and "colour" in errors[0].message
+
+
+def test_migrations_create_exactly_the_tables(engine: Engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+        differences = [
+            d for d in compare_metadata(context, metadata) if not _is_version_table(d)
+        ]
+    assert differences == []
+
+
+def _is_version_table(difference: object) -> bool:
+    return (
+        isinstance(difference, tuple)
+        and difference[0] == "remove_table"
+        and difference[1].name == VERSION_TABLE
+    )

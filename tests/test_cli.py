@@ -37,7 +37,9 @@ def test_validate_accepts_the_example() -> None:
 def test_plan_apply_replan_on_every_database(db_url: str) -> None:
     first = run_cli("plan", "-f", EXAMPLE, "--detailed-exitcode", db=db_url)
     assert first.exit_code == 2
-    assert first.output.splitlines()[-1] == "Plan: 14 to add, 0 to change, 0 to archive, 0 to destroy."
+    assert (
+        first.output.splitlines()[-1] == "Plan: 14 to add, 0 to change, 0 to archive, 0 to destroy."
+    )
     applied = run_cli("apply", "-f", EXAMPLE, "--auto-approve", db=db_url)
     assert applied.exit_code == 0, applied.output
     assert "Apply complete! 14 added, 0 changed, 0 archived, 0 destroyed." in applied.output
@@ -148,7 +150,11 @@ def _script() -> str:
 
 def test_console_script_runs_the_readme_job(tmp_path: Path) -> None:
     done = subprocess.run(
-        [_script(), "plan", "-f", EXAMPLE], cwd=tmp_path, capture_output=True, text=True, check=False
+        [_script(), "plan", "-f", EXAMPLE],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "Plan: 14 to add" in done.stdout
@@ -164,7 +170,11 @@ def test_apply_asks_on_a_terminal(tmp_path: Path, answer: str, applied: bool) ->
     env = {**os.environ, "NO_COLOR": "1"}
     process = subprocess.Popen(
         [_script(), "apply", "-f", EXAMPLE],
-        cwd=tmp_path, stdin=secondary, stdout=secondary, stderr=secondary, env=env,
+        cwd=tmp_path,
+        stdin=secondary,
+        stdout=secondary,
+        stderr=secondary,
+        env=env,
     )
     os.close(secondary)
     output = _read_until(primary, b"Apply these changes? [y/N]: ")

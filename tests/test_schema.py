@@ -22,7 +22,7 @@ COMMITTED = ROOT / "schemas" / "billing.schema.json"
 
 def test_committed_schema_is_the_generated_one() -> None:
     assert COMMITTED.read_text() == json_schema_text(), (
-        "schemas/billing.schema.json is stale: run `autumn-sync schema > schemas/billing.schema.json`"
+        "schemas/billing.schema.json is stale: regenerate it with `autumn-sync schema`"
     )
 
 
@@ -54,9 +54,7 @@ def test_schema_rejects_unknown_keys() -> None:
 def test_migrations_create_exactly_the_tables(engine: Engine) -> None:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-        differences = [
-            d for d in compare_metadata(context, metadata) if not _is_version_table(d)
-        ]
+        differences = [d for d in compare_metadata(context, metadata) if not _is_version_table(d)]
     assert differences == []
 
 

@@ -6,28 +6,34 @@ all so the user sees every problem at once.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+import difflib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from autumn_sync.config.format import BillingFile, ItemSpec, PlanSpec, UsagePriceSpec
+from autumn_sync.config.format import BillingFile, ItemSpec, PlanSpec, UsagePriceSpec, digits
 from autumn_sync.config.problems import Problem
 from autumn_sync.config.yamlfile import Marks, Path
-from autumn_sync.model.money import decimals, exponent, is_currency
+from autumn_sync.model.money import exponent, is_currency
 
 
 @dataclass(frozen=True)
 class Context:
-    """The valid part of a file, where things are, and the ids of entries that failed
-    validation (references to those are not reported again)."""
+    """The valid part of a file, where things are, the ids of entries that failed validation
+    and the parts (sections, settings) that could not be read at all. References to broken or
+    unreadable things are not reported again."""
 
     spec: BillingFile
     marks: Marks
     broken: dict[str, set[str]] = field(default_factory=dict)
+    opaque: frozenset[str] = frozenset()
 
     def known(self, section: str, key: str) -> bool:
-        return key in getattr(self.spec, section) or key in self.broken.get(section, set())
+        return (
+            section in self.opaque
+            or key in getattr(self.spec, section)
+            or key in self.broken.get(section, set())
+        )
 
 
 Check = Callable[[Context], Iterator[Problem]]
@@ -39,14 +45,29 @@ def check_file(ctx: Context) -> list[Problem]:
 
 
 def _currency(ctx: Context) -> Iterator[Problem]:
-    spec, marks = ctx.spec, ctx.marks
-    code = spec.settings.currency
+    if "settings" in ctx.opaque:
+        return
+    code, where = ctx.spec.settings.currency, ("settings", "currency")
     if code != code.lower():
-        yield marks.problem(
-            ("settings", "currency"), f"write the currency in lower case: {code.lower()!r}"
-        )
+        yield ctx.marks.problem(where, f"write the currency in lower case: {code.lower()!r}")
     elif not is_currency(code):
-        yield marks.problem(("settings", "currency"), f"unknown ISO 4217 currency {code!r}")
+        yield ctx.marks.problem(
+            where, f"unknown ISO 4217 currency {code!r}: use a code such as 'usd' or 'eur'"
+        )
+
+
+def _did_you_mean(word: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _unknown(kind: str, section: str, name: str, ids: Iterable[str]) -> str:
+    """`unknown feature 'x'` with a way out: the id it is close to, or the known ones."""
+    known = sorted(ids)
+    hint = _did_you_mean(name, known)
+    if not hint:
+        hint = f" (known: {', '.join(known)})" if known else f": define it under '{section}'"
+    return f"unknown {kind} {name!r}{hint}"
 
 
 def _features(ctx: Context) -> Iterator[Problem]:
@@ -58,19 +79,40 @@ def _features(ctx: Context) -> Iterator[Problem]:
                 here,
                 f"feature {fid!r}: metered features need 'consumable: true' (used up and reset, "
                 "like messages) or 'consumable: false' (continuous, like seats)",
+                key=True,
             )
         if feature.type != "metered" and feature.consumable is not None:
             yield marks.problem(
                 (*here, "consumable"),
-                f"'consumable' applies to metered features, not {feature.type}",
+                f"only metered features take 'consumable'; {fid!r} is {feature.type}: remove it",
+                key=True,
             )
-        if feature.type != "credit_system" and feature.credit_costs is not None:
+        yield from _credit_system(ctx, fid)
+
+
+def _credit_system(ctx: Context, fid: str) -> Iterator[Problem]:
+    feature, marks, here = ctx.spec.features[fid], ctx.marks, ("features", fid)
+    if feature.type != "credit_system":
+        if feature.credit_costs is not None:
             yield marks.problem(
-                (*here, "credit_costs"), "'credit_costs' applies to credit_system features only"
+                (*here, "credit_costs"),
+                f"only credit_system features take 'credit_costs'; {fid!r} is {feature.type}: "
+                "remove it",
+                key=True,
             )
-        if feature.type == "credit_system" and not feature.credit_costs:
-            yield marks.problem(here, f"credit system {fid!r} needs 'credit_costs'")
-        yield from _credit_costs(ctx, fid)
+        return
+    if feature.credit_costs is None:
+        yield marks.problem(
+            here,
+            f"credit system {fid!r} needs 'credit_costs' (credits used per unit of each "
+            "metered feature it pays for)",
+            key=True,
+        )
+    elif not feature.credit_costs:
+        yield marks.problem(
+            (*here, "credit_costs"), "credit_costs: name at least one metered feature"
+        )
+    yield from _credit_costs(ctx, fid)
 
 
 def _credit_costs(ctx: Context, fid: str) -> Iterator[Problem]:
@@ -81,9 +123,8 @@ def _credit_costs(ctx: Context, fid: str) -> Iterator[Problem]:
         if other is None and ctx.known("features", target):
             continue
         if other is None:
-            yield marks.problem(
-                where, f"unknown feature {target!r}{_known(spec.features)}", key=True
-            )
+            message = _unknown("feature", "features", target, spec.features)
+            yield marks.problem(where, message, key=True)
         elif other.type != "metered":
             yield marks.problem(
                 where,
@@ -92,16 +133,15 @@ def _credit_costs(ctx: Context, fid: str) -> Iterator[Problem]:
             )
 
 
-def _known(ids: Mapping[str, object]) -> str:
-    return f" (known: {', '.join(sorted(ids))})" if ids else ""
-
-
 def _plans(ctx: Context) -> Iterator[Problem]:
     spec, marks = ctx.spec, ctx.marks
     for pid, plan in spec.plans.items():
         here: Path = ("plans", pid)
         if plan.add_on and plan.default:
-            yield marks.problem((*here, "default"), "an add-on plan cannot be a default plan")
+            yield marks.problem(
+                (*here, "default"),
+                "an add-on plan cannot be a default plan: remove 'default' or 'add_on'",
+            )
         if plan.price is not None:
             yield from _amount(ctx, (*here, "price", "amount"), plan.price.amount)
         yield from _duplicate_items(plan, here, marks)
@@ -110,13 +150,16 @@ def _plans(ctx: Context) -> Iterator[Problem]:
 
 
 def _duplicate_items(plan: PlanSpec, here: Path, marks: Marks) -> Iterator[Problem]:
-    seen: set[str] = set()
+    first: dict[str, int] = {}
     for index, item in enumerate(plan.items):
-        if item.feature in seen:
+        if item.feature in first:
+            line, _ = marks.at((*here, "items", first[item.feature]))
             yield marks.problem(
-                (*here, "items", index, "feature"), f"feature {item.feature!r} is listed twice"
+                (*here, "items", index, "feature"),
+                f"feature {item.feature!r} already has an item in this plan (line {line}): "
+                "merge the two items",
             )
-        seen.add(item.feature)
+        first.setdefault(item.feature, index)
 
 
 def _item(ctx: Context, item: ItemSpec, here: Path) -> Iterator[Problem]:
@@ -125,23 +168,25 @@ def _item(ctx: Context, item: ItemSpec, here: Path) -> Iterator[Problem]:
     if feature is None and ctx.known("features", item.feature):
         return
     if feature is None:
-        yield marks.problem(
-            (*here, "feature"), f"unknown feature {item.feature!r}{_known(spec.features)}"
-        )
+        message = _unknown("feature", "features", item.feature, spec.features)
+        yield marks.problem((*here, "feature"), message)
         return
     if feature.type == "boolean":
         for key in ("included", "reset", "price"):
             if getattr(item, key) is not None:
                 yield marks.problem(
-                    (*here, key), f"{item.feature!r} is a boolean feature: it takes no '{key}'"
+                    (*here, key),
+                    f"feature {item.feature!r} is boolean and takes no '{key}': remove it",
+                    key=True,
                 )
         return
     consumable = feature.type == "credit_system" or bool(feature.consumable)
     has_interval = item.price is not None and item.price.interval not in (None, "one_off")
     if consumable and item.reset is None and not has_interval:
+        kind = "a credit system" if feature.type == "credit_system" else "consumable"
         yield marks.problem(
             here,
-            f"{item.feature!r} is consumable: give the item a 'reset' interval "
+            f"feature {item.feature!r} is {kind}: give the item a 'reset' interval "
             "or its price an 'interval'",
         )
     if item.price is not None:
@@ -150,10 +195,22 @@ def _item(ctx: Context, item: ItemSpec, here: Path) -> Iterator[Problem]:
 
 def _usage_price(ctx: Context, price: UsagePriceSpec, here: Path) -> Iterator[Problem]:
     marks = ctx.marks
-    if (price.amount is None) == (price.tiers is None):
-        yield marks.problem(here, "a usage price needs either 'amount' or 'tiers' (not both)")
+    if price.amount is not None and price.tiers is not None:
+        yield marks.problem(
+            (*here, "tiers"),
+            "a usage price takes 'amount' or 'tiers', not both: remove one",
+            key=True,
+        )
+    if price.amount is None and price.tiers is None:
+        yield marks.problem(
+            here, "a usage price needs 'amount' (per unit) or 'tiers': add one", key=True
+        )
     if price.tier_mode is not None and price.tiers is None:
-        yield marks.problem((*here, "tier_mode"), "'tier_mode' needs 'tiers'")
+        yield marks.problem(
+            (*here, "tier_mode"),
+            "a usage price without 'tiers' takes no 'tier_mode': remove it",
+            key=True,
+        )
     if price.amount is not None:
         yield from _amount(ctx, (*here, "amount"), price.amount)
     yield from _tiers(ctx, price, here)
@@ -163,24 +220,33 @@ def _tiers(ctx: Context, price: UsagePriceSpec, here: Path) -> Iterator[Problem]
     marks = ctx.marks
     tiers = price.tiers or []
     if price.tiers is not None and not tiers:
-        yield marks.problem((*here, "tiers"), "'tiers' needs at least one tier")
+        yield marks.problem(
+            (*here, "tiers"), "tiers: add at least one tier (the last one up to 'inf')"
+        )
         return
     previous = Decimal(0)
+    inf_early = False
     for index, tier in enumerate(tiers):
         where: Path = (*here, "tiers", index)
         yield from _amount(ctx, (*where, "amount"), tier.amount)
         last = index == len(tiers) - 1
         if tier.up_to == "inf":
             if not last:
-                yield marks.problem((*where, "up_to"), "only the last tier can go up to 'inf'")
+                inf_early = True
+                yield marks.problem(
+                    (*where, "up_to"), "only the last tier can go up to 'inf': move this tier last"
+                )
             continue
         if tier.up_to <= previous:
             yield marks.problem(
-                (*where, "up_to"), f"tiers must ascend: {tier.up_to} is not above {previous}"
+                (*where, "up_to"),
+                f"tiers must go up: {tier.up_to} is not above the previous tier's {previous}",
             )
         previous = tier.up_to
-        if last:
-            yield marks.problem((*where, "up_to"), "the last tier must go up to 'inf'")
+        if last and not inf_early:
+            yield marks.problem(
+                (*where, "up_to"), "the last tier must go up to 'inf': add a tier 'up_to: inf'"
+            )
 
 
 def _amount(ctx: Context, where: Path, amount: Decimal) -> Iterator[Problem]:
@@ -188,11 +254,15 @@ def _amount(ctx: Context, where: Path, amount: Decimal) -> Iterator[Problem]:
     if not is_currency(currency):
         return
     allowed = exponent(currency)
-    if decimals(amount) > allowed:
-        yield ctx.marks.problem(
-            where,
-            f"{amount} has more decimals than {currency.upper()} allows ({allowed})",
-        )
+    if digits(amount)[1] <= allowed:
+        return
+    code, key = currency.upper(), where[-1]
+    rule = (
+        "must be whole numbers"
+        if allowed == 0
+        else f"have at most {allowed} decimal place{'s' if allowed > 1 else ''}"
+    )
+    yield ctx.marks.problem(where, f"{key}: {code} amounts {rule}, got {amount}")
 
 
 def _defaults(ctx: Context) -> Iterator[Problem]:
@@ -212,21 +282,31 @@ def _defaults(ctx: Context) -> Iterator[Problem]:
 
 def _rewards(ctx: Context) -> Iterator[Problem]:
     spec, marks = ctx.spec, ctx.marks
-    codes = Counter(code.upper() for r in spec.rewards.values() for code in r.promo_codes)
     for rid, reward in spec.rewards.items():
         here: Path = ("rewards", rid)
         yield from _discount(ctx, rid)
         for index, pid in enumerate(reward.plans):
             if not ctx.known("plans", pid):
-                yield marks.problem(
-                    (*here, "plans", index), f"unknown plan {pid!r}{_known(spec.plans)}"
-                )
+                message = _unknown("plan", "plans", pid, spec.plans)
+                yield marks.problem((*here, "plans", index), message)
+    yield from _promo_codes(ctx)
+
+
+def _promo_codes(ctx: Context) -> Iterator[Problem]:
+    """A code (in any case) may be used once in the whole file; each repeat is reported."""
+    owner: dict[str, str] = {}
+    for rid, reward in ctx.spec.rewards.items():
         for index, code in enumerate(reward.promo_codes):
-            if codes[code.upper()] > 1:
-                yield marks.problem(
-                    (*here, "promo_codes", index), f"promotion code {code!r} is used twice"
-                )
-                codes[code.upper()] = 0
+            first = owner.get(code.upper())
+            if first is None:
+                owner[code.upper()] = rid
+                continue
+            where = f"reward {first!r}" if first != rid else "this reward"
+            yield ctx.marks.problem(
+                ("rewards", rid, "promo_codes", index),
+                f"promotion code {code!r} is already used by {where} "
+                "(codes ignore case): remove it or choose another",
+            )
 
 
 def _discount(ctx: Context, rid: str) -> Iterator[Problem]:
@@ -239,9 +319,13 @@ def _discount(ctx: Context, rid: str) -> Iterator[Problem]:
         else ("amount_off", "percent_off")
     )
     if getattr(reward, wanted) is None:
-        yield marks.problem(here, f"a {reward.type} needs '{wanted}'")
+        yield marks.problem(here, f"a {reward.type} needs '{wanted}'", key=True)
     if getattr(reward, other) is not None:
-        yield marks.problem((*here, other), f"a {reward.type} takes '{wanted}', not '{other}'")
+        yield marks.problem(
+            (*here, other),
+            f"a {reward.type} takes '{wanted}', not '{other}': remove '{other}'",
+            key=True,
+        )
     if reward.amount_off is not None:
         yield from _amount(ctx, (*here, "amount_off"), reward.amount_off)
 

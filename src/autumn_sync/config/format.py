@@ -11,9 +11,18 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+PROMO_CODE_PATTERN = r"^[A-Za-z0-9_-]+$"
+PROMO_CODE_RULE = "use letters, digits, '_' and '-' only"
 ID_RULE = "use up to 64 lower-case letters, digits, '_' and '-', starting with a letter or digit"
 Id = Annotated[
     str,
@@ -21,7 +30,36 @@ Id = Annotated[
     Field(description=ID_RULE),
 ]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-Amount = Annotated[Decimal, Field(ge=0, description="Major units of the currency (20 = $20.00).")]
+
+# The database keeps numbers as NUMERIC(30, 12) (`db.types.Exact`).
+MAX_INTEGER_DIGITS = 18
+MAX_DECIMAL_PLACES = 12
+
+
+def digits(value: Decimal) -> tuple[int, int]:
+    """Digits before and after the decimal point of a finite `value`, without leading or
+    trailing zeros (and without rounding, whatever its size)."""
+    _, numerals, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    text = "".join(map(str, numerals)).lstrip("0")
+    stripped = text.rstrip("0")
+    exponent += len(text) - len(stripped)
+    return max(0, len(stripped) + exponent), max(0, -exponent)
+
+
+def _storable(value: Decimal) -> Decimal:
+    before, after = digits(value)
+    if before > MAX_INTEGER_DIGITS:
+        raise ValueError(f"use at most {MAX_INTEGER_DIGITS} digits before the decimal point")
+    if after > MAX_DECIMAL_PLACES:
+        raise ValueError(f"use at most {MAX_DECIMAL_PLACES} decimal places")
+    return value
+
+
+STORABLE = AfterValidator(_storable)
+Amount = Annotated[
+    Decimal, Field(ge=0, description="Major units of the currency (20 = $20.00)."), STORABLE
+]
 PriceInterval = Literal["one_off", "week", "month", "quarter", "semi_annual", "year"]
 ResetInterval = Literal["day", "week", "month", "quarter", "semi_annual", "year"]
 
@@ -44,14 +82,14 @@ class FeatureSpec(Spec):
         Field(description="Metered only: true = used up and reset, false = continuous (seats)."),
     ] = None
     credit_costs: Annotated[
-        dict[Id, Annotated[Decimal, Field(gt=0)]] | None,
+        dict[Id, Annotated[Decimal, Field(gt=0), STORABLE]] | None,
         Field(description="Credit systems only: credits deducted per unit of a metered feature."),
     ] = None
 
 
 class TierSpec(Spec):
     up_to: Annotated[
-        Annotated[Decimal, Field(gt=0)] | Literal["inf"],
+        Annotated[Decimal, Field(gt=0), STORABLE] | Literal["inf"],
         Field(description="Upper bound of the tier in units; the last tier is `inf`."),
     ]
     amount: Amount
@@ -68,7 +106,7 @@ class UsagePriceSpec(Spec):
 
 class ItemSpec(Spec):
     feature: Id
-    included: Annotated[Decimal, Field(ge=0)] | None = None
+    included: Annotated[Decimal, Field(ge=0), STORABLE] | None = None
     reset: ResetInterval | None = None
     price: UsagePriceSpec | None = None
 
@@ -106,13 +144,21 @@ class MonthsSpec(Spec):
 class RewardSpec(Spec):
     type: Literal["percentage_discount", "fixed_discount"]
     name: Name | None = None
-    percent_off: Annotated[Decimal, Field(gt=0, le=100)] | None = None
-    amount_off: Annotated[Decimal, Field(gt=0)] | None = None
+    percent_off: Annotated[Decimal, Field(gt=0, le=100), STORABLE] | None = None
+    amount_off: Annotated[Decimal, Field(gt=0), STORABLE] | None = None
     duration: Literal["once", "forever"] | MonthsSpec = "once"
     plans: Annotated[list[Id], Field(description="Plans the discount applies to; empty: all.")] = []
     promo_codes: list[
-        Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]+$", max_length=64)]
+        Annotated[str, StringConstraints(pattern=PROMO_CODE_PATTERN, max_length=64)]
     ] = []
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _duration_form(cls, value: Any) -> Any:
+        """One message naming both forms, instead of one per member of the union."""
+        if value in ("once", "forever") or (isinstance(value, dict) and set(value) == {"months"}):
+            return value
+        raise ValueError("use 'once', 'forever' or {months: N}")
 
 
 class BillingFile(Spec):

@@ -14,8 +14,14 @@ from pydantic import BaseModel, ValidationError
 
 from autumn_sync.config.checks import Context, check_file
 from autumn_sync.config.convert import to_state
-from autumn_sync.config.errors import problems_from
-from autumn_sync.config.format import ID_PATTERN, ID_RULE, BillingFile, FileShape
+from autumn_sync.config.errors import problems_from, show
+from autumn_sync.config.format import (
+    ID_PATTERN,
+    ID_RULE,
+    BillingFile,
+    FileShape,
+    SettingsSpec,
+)
 from autumn_sync.config.problems import ConfigError, Problem
 from autumn_sync.config.yamlfile import Marks, load_yaml
 from autumn_sync.model.state import State
@@ -39,27 +45,38 @@ def load_text(text: str, name: str = "<text>") -> State:
     """Validate and convert YAML `text`; `name` is used in problem locations."""
     data, marks, problems = load_yaml(text, name)
     if not isinstance(data, dict):
-        raise ConfigError(
-            [*problems, Problem(name, 1, 1, "the file must be a mapping with 'version: 1'")]
-        )
-    spec, broken = _validate(data, marks, problems)
-    if spec is not None:
-        problems.extend(check_file(Context(spec, marks, broken)))
-    if problems:
+        raise ConfigError([*problems, _not_a_mapping(data, marks)])
+    ctx = _validate(data, marks, problems)
+    if ctx is not None:
+        problems.extend(check_file(ctx))
+    if problems or ctx is None:
         raise ConfigError(problems)
-    assert spec is not None
-    return to_state(spec)
+    return to_state(ctx.spec)
 
 
-def _validate(
-    data: dict[str, Any], marks: Marks, problems: list[Problem]
-) -> tuple[BillingFile | None, dict[str, set[str]]]:
-    """Validate the outline, then every entry of every section on its own."""
+def _not_a_mapping(data: Any, marks: Marks) -> Problem:
+    if data is None:
+        return Problem(marks.file, 1, 1, "the file is empty: start it with 'version: 1'")
+    found = "a list" if isinstance(data, list) else show(data)
+    return marks.problem(
+        (),
+        f"the top level must be a mapping ('version: 1', then features, plans, rewards), "
+        f"not {found}",
+    )
+
+
+def _validate(data: dict[str, Any], marks: Marks, problems: list[Problem]) -> Context | None:
+    """Validate the outline, then every entry of every section on its own. A broken outline
+    does not stop the entries from being checked, unless the version is one this tool does
+    not read."""
+    opaque: frozenset[str] = frozenset()
     try:
         shape = FileShape.model_validate(data)
     except ValidationError as exc:
         problems.extend(problems_from(exc, data, FileShape, marks))
-        return None, {}
+        if any(d["loc"] == ("version",) and d["type"] != "missing" for d in exc.errors()):
+            return None
+        shape, opaque = _salvage(data)
     fields: dict[str, Any] = {"version": shape.version, "settings": shape.settings}
     broken: dict[str, set[str]] = {}
     for section in SECTIONS:
@@ -67,7 +84,24 @@ def _validate(
         entries = getattr(shape, section)
         valid, bad = _entries(section, entries, model, marks, problems)
         fields[section], broken[section] = valid, bad
-    return BillingFile.model_construct(**fields), broken
+    return Context(BillingFile.model_construct(**fields), marks, broken, opaque)
+
+
+def _salvage(data: dict[str, Any]) -> tuple[FileShape, frozenset[str]]:
+    """The usable parts of a file whose outline is broken, and the parts whose ids cannot be
+    known (a section that is not a mapping, or missing while some top-level key is unknown:
+    perhaps a misspelt section). References into those are not reported."""
+    sections = {s: data[s] for s in SECTIONS if isinstance(data.get(s), dict)}
+    opaque = {s for s in SECTIONS if s in data and s not in sections}
+    if set(data) - set(FileShape.model_fields):
+        opaque |= {s for s in SECTIONS if s not in data}
+    try:
+        settings = SettingsSpec.model_validate(data.get("settings", {}))
+    except ValidationError:
+        settings = SettingsSpec.model_construct(currency="")
+        opaque.add("settings")
+    fields: dict[str, Any] = {"version": data.get("version"), "settings": settings, **sections}
+    return FileShape.model_construct(**fields), frozenset(opaque)
 
 
 def _entries(
@@ -77,6 +111,7 @@ def _entries(
     marks: Marks,
     problems: list[Problem],
 ) -> tuple[dict[str, BaseModel], set[str]]:
+    """The valid entries of a section, and the ids of the others."""
     valid: dict[str, BaseModel] = {}
     bad: set[str] = set()
     for key, value in entries.items():
@@ -85,10 +120,12 @@ def _entries(
             problems.append(
                 marks.problem((section, key), f"invalid id {key!r}: {ID_RULE}", key=True)
             )
-            continue
         try:
-            valid[key] = model.model_validate(value)
+            entry = model.model_validate(value)
         except ValidationError as exc:
             bad.add(key)
             problems.extend(problems_from(exc, value, model, marks, prefix=(section, key)))
+            continue
+        if key not in bad:
+            valid[key] = entry
     return valid, bad

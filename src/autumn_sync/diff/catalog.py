@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar
 
-from autumn_sync.model.attributes import CONTENT_FIELDS, attributes, flatten
+from autumn_sync.model.attributes import CONTENT_FIELDS, attributes, flatten, path_order
 from autumn_sync.model.records import Feature, Plan, Record, Reward
 from autumn_sync.model.state import State
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, FieldChange, Update
@@ -40,14 +40,30 @@ def diff(existing: State, desired: State) -> ChangePlan:
     changed = {change.address for change in changes}
     unchanged = tuple(r for r in desired.records() if r.address not in changed)
     return ChangePlan(
-        changes=order(changes), state_fingerprint=fingerprint(existing), unchanged=unchanged
+        changes=order(changes),
+        state_fingerprint=fingerprint(existing),
+        warnings=tuple(_warnings(existing, desired)),
+        unchanged=unchanged,
     )
 
 
+def _warnings(existing: State, desired: State) -> Iterator[str]:
+    """What the plan does that its changes alone do not make plain."""
+    old, new = existing.settings, desired.settings
+    if old is not None and new is not None and old.currency != new.currency:
+        before, after = old.currency.upper(), new.currency.upper()
+        yield (
+            f"the currency changes from {before} to {after} and amounts are not converted:"
+            f" every price, including those of plan versions customers are on, is read in {after}"
+        )
+
+
 def field_changes(before: Record, after: Record) -> tuple[FieldChange, ...]:
-    """Field-level differences, by flattened path, in a stable order."""
+    """Field-level differences, by flattened path, in the record's own field order."""
     old, new = flatten(attributes(before)), flatten(attributes(after))
-    paths = sorted(set(old) | set(new), key=lambda p: (p.count("."), p))
+    if old == new:  # the common case: skip ordering the paths of an unchanged record
+        return ()
+    paths = path_order(old, new)
     return tuple(
         FieldChange(path, old.get(path), new.get(path))
         for path in paths
@@ -114,8 +130,9 @@ def _plan_update(old: Plan, new: Plan) -> Iterator[Change]:
     if not fields:
         return
     content_changed = any(f.path.split(".")[0].split("[")[0] in CONTENT_FIELDS for f in fields)
+    unarchive = "unarchive" if old.archived else None
     if not content_changed or not old.customers or old.version is None:
-        yield Update(new.address, old, new, fields)
+        yield Update(new.address, old, new, fields, reason=unarchive)
         return
     version = old.version + 1
     if new.migrate_customers:
@@ -124,6 +141,8 @@ def _plan_update(old: Plan, new: Plan) -> Iterator[Change]:
         reason = (
             f"new version {version} ({_customers(old.customers)} stay on version {old.version})"
         )
+    if unarchive:
+        reason = f"{unarchive}, {reason}"
     yield Update(
         new.address,
         old,

@@ -7,11 +7,12 @@ customer counts, archived) are not attributes and never show up as differences.
 from __future__ import annotations
 
 import dataclasses
+import re
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from autumn_sync.model.records import Plan, Record, Tier
+from autumn_sync.model.records import Feature, Plan, Record, Tier
 
 _STATE_ONLY = frozenset({"id", "archived", "version", "customers", "versions_in_use"})
 CONTENT_FIELDS = ("price", "free_trial", "items")
@@ -26,6 +27,8 @@ def attributes(record: Record) -> dict[str, Any]:
         for field in dataclasses.fields(record)
         if field.name not in _STATE_ONLY
     }
+    if isinstance(record, Feature):
+        data["credit_costs"] = {fid: cost for fid, cost in record.credit_costs}
     if isinstance(record, Plan):
         content = data.pop("content")
         content["items"] = {item.pop("feature"): _item(item) for item in content["items"]}
@@ -54,13 +57,21 @@ def _plain(value: Any) -> Any:
 
 
 KEYED_BY_ID = ("items", "credit_costs")
+# Sets of ids or codes: compared and shown as one value, never element by element (an index
+# into a sorted set says nothing: adding "business" before "pro" is not "pro → business").
+WHOLE = ("plans", "promo_codes")
+
+Value = Scalar | tuple[str, ...]
 
 
-def flatten(data: Any, prefix: str = "") -> dict[str, Scalar]:
+def flatten(data: Any, prefix: str = "") -> dict[str, Value]:
     """`{"price": {"amount": 20}}` → `{"price.amount": 20}`; lists index as `tiers[0]`,
-    maps keyed by id as `items[messages]`."""
+    maps keyed by id as `items[messages]`; sets (`plans`, `promo_codes`) stay whole, as
+    tuples."""
+    if prefix.endswith(WHOLE) and isinstance(data, list):
+        return {prefix: tuple(data)}
     if isinstance(data, dict) and data:
-        out: dict[str, Scalar] = {}
+        out: dict[str, Value] = {}
         for key, value in data.items():
             if prefix.endswith(KEYED_BY_ID):
                 path = f"{prefix}[{key}]"
@@ -76,3 +87,34 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Scalar]:
     if isinstance(data, dict | list):
         return {prefix: None} if prefix else {}
     return {prefix: data}
+
+
+_SEGMENT = re.compile(r"\[([^\]]*)\]|\.?([^.\[]+)")
+
+
+def path_order(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The paths of two flattenings of one record, in the record's own order: fields in
+    declaration order, maps by id, lists by index. A field only one side has takes its place
+    among its siblings (the new side's order first), so an item's fields stay together."""
+    ranks: dict[tuple[str, str], int] = {}
+    for path in (*new, *old):
+        parent = ""
+        for match in _SEGMENT.finditer(path):
+            if match.group(2) is not None:
+                ranks.setdefault((parent, match.group(2)), len(ranks))
+            parent += match.group(0)
+    return sorted(set(old) | set(new), key=lambda path: _path_key(path, ranks))
+
+
+def _path_key(path: str, ranks: dict[tuple[str, str], int]) -> tuple[tuple[int, str], ...]:
+    key, parent = [], ""
+    for match in _SEGMENT.finditer(path):
+        index, name = match.groups()
+        if name is not None:
+            key.append((ranks[(parent, name)], ""))
+        elif index is not None and index.isdigit() and not parent.endswith(KEYED_BY_ID):
+            key.append((int(index), ""))
+        else:
+            key.append((0, index or ""))
+        parent += match.group(0)
+    return tuple(key)

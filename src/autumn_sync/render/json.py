@@ -3,8 +3,10 @@ read it as they read Terraform's.
 
 `resource_changes[]` holds every managed object: `change.actions` uses Terraform's words
 (`create`, `update`, `delete`, `no-op`); an archive is `["update"]` with
-`action_reason: "archive"`; a plan's new version is `["update"]` with
-`action_reason: "new_version"`. Decimal amounts are JSON numbers (integers where whole;
+`action_reason: "archive"` and the plan as it is kept as `after` (only a delete has a null
+`after`); a plan's new version is `["update"]` with `action_reason: "new_version"`; an archived
+plan offered again is `["update"]` with `action_reason: "unarchive"` (unless it also gets a
+new version). Decimal amounts are JSON numbers (integers where whole;
 floats otherwise, whose shortest form is the decimal's own digits at these precisions).
 """
 
@@ -16,7 +18,7 @@ from typing import Any
 
 from autumn_sync import __version__
 from autumn_sync.model.attributes import attributes
-from autumn_sync.model.records import Record
+from autumn_sync.model.records import Plan, Record
 from autumn_sync.plan.changes import Archive, Change, Update
 from autumn_sync.plan.plan import ChangePlan
 
@@ -56,7 +58,7 @@ def _resource_change(change: Change) -> dict[str, Any]:
         "change": {
             "actions": list(change.tf_actions),
             "before": _data(change.before),
-            "after": _data(change.after),
+            "after": _data(change.before if isinstance(change, Archive) else change.after),
         },
         "autumn_sync": {
             "action": change.action,
@@ -78,6 +80,8 @@ def _action_reason(change: Change) -> str | None:
         return "archive"
     if isinstance(change, Update) and change.new_version is not None:
         return "new_version"
+    if isinstance(change, Update) and isinstance(change.before, Plan) and change.before.archived:
+        return "unarchive"
     return None
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from autumn_sync.plan.changes import Archive, Change, Delete
 from autumn_sync.plan.plan import ChangePlan
-from autumn_sync.render.values import NO_CHANGES, detail_lines, headline, summary_line
+from autumn_sync.render.values import NO_CHANGES, action_text, detail_lines, summary_line
 
 
 def render_markdown(plan: ChangePlan) -> str:
@@ -21,7 +21,7 @@ def render_markdown(plan: ChangePlan) -> str:
     if removals:
         lines += _removals(removals)
     lines += ["| | Address | Action |", "|---|---|---|"]
-    lines += [f"| `{c.symbol}` | `{c.address}` | {_action(c)} |" for c in plan.changes]
+    lines += [f"| `{c.symbol}` | `{c.address}` | {action_text(c)} |" for c in plan.changes]
     lines.append("")
     for change in plan.changes:
         lines += _details(change)
@@ -30,12 +30,8 @@ def render_markdown(plan: ChangePlan) -> str:
 
 def _removals(removals: Sequence[Change]) -> list[str]:
     lines = ["> [!CAUTION]", "> This plan removes or archives:"]
-    lines += [f"> - `{c.address}`: {headline(c).removeprefix(c.address).strip()}" for c in removals]
+    lines += [f"> - `{c.address}` ({action_text(c)})" for c in removals]
     return [*lines, ""]
-
-
-def _action(change: Change) -> str:
-    return headline(change).removeprefix(change.address).lstrip(": ").strip("()")
 
 
 def _details(change: Change) -> list[str]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from autumn_sync.model.attributes import attributes, flatten
 from autumn_sync.model.money import canonical
+from autumn_sync.model.records import Feature, FeatureType, Record
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Update
 
 ACTION_WORDS: dict[type[Change], str] = {
@@ -27,28 +28,48 @@ def show(value: Any) -> str:
         return format(canonical(value), "f")
     if isinstance(value, str):
         return f'"{value}"'
+    if isinstance(value, tuple):
+        return f"[{', '.join(show(v) for v in value)}]"
     return str(value)
 
 
 def headline(change: Change) -> str:
     """`plan.pro: new version 3 (12 customers stay on version 2)` or `feature.sso (create)`."""
     if isinstance(change, Update) and change.new_version is not None:
-        return f"{change.address}: {change.reason}"
+        return f"{change.address}: {action_text(change)}"
+    return f"{change.address} ({action_text(change)})"
+
+
+def action_text(change: Change) -> str:
+    """What happens, without the address: `create`, `archive: 5 customers stay on it`,
+    `unarchive`, `new version 3 (12 customers stay on version 2)`."""
+    if isinstance(change, Update) and change.reason:
+        return change.reason
     words = ACTION_WORDS[type(change)]
     if change.reason and not isinstance(change, Create):
-        return f"{change.address} ({words}: {change.reason})"
-    return f"{change.address} ({words})"
+        return f"{words}: {change.reason}"
+    return words
 
 
 def detail_lines(change: Change) -> list[str]:
-    """`path: value` lines for a create, `path: old → new` lines for an update."""
-    if isinstance(change, Create) and change.after is not None:
-        shown = flatten(attributes(change.after)).items()
-        fields = {k: v for k, v in shown if v is not None and v is not False}
+    """`path: value` lines for a create (what is made) or a destroy (what goes), `path: old →
+    new` lines for an update."""
+    if isinstance(change, Create | Delete):
+        record = change.record
+        shown = flatten(attributes(record)).items()
+        fields = {k: v for k, v in shown if _shown_whole(record, k, v)}
         width = max((len(k) for k in fields), default=0) + 1
         return [f"{path + ':':<{width}} {show(value)}" for path, value in fields.items()]
     width = max((len(f.path) for f in change.fields), default=0) + 1
     return [f"{f.path + ':':<{width}} {show(f.before)} → {show(f.after)}" for f in change.fields]
+
+
+def _shown_whole(record: Record, path: str, value: Any) -> bool:
+    """A create or destroy lists what the file sets: unset values, empty sets and false
+    flags are left out, except a metered feature's `consumable: false` (the file must say it)."""
+    if isinstance(record, Feature) and path == "consumable":
+        return bool(value) or record.type is FeatureType.METERED
+    return value is not None and value is not False and value != ()
 
 
 def summary_line(plan_summary: Any) -> str:

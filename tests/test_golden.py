@@ -1,0 +1,144 @@
+"""Golden plan cases, in the style of migra's `tests/FIXTURES`: the files are the spec.
+
+Every folder of `tests/golden/` is one case:
+
+- `before.yaml` (optional): applied to an empty database first (absent: the database stays
+  empty);
+- `customers.yaml` (optional): a mapping `plan_id: count`; that many app-created customers are
+  put on the plan's current version once `before.yaml` is applied;
+- `before-2.yaml` (optional): applied after the customers, to reach states only history makes
+  (an archived plan, customers on an older version);
+- `after.yaml`: the file that is planned;
+- `plan.txt`, `plan.json`, `plan.md`: the expected plan from the text (no colour), JSON and
+  Markdown renderers.
+
+Each case runs on SQLite, and on PostgreSQL and MariaDB when their URLs are set (see
+`conftest.py`), against the same expected files: the three databases must read the same state.
+For that reason the JSON `checksum` is compared as it is (it digests the state the plan was
+made against and the changes, so it is deterministic for equal states); only
+`autumn_sync_version` is written as `<version>` so that a release does not touch every case.
+
+After the comparison the plan is applied (destroys allowed), and then:
+
+- planning `after.yaml` again must give an empty plan (convergence);
+- the catalog must equal what a fresh apply of `after.yaml` to an empty database gives:
+  settings, features and rewards exactly, and the active plans' attributes (name, description,
+  group, flags and current content), whatever their version numbers; plans that left the file
+  must be archived (customers kept them) or gone.
+
+To (re)generate the expected files after an intended change, run
+
+    AUTUMN_SYNC_UPDATE_GOLDEN=1 pytest tests/test_golden.py
+
+then run the tests again without it (so every database is compared with what was written) and
+read the diff of `tests/golden/` as carefully as a diff of the code.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import Engine
+
+from autumn_sync.db.engine import connect
+from autumn_sync.model.attributes import attributes
+from autumn_sync.model.state import State
+from autumn_sync.pipeline import apply_plan, load_desired, make_plan, read_current
+from autumn_sync.plan.plan import ChangePlan
+from autumn_sync.render import render_json, render_markdown, render_text
+from tests.conftest import reset_database
+from tests.helpers import add_customers
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("AUTUMN_SYNC_UPDATE_GOLDEN") == "1"
+CASES = sorted(path.name for path in GOLDEN.iterdir() if (path / "after.yaml").is_file())
+VERSION_FIELD = re.compile(r'^(  "autumn_sync_version": )"[^"]*"', re.MULTILINE)
+
+RENDERINGS: dict[str, Callable[[ChangePlan], str]] = {
+    "plan.txt": lambda plan: render_text(plan, False),
+    "plan.json": lambda plan: VERSION_FIELD.sub(r'\1"<version>"', render_json(plan)),
+    "plan.md": render_markdown,
+}
+
+
+def test_cases_are_complete() -> None:
+    assert len(CASES) >= 12
+    for case in CASES:
+        names = {path.name for path in (GOLDEN / case).iterdir()}
+        assert names <= {"before.yaml", "customers.yaml", "before-2.yaml", "after.yaml"} | set(
+            RENDERINGS
+        ), case
+        if not UPDATE:
+            assert set(RENDERINGS) <= names, f"{case}: run with AUTUMN_SYNC_UPDATE_GOLDEN=1"
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_golden(case: str, db_url: str) -> None:
+    folder = GOLDEN / case
+    desired = load_desired(folder / "after.yaml")
+    engine = connect(db_url)
+    try:
+        _prepare(engine, folder)
+        plan = make_plan(engine, desired)
+        for name, render in RENDERINGS.items():
+            _compare(folder / name, render(plan))
+
+        apply_plan(engine, plan, allow_destroy=True)
+        assert make_plan(engine, desired).empty, "the plan does not converge"
+        converged = read_current(engine)
+    finally:
+        engine.dispose()
+
+    reset_database(db_url)
+    fresh_engine = connect(db_url)
+    try:
+        apply_plan(fresh_engine, make_plan(fresh_engine, desired))
+        fresh = read_current(fresh_engine)
+    finally:
+        fresh_engine.dispose()
+    assert catalog(converged) == catalog(fresh)
+    for plan_id, kept in converged.plans.items():
+        if plan_id not in desired.plans:
+            assert kept.archived and kept.customers_total, f"plan.{plan_id} should be gone"
+
+
+def _prepare(engine: Engine, folder: Path) -> None:
+    """Bring the empty database to the case's starting point."""
+    if (folder / "before.yaml").is_file():
+        _apply_file(engine, folder / "before.yaml")
+    if (folder / "customers.yaml").is_file():
+        counts = yaml.safe_load((folder / "customers.yaml").read_text(encoding="utf-8"))
+        for plan_id, count in counts.items():
+            add_customers(engine, plan_id, count)
+    if (folder / "before-2.yaml").is_file():
+        _apply_file(engine, folder / "before-2.yaml")
+
+
+def _apply_file(engine: Engine, path: Path) -> None:
+    apply_plan(engine, make_plan(engine, load_desired(path)), allow_destroy=True)
+
+
+def _compare(path: Path, actual: str) -> None:
+    if UPDATE:
+        if not path.is_file() or path.read_text(encoding="utf-8") != actual:
+            path.write_text(actual, encoding="utf-8")
+        return
+    assert path.is_file(), f"{path} is missing: run with AUTUMN_SYNC_UPDATE_GOLDEN=1"
+    assert actual == path.read_text(encoding="utf-8"), f"{path.parent.name}/{path.name} differs"
+
+
+def catalog(state: State) -> dict[str, Any]:
+    """What a catalog means, without its history: the active plans by their attributes, not
+    by version number or customers."""
+    return {
+        "settings": state.settings,
+        "features": state.features,
+        "plans": {pid: attributes(plan) for pid, plan in state.active_plans.items()},
+        "rewards": state.rewards,
+    }

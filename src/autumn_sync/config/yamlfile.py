@@ -146,7 +146,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, Marks, list[Problem]]:
     checked."""
     marks = Marks(file)
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        node = _compose(text)
         if node is None:
             return None, marks, []
         builder = _Builder(marks)
@@ -156,6 +156,18 @@ def load_yaml(text: str, file: str) -> tuple[Any, Marks, list[Problem]]:
     except yaml.YAMLError as exc:
         raise ConfigError([Problem(file, 1, 1, f"invalid YAML: {exc}")]) from None
     return data, marks, builder.problems
+
+
+def _compose(text: str) -> yaml.Node | None:
+    """The node tree of `text`, by libyaml when it is there (ten times faster); a file it
+    rejects is parsed again by PyYAML, whose error messages `_syntax_problem` knows."""
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        try:
+            return yaml.compose(text, Loader=fast)
+        except yaml.YAMLError:
+            pass
+    return yaml.compose(text, Loader=_Loader)
 
 
 _UNCLOSED = {

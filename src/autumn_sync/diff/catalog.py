@@ -53,7 +53,7 @@ def _warnings(existing: State, desired: State) -> Iterator[str]:
     if old is not None and new is not None and old.currency != new.currency:
         before, after = old.currency.upper(), new.currency.upper()
         yield (
-            f"the currency changes from {before} to {after} and amounts are not converted:"
+            f"The currency changes from {before} to {after} and amounts are not converted:"
             f" every price, including those of plan versions customers are on, is read in {after}"
         )
 

@@ -69,6 +69,12 @@ def _resource_change(change: Change) -> dict[str, Any]:
             ],
         },
     }
+    if isinstance(change, Update) and change.new_version is not None:
+        entry["autumn_sync"]["version"] = {
+            "new": change.new_version,
+            "customers": change.customers,
+            "customers_move": change.moving,
+        }
     reason = _action_reason(change)
     if reason:
         entry["action_reason"] = reason

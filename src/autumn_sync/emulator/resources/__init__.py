@@ -1,0 +1,24 @@
+"""The emulated Stripe objects, one module per kind, and the table of all their routes."""
+
+from __future__ import annotations
+
+from autumn_sync.emulator.resources import (
+    coupons,
+    customers,
+    meters,
+    prices,
+    products,
+    promotion_codes,
+    subscriptions,
+)
+from autumn_sync.emulator.routing import Route
+
+ROUTES: list[Route] = [
+    *products.ROUTES,
+    *prices.ROUTES,
+    *meters.ROUTES,
+    *customers.ROUTES,
+    *subscriptions.ROUTES,
+    *coupons.ROUTES,
+    *promotion_codes.ROUTES,
+]

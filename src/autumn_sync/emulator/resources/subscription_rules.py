@@ -1,0 +1,208 @@
+"""The parts of a subscription: items, discounts, billing periods, and how they are shown.
+
+Items are stored as `subscription_item` objects and discounts as `discount` objects; the
+subscription keeps their ids. An item always shows its full price; `items.data.price.tiers`
+and `items.data.price.product` expand below it.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import UTC, datetime, timedelta
+
+from autumn_sync.emulator import metadata
+from autumn_sync.emulator.errors import invalid, no_such, refused
+from autumn_sync.emulator.params import Params
+from autumn_sync.emulator.store import JsonDict, State, as_dict, mapping
+from autumn_sync.emulator.views import Expand, present, reference, register
+
+ITEM_PARAMS = ("discounts", "metadata", "price", "quantity", "tax_rates")
+DISCOUNT_PARAMS = ("coupon", "promotion_code")
+DAY = 86400
+
+
+def add_interval(moment: int, interval: str, count: int) -> int:
+    """`moment` moved forward by `count` intervals (months keep the day where they can)."""
+    start = datetime.fromtimestamp(moment, UTC)
+    if interval in ("day", "week"):
+        days = count * (7 if interval == "week" else 1)
+        return int((start + timedelta(days=days)).timestamp())
+    months = count * (12 if interval == "year" else 1)
+    year, month = divmod(start.month - 1 + months, 12)
+    year, month = start.year + year, month + 1
+    day = min(start.day, calendar.monthrange(year, month)[1])
+    return int(start.replace(year=year, month=month, day=day).timestamp())
+
+
+def period_end(price: JsonDict, start: int) -> int:
+    """When the first billing period of `price` starting at `start` ends."""
+    recurring = as_dict(price["recurring"])
+    return add_interval(start, str(recurring["interval"]), int(str(recurring["interval_count"])))
+
+
+def item_price(state: State, row: Params) -> JsonDict:
+    """The active recurring price an item row names."""
+    row.check_known((*ITEM_PARAMS, "id", "deleted", "clear_usage"))
+    price_id = row.string("price", required=True)
+    assert price_id is not None
+    price = state.require("price", price_id, row.name("price"), status=400)
+    if not price["active"]:
+        raise refused(
+            f"The price '{price_id}' is archived; only active prices can be subscribed to.",
+            row.name("price"),
+        )
+    if price["type"] != "recurring":
+        raise refused(
+            f"The price '{price_id}' is a one-time price; subscription items need "
+            "recurring prices.",
+            row.name("price"),
+        )
+    return price
+
+
+def item_quantity(row: Params, price: JsonDict, current: int | None = None) -> int | None:
+    """The item's quantity: none for metered prices, 1 by default otherwise."""
+    quantity = row.integer("quantity", minimum=0)
+    metered = as_dict(price["recurring"]).get("usage_type") == "metered"
+    if metered:
+        if quantity is not None:
+            raise invalid("A metered price's item takes no quantity.", row.name("quantity"))
+        return None
+    if quantity is not None:
+        return quantity
+    return current if current is not None else 1
+
+
+def build_item(
+    state: State, row: Params, price: JsonDict, subscription_id: str, period: tuple[int, int]
+) -> JsonDict:
+    """A new subscription item for the billing period `period` (not yet stored)."""
+    return {
+        "id": state.new_id("subscription_item"),
+        "object": "subscription_item",
+        "created": state.now(),
+        "current_period_end": period[1],
+        "current_period_start": period[0],
+        "discounts": [],
+        "metadata": metadata.merged({}, row),
+        "price": price["id"],
+        "quantity": item_quantity(row, price),
+        "subscription": subscription_id,
+        "tax_rates": [],
+    }
+
+
+def check_prices(prices: list[JsonDict]) -> None:
+    """Items of one subscription share a currency and never repeat a price."""
+    if len({price["currency"] for price in prices}) > 1:
+        raise invalid("All items of a subscription must use the same currency.", "items")
+    ids = [price["id"] for price in prices]
+    if len(set(ids)) != len(ids):
+        raise invalid("A subscription cannot have two items with the same price.", "items")
+
+
+def discount_sources(state: State, p: Params) -> list[tuple[JsonDict, str | None]]:
+    """The coupons (and promotion codes) named by the `discounts` parameter, validated."""
+    sources: list[tuple[JsonDict, str | None]] = []
+    for row in p.items("discounts"):
+        row.check_known(DISCOUNT_PARAMS)
+        coupon_id, promo_id = row.string("coupon"), row.string("promotion_code")
+        if (coupon_id is None) == (promo_id is None):
+            raise invalid(
+                "Each discount names exactly one coupon or promotion_code.", row.name("coupon")
+            )
+        if promo_id is not None:
+            coupon_id = _promotion_coupon(state, row, promo_id)
+        assert coupon_id is not None
+        coupon = state.require("coupon", coupon_id, row.name("coupon"), status=400)
+        sources.append((coupon, promo_id))
+    return sources
+
+
+def _promotion_coupon(state: State, row: Params, promo_id: str) -> str:
+    promo = state.require("promotion_code", promo_id, row.name("promotion_code"), status=400)
+    if not promo["active"]:
+        raise refused(f"The promotion code '{promo_id}' is inactive.", row.name("promotion_code"))
+    return str(mapping(promo["promotion"])["coupon"])
+
+
+def add_discounts(
+    state: State, sources: list[tuple[JsonDict, str | None]], subscription: JsonDict
+) -> list[str]:
+    """Store one discount per source on `subscription`; returns their ids."""
+    ids = []
+    for coupon, promo_id in sources:
+        start = state.now()
+        months = coupon["duration_in_months"]
+        end = add_interval(start, "month", months) if isinstance(months, int) else None
+        discount: JsonDict = {
+            "id": state.new_id("discount"),
+            "object": "discount",
+            "checkout_session": None,
+            "customer": subscription["customer"],
+            "end": end,
+            "invoice": None,
+            "invoice_item": None,
+            "promotion_code": promo_id,
+            "source": {"coupon": coupon["id"], "type": "coupon"},
+            "start": start,
+            "subscription": subscription["id"],
+            "subscription_item": None,
+        }
+        state.add(discount)
+        coupon["times_redeemed"] = int(str(coupon["times_redeemed"])) + 1
+        ids.append(str(discount["id"]))
+    return ids
+
+
+def owned_item(state: State, subscription: JsonDict, row: Params) -> JsonDict:
+    """The existing item an update row names by `id`."""
+    item_id = row.string("id")
+    assert item_id is not None
+    item = state.find("subscription_item", item_id)
+    if item is None or item["subscription"] != subscription["id"]:
+        raise no_such("subscription item", item_id, row.name("id"), status=400)
+    return item
+
+
+def view_item(state: State, item: JsonDict, expand: Expand) -> JsonDict:
+    """A subscription item, always with its full price."""
+    expand.check(("price", "discounts"))
+    out = dict(item)
+    out["metadata"] = mapping(item["metadata"])
+    price = state.find("price", str(item["price"]))
+    out["price"] = present(state, price, expand.sub("price")) if price else item["price"]
+    out["discounts"] = [
+        reference(state, "discount", d, expand, "discounts") for d in _ids(item["discounts"])
+    ]
+    return out
+
+
+def view_subscription(state: State, sub: JsonDict, expand: Expand) -> JsonDict:
+    """A subscription; `customer`, `discounts` and `items.data.price...` expand."""
+    expand.check(("customer", "discounts", "items", "latest_invoice"))
+    items_expand = expand.sub("items")
+    items_expand.check(("data",))
+    out = dict(sub)
+    out["metadata"] = mapping(sub["metadata"])
+    out["customer"] = reference(state, "customer", sub["customer"], expand, "customer")
+    out["discounts"] = [
+        reference(state, "discount", d, expand, "discounts") for d in _ids(sub["discounts"])
+    ]
+    items = [state.find("subscription_item", i) for i in _ids(sub["items"])]
+    out["items"] = {
+        "object": "list",
+        "data": [view_item(state, i, items_expand.sub("data")) for i in items if i],
+        "has_more": False,
+        "total_count": len(items),
+        "url": f"/v1/subscription_items?subscription={sub['id']}",
+    }
+    return out
+
+
+def _ids(value: object) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+register("subscription_item", view_item)
+register("subscription", view_subscription)

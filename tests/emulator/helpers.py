@@ -1,0 +1,59 @@
+"""Helpers for the emulator's tests: building objects through the API, reading errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+
+
+@dataclass
+class Seen:
+    """What the client saw of an API error."""
+
+    status: int | None
+    type: str | None
+    message: str
+    param: str | None
+    code: str | None
+
+
+def seen(error: stripe.StripeError) -> Seen:
+    """The status and error object of a `stripe` exception."""
+    body: Any = error.json_body or {}
+    details = body.get("error", {}) if isinstance(body, dict) else {}
+    return Seen(
+        error.http_status,
+        details.get("type"),
+        details.get("message", ""),
+        details.get("param"),
+        details.get("code"),
+    )
+
+
+def make_product(client: stripe.StripeClient, name: str = "Pro", **extra: Any) -> Any:
+    """A product created through the API."""
+    return client.v1.products.create(params={"name": name, **extra})
+
+
+def make_price(client: stripe.StripeClient, product: str, amount: int = 2000, **extra: Any) -> Any:
+    """A monthly fixed price in USD created through the API."""
+    params = {
+        "product": product,
+        "currency": "usd",
+        "unit_amount": amount,
+        "recurring": {"interval": "month"},
+        **extra,
+    }
+    return client.v1.prices.create(params=params)
+
+
+def make_meter(client: stripe.StripeClient, event_name: str = "messages") -> Any:
+    """A sum meter created through the API."""
+    params = {
+        "display_name": event_name.title(),
+        "event_name": event_name,
+        "default_aggregation": {"formula": "sum"},
+    }
+    return client.v1.billing.meters.create(params=params)

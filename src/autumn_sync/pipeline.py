@@ -17,6 +17,12 @@ from autumn_sync.model.state import State
 from autumn_sync.plan.changes import Change
 from autumn_sync.plan.plan import ChangePlan, fingerprint
 from autumn_sync.sources.database import read_state
+from autumn_sync.stripe.apply import StripeContext
+from autumn_sync.stripe.executor import DEFAULT_WORKERS, run_stripe_changes
+from autumn_sync.stripe.gateway import Gateway
+from autumn_sync.stripe.journal import Journal, written_names
+from autumn_sync.stripe.planning import with_stripe
+from autumn_sync.stripe.reader import read_stripe
 
 Clock = Callable[[], datetime]
 
@@ -41,14 +47,25 @@ def read_current(engine: Engine) -> State:
         return read_state(connection)
 
 
-def make_plan(engine: Engine, desired: State) -> ChangePlan:
-    """Read the database and diff it against `desired` (raises `PlanConflict`)."""
-    return diff(read_current(engine), desired)
+def make_plan(engine: Engine, desired: State, gateway: Gateway | None = None) -> ChangePlan:
+    """Read the database (and Stripe, given a gateway) and diff against `desired`
+    (raises `PlanConflict`, and `StripeFailure` when Stripe cannot be read)."""
+    with engine.connect() as connection:
+        current = read_state(connection)
+        names = written_names(connection) if gateway is not None else {}
+    plan = diff(current, desired)
+    if gateway is None:
+        return plan
+    return with_stripe(plan, current, desired, read_stripe(gateway), names)
 
 
 @dataclass(frozen=True)
 class ApplyResult:
     applied: tuple[Change, ...]
+
+
+def _is_stripe(change: Change) -> bool:
+    return change.kind.startswith("stripe_")
 
 
 def apply_plan(
@@ -58,9 +75,13 @@ def apply_plan(
     allow_destroy: bool = False,
     clock: Clock = utc_now,
     on_change: Callable[[Change], None] | None = None,
+    gateway: Gateway | None = None,
+    workers: int = DEFAULT_WORKERS,
 ) -> ApplyResult:
-    """Apply `plan` in one transaction, after checking the database is still in the state
-    the plan was made against. Destroys need `allow_destroy`."""
+    """Apply the database changes of `plan` in one transaction (after checking the database
+    is still in the state the plan was made against), then its Stripe changes through
+    `gateway`, journaled. Destroys need `allow_destroy`. A Stripe failure raises
+    `StripeApplyFailed` with what was done; running apply again picks up from there."""
     if plan.destroys and not allow_destroy:
         addresses = ", ".join(c.address for c in plan.destroys)
         raise ApplyRefused(
@@ -74,7 +95,16 @@ def apply_plan(
             )
         ctx = Context(connection, now)
         for change in plan.changes:
-            apply_change(ctx, change)
-            if on_change is not None:
-                on_change(change)
+            if not _is_stripe(change):
+                apply_change(ctx, change)
+                if on_change is not None:
+                    on_change(change)
+    stripe_changes = [c for c in plan.changes if _is_stripe(c)]
+    if stripe_changes:
+        if gateway is None or plan.stripe is None:
+            raise ApplyRefused("the plan has Stripe changes but Stripe is not connected")
+        stripe_ctx = StripeContext(
+            gateway, plan.stripe.existing, plan.stripe.desired, Journal(engine, clock)
+        )
+        run_stripe_changes(stripe_changes, stripe_ctx, workers, on_change)
     return ApplyResult(applied=plan.changes)

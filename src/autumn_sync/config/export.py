@@ -115,6 +115,11 @@ def _reward(reward: Reward) -> dict[str, Any]:
 class _Dumper(yaml.SafeDumper):
     """Writes decimals as plain YAML numbers with their exact digits."""
 
+    def ignore_aliases(self, data: Any) -> bool:
+        """Never `&id001` / `*id001`: a value held twice in memory (one `Decimal` in two
+        places) is written out in full at each place, as a person would write it."""
+        return True
+
 
 def _decimal(dumper: yaml.SafeDumper, value: Decimal) -> yaml.ScalarNode:
     value = canonical(value)

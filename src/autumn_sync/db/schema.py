@@ -164,3 +164,30 @@ customer_plans = Table(
     ),
     UniqueConstraint("customer_internal_id", "plan_id"),
 )
+
+# Stripe: the id of every object autumn-sync made or adopted, and the product name it last
+# wrote (a dashboard rename is then told apart from a rename in the file).
+stripe_objects = Table(
+    "stripe_objects",
+    metadata,
+    Column("address", String(255), primary_key=True),
+    Column("stripe_id", String(255), nullable=False),
+    Column("written_name", String(255)),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+# What each apply did in Stripe, change by change: written before and after every request so
+# a crashed run can be reported and picked up.
+apply_journal = Table(
+    "apply_journal",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("address", String(255), nullable=False),
+    Column("action", String(20), nullable=False),
+    Column("idempotency_key", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("stripe_id", String(255)),
+    Column("message", String(1000)),
+    Column("at", DateTime, nullable=False),
+)

@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar
 
 from autumn_sync.model.attributes import CONTENT_FIELDS, attributes, flatten, path_order
-from autumn_sync.model.records import Feature, Plan, Record, Reward
+from autumn_sync.model.records import Feature, Plan, Reward
 from autumn_sync.model.state import State
+from autumn_sync.model.stripe import AnyRecord
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, FieldChange, Update
 from autumn_sync.plan.order import order
 from autumn_sync.plan.plan import ChangePlan, fingerprint
@@ -58,7 +59,7 @@ def _warnings(existing: State, desired: State) -> Iterator[str]:
         )
 
 
-def field_changes(before: Record, after: Record) -> tuple[FieldChange, ...]:
+def field_changes(before: AnyRecord, after: AnyRecord) -> tuple[FieldChange, ...]:
     """Field-level differences, by flattened path, in the record's own field order."""
     old, new = flatten(attributes(before)), flatten(attributes(after))
     if old == new:  # the common case: skip ordering the paths of an unchanged record

@@ -13,14 +13,26 @@ from enum import Enum
 from typing import Any
 
 from autumn_sync.model.records import Feature, Plan, Record, Tier
+from autumn_sync.model.stripe import StripeRecord
 
-_STATE_ONLY = frozenset({"id", "archived", "version", "customers", "versions_in_use"})
+_STATE_ONLY = frozenset(
+    {
+        "id",
+        "archived",
+        "version",
+        "customers",
+        "versions_in_use",
+        "address",
+        "stripe_id",
+        "default_price_id",
+    }
+)
 CONTENT_FIELDS = ("price", "free_trial", "items")
 
 Scalar = str | int | bool | Decimal | None
 
 
-def attributes(record: Record) -> dict[str, Any]:
+def attributes(record: Record | StripeRecord) -> dict[str, Any]:
     """The comparable data of `record` (plan items keyed by feature id)."""
     data = {
         field.name: _plain(getattr(record, field.name))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Context, Decimal, getcontext
 
 # ISO 4217 codes. The exponent is the number of minor-unit digits Stripe uses for the currency.
 _ZERO_DECIMAL = frozenset(
@@ -50,10 +50,15 @@ def decimals(amount: Decimal) -> int:
 
 
 def canonical(amount: Decimal) -> Decimal:
-    """`amount` without trailing zeros and never in exponent form: 20.500 → 20.5, 1E+2 → 100."""
+    """`amount` without trailing zeros and never in exponent form: 20.500 → 20.5, 1E+2 → 100.
+    Exact at any length: the default context would round to 28 digits (a file's number may
+    have 30, and 999999999999999999.999999999999 must not become 1E+18)."""
+    _, digits, exp = amount.as_tuple()
+    size = len(digits) + max(exp, 0) if isinstance(exp, int) else 0
+    exact = Context(prec=max(size, getcontext().prec))
     if amount == amount.to_integral_value():
-        return amount.quantize(Decimal(1))
-    return amount.normalize()
+        return amount.quantize(Decimal(1), context=exact)
+    return amount.normalize(exact)
 
 
 def to_minor_units(amount: Decimal, currency: str) -> Decimal:

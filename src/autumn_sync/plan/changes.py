@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from autumn_sync.model.records import Record
+from autumn_sync.model.stripe import AnyRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +24,8 @@ class Change:
     """Base of all changes. Subclasses fix the action, symbol and whether it destroys."""
 
     address: str
-    before: Record | None
-    after: Record | None
+    before: AnyRecord | None
+    after: AnyRecord | None
     fields: tuple[FieldChange, ...] = ()
     reason: str | None = None
 
@@ -36,7 +36,7 @@ class Change:
 
     @property
     def kind(self) -> str:
-        """The resource type: `feature`, `plan`, `reward` or `settings`."""
+        """The resource type: `feature`, `plan`, `reward`, `settings`, `stripe_price`…"""
         return self.address.split(".", 1)[0]
 
     @property
@@ -44,7 +44,7 @@ class Change:
         return self.address.split(".", 1)[1] if "." in self.address else self.address
 
     @property
-    def record(self) -> Record:
+    def record(self) -> AnyRecord:
         record = self.after if self.after is not None else self.before
         assert record is not None
         return record
@@ -86,3 +86,16 @@ class Delete(Change):
     symbol: ClassVar[str] = "-"
     tf_actions: ClassVar[tuple[str, ...]] = ("delete",)
     destructive: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class Replace(Change):
+    """An object whose immutable terms changed: a new one is made and the old one archived
+    (a price: create, move the lookup key and default price, then archive the old; the old
+    stays active when `keep_old` says customers on an older plan version still pay it)."""
+
+    keep_old: str | None = None
+
+    action: ClassVar[str] = "replace"
+    symbol: ClassVar[str] = "-/+"
+    tf_actions: ClassVar[tuple[str, ...]] = ("create", "delete")

@@ -12,9 +12,19 @@ from collections import defaultdict
 from collections.abc import Iterable
 from graphlib import TopologicalSorter
 
-from autumn_sync.plan.changes import Archive, Change, Delete
+from autumn_sync.plan.changes import Archive, Change, Delete, Update
 
-KIND_RANK = {"settings": 0, "feature": 1, "plan": 2, "reward": 3}
+KIND_RANK = {
+    "settings": 0,
+    "feature": 1,
+    "plan": 2,
+    "reward": 3,
+    "stripe_meter": 10,
+    "stripe_product": 11,
+    "stripe_price": 12,
+    "stripe_coupon": 13,
+    "stripe_promotion_code": 14,
+}
 
 
 def _sort_key(change: Change) -> tuple[int, int, str]:
@@ -23,13 +33,22 @@ def _sort_key(change: Change) -> tuple[int, int, str]:
     return (1 if removal else 0, -rank if removal else rank, change.address)
 
 
+def dependency_graph(changes: Iterable[Change]) -> dict[str, list[str]]:
+    """Address of each change → the addresses of the changes that must happen before it."""
+    by_address = {change.address: change for change in changes}
+    referrers = _referrers(by_address)
+    return {
+        address: _dependencies(change, by_address, referrers)
+        for address, change in by_address.items()
+    }
+
+
 def order(changes: Iterable[Change]) -> tuple[Change, ...]:
     """`changes` sorted so that every change follows those it depends on."""
     by_address = {change.address: change for change in changes}
-    referrers = _referrers(by_address)
     sorter: TopologicalSorter[str] = TopologicalSorter()
-    for change in by_address.values():
-        sorter.add(change.address, *_dependencies(change, by_address, referrers))
+    for address, dependencies in dependency_graph(by_address.values()).items():
+        sorter.add(address, *dependencies)
     sorter.prepare()
     ready: list[tuple[tuple[int, int, str], str]] = []
     ordered: list[Change] = []
@@ -57,6 +76,15 @@ def _dependencies(
     change: Change, by_address: dict[str, Change], referrers: dict[str, list[str]]
 ) -> list[str]:
     if isinstance(change, Delete | Archive):
-        return [other for other in referrers.get(change.address, ()) if other != change.address]
+        # After whatever still referenced it changed, and after updates of what it references
+        # (a price is archived once its product's default price has moved off it).
+        before = [other for other in referrers.get(change.address, ()) if other != change.address]
+        assert change.before is not None
+        updated = [
+            ref
+            for ref in change.before.references()
+            if isinstance(by_address.get(ref), Update) and ref != change.address
+        ]
+        return [*before, *updated]
     assert change.after is not None
     return [ref for ref in change.after.references() if ref in by_address]

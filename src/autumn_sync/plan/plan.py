@@ -10,6 +10,7 @@ from typing import Any
 from autumn_sync.model.attributes import attributes
 from autumn_sync.model.records import Plan, Record
 from autumn_sync.model.state import State
+from autumn_sync.model.stripe import StripeSnapshot
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Update
 
 
@@ -33,6 +34,7 @@ class ChangePlan:
     state_fingerprint: str
     warnings: tuple[str, ...] = ()
     unchanged: tuple[Record, ...] = ()  # desired records that need nothing
+    stripe: StripeSnapshot | None = None  # None when Stripe is not connected
 
     @property
     def empty(self) -> bool:
@@ -51,7 +53,10 @@ class ChangePlan:
     def checksum(self) -> str:
         """Fingerprint of the changes together with the state they were planned against."""
         data = [_change_data(c) for c in self.changes]
-        return _digest({"changes": data, "state": self.state_fingerprint})
+        observed: dict[str, Any] = {"changes": data, "state": self.state_fingerprint}
+        if self.stripe is not None:
+            observed["stripe"] = self.stripe.fingerprint
+        return digest(observed)
 
 
 def _change_data(change: Change) -> dict[str, Any]:
@@ -76,9 +81,10 @@ def fingerprint(state: State) -> str:
                 in_use=list(record.versions_in_use),
             )
         data.append(entry)
-    return _digest(data)
+    return digest(data)
 
 
-def _digest(data: Any) -> str:
+def digest(data: Any) -> str:
+    """A stable sha256 of JSON-able `data`."""
     text = json.dumps(data, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()

@@ -19,6 +19,7 @@ from typing import Any
 from autumn_sync import __version__
 from autumn_sync.model.attributes import attributes
 from autumn_sync.model.records import Plan, Record
+from autumn_sync.model.stripe import AnyRecord
 from autumn_sync.plan.changes import Archive, Change, Update
 from autumn_sync.plan.plan import ChangePlan
 
@@ -101,7 +102,7 @@ def _no_op(record: Record) -> dict[str, Any]:
     }
 
 
-def _data(record: Record | None) -> dict[str, Any] | None:
+def _data(record: AnyRecord | None) -> dict[str, Any] | None:
     return attributes(record) if record is not None else None
 
 

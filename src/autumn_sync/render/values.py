@@ -7,7 +7,8 @@ from typing import Any
 
 from autumn_sync.model.attributes import attributes, flatten
 from autumn_sync.model.money import canonical
-from autumn_sync.model.records import Feature, FeatureType, Record
+from autumn_sync.model.records import Feature, FeatureType
+from autumn_sync.model.stripe import AnyRecord
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Update
 
 ACTION_WORDS: dict[type[Change], str] = {
@@ -64,7 +65,7 @@ def detail_lines(change: Change) -> list[str]:
     return [f"{f.path + ':':<{width}} {show(f.before)} → {show(f.after)}" for f in change.fields]
 
 
-def _shown_whole(record: Record, path: str, value: Any) -> bool:
+def _shown_whole(record: AnyRecord, path: str, value: Any) -> bool:
     """A create or destroy lists what the file sets: unset values, empty sets and false
     flags are left out, except a metered feature's `consumable: false` (the file must say it)."""
     if isinstance(record, Feature) and path == "consumable":

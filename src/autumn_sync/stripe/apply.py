@@ -1,0 +1,341 @@
+"""Stripe appliers, one per (kind, change class), and deterministic idempotency keys.
+
+A key names the change and its generation: the address, the action, the parameters and how
+many objects autumn-sync already made at that address. A retry or a re-run of the same change
+sends the same key; re-creating a price after an earlier one was archived sends a new one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from autumn_sync.model.stripe import (
+    OWNER_KEY,
+    VERSION_KEY,
+    StripeCoupon,
+    StripeMeter,
+    StripePrice,
+    StripeProduct,
+    StripePromotionCode,
+    StripeState,
+)
+from autumn_sync.plan.changes import Archive, Change, Create, Replace, Update
+from autumn_sync.stripe.gateway import Gateway
+from autumn_sync.stripe.journal import Journal
+from autumn_sync.stripe.reader import ARCHIVED_KEY
+
+
+@dataclass
+class StripeContext:
+    gateway: Gateway
+    existing: StripeState
+    desired: StripeState
+    journal: Journal
+    ids: dict[str, str] = field(default_factory=dict)  # address → Stripe id
+    defaults: dict[str, str | None] = field(default_factory=dict)  # product → default price id
+
+    def __post_init__(self) -> None:
+        for kind in self.existing.kinds():
+            for address, record in kind.items():
+                if record.stripe_id:
+                    self.ids[address] = record.stripe_id
+        for address, product in self.existing.products.items():
+            self.defaults[address] = product.default_price_id
+
+    def write(
+        self, change: Change, path: str, params: dict[str, Any], step: str = ""
+    ) -> dict[str, Any]:
+        """POST `params` to `path` for `change`, journaled, with its idempotency key."""
+        generation = self.existing.generations.get(change.address, 0)
+        key = idempotency_key(change, path, params, generation, step)
+        self.journal.record(change.address, change.action, key, "started")
+        try:
+            obj = self.gateway.post(path, params, key)
+        except Exception as exc:
+            self.journal.record(change.address, change.action, key, "failed", message=str(exc))
+            raise
+        self.journal.record(change.address, change.action, key, "done", obj.get("id"))
+        return obj
+
+
+def idempotency_key(
+    change: Change, path: str, params: dict[str, Any], generation: int, step: str
+) -> str:
+    text = json.dumps(
+        [change.address, change.action, step, path, params, generation],
+        sort_keys=True,
+        default=str,
+    )
+    return "autumn-sync-" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def _owner(address: str, **extra: str) -> dict[str, str]:
+    return {OWNER_KEY: address, **extra}
+
+
+# --- meters --------------------------------------------------------------------------------
+
+
+def _create_meter(ctx: StripeContext, change: Change) -> None:
+    meter = change.after
+    assert isinstance(meter, StripeMeter)
+    params = {
+        "display_name": meter.display_name,
+        "event_name": meter.event_name,
+        "default_aggregation": {"formula": "sum"},
+        "customer_mapping": {"type": "by_id", "event_payload_key": "stripe_customer_id"},
+        "value_settings": {"event_payload_key": "value"},
+    }
+    obj = ctx.write(change, "/v1/billing/meters", params)
+    _remember(ctx, meter.address, obj["id"])
+
+
+def _update_meter(ctx: StripeContext, change: Change) -> None:
+    old, new = change.before, change.after
+    assert isinstance(old, StripeMeter) and isinstance(new, StripeMeter)
+    mid = ctx.ids[new.address]
+    if old.display_name != new.display_name:
+        ctx.write(change, f"/v1/billing/meters/{mid}", {"display_name": new.display_name})
+    if not old.active and new.active:
+        ctx.write(change, f"/v1/billing/meters/{mid}/reactivate", {})
+
+
+def _archive_meter(ctx: StripeContext, change: Change) -> None:
+    ctx.write(change, f"/v1/billing/meters/{ctx.ids[change.address]}/deactivate", {})
+
+
+# --- products ------------------------------------------------------------------------------
+
+
+def _create_product(ctx: StripeContext, change: Change) -> None:
+    product = change.after
+    assert isinstance(product, StripeProduct)
+    params: dict[str, Any] = {"name": product.name, "metadata": _owner(product.address)}
+    if product.description:
+        params["description"] = product.description
+    obj = ctx.write(change, "/v1/products", params)
+    _remember(ctx, product.address, obj["id"], product.name)
+
+
+def _update_product(ctx: StripeContext, change: Change) -> None:
+    old, new = change.before, change.after
+    assert isinstance(old, StripeProduct) and isinstance(new, StripeProduct)
+    params: dict[str, Any] = {}
+    if old.name != new.name:
+        params["name"] = new.name
+    if old.description != new.description:
+        params["description"] = new.description or ""
+    if old.active != new.active:
+        params["active"] = new.active
+    if old.default_price != new.default_price:
+        default = ctx.ids.get(new.default_price, "") if new.default_price else ""
+        params["default_price"] = default
+        ctx.defaults[new.address] = default or None
+    ctx.write(change, f"/v1/products/{ctx.ids[new.address]}", params)
+    _remember(ctx, new.address, ctx.ids[new.address], new.name)
+
+
+def _archive_product(ctx: StripeContext, change: Change) -> None:
+    ctx.write(change, f"/v1/products/{ctx.ids[change.address]}", {"active": False})
+
+
+# --- prices --------------------------------------------------------------------------------
+
+
+def _price_params(ctx: StripeContext, price: StripePrice) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "product": ctx.ids[price.product],
+        "currency": price.currency,
+        "lookup_key": price.lookup_key,
+        "transfer_lookup_key": True,
+        "metadata": _owner(price.address, **{VERSION_KEY: str(price.version)}),
+    }
+    if price.tiers:
+        params["billing_scheme"] = "tiered"
+        params["tiers_mode"] = price.tiers_mode
+        params["tiers"] = [
+            {
+                "up_to": "inf" if t.up_to is None else t.up_to,
+                "unit_amount_decimal": format(t.unit_amount_decimal, "f"),
+            }
+            for t in price.tiers
+        ]
+    else:
+        params["unit_amount_decimal"] = format(price.unit_amount_decimal or 0, "f")
+    if price.recurring is not None:
+        r = price.recurring
+        recurring: dict[str, Any] = {
+            "interval": r.interval,
+            "interval_count": r.interval_count,
+            "usage_type": r.usage_type,
+        }
+        if r.meter:
+            recurring["meter"] = ctx.ids[r.meter]
+        params["recurring"] = recurring
+    return params
+
+
+def _create_price(ctx: StripeContext, change: Change) -> None:
+    """Create the price (taking over its lookup key) and make it its product's default when
+    the catalog says so: the new price exists before anything points at it."""
+    price = change.after
+    assert isinstance(price, StripePrice)
+    obj = ctx.write(change, "/v1/prices", _price_params(ctx, price))
+    _remember(ctx, price.address, obj["id"])
+    product = ctx.desired.products.get(price.product)
+    if product is not None and product.default_price == price.address:
+        path = f"/v1/products/{ctx.ids[price.product]}"
+        ctx.write(change, path, {"default_price": obj["id"]}, step="default_price")
+        ctx.defaults[price.product] = obj["id"]
+
+
+def _replace_price(ctx: StripeContext, change: Change) -> None:
+    """Create the new price, move the lookup key and the default price, then archive the old
+    one (unless customers on its plan version still pay it)."""
+    assert isinstance(change, Replace)
+    old = change.before
+    assert isinstance(old, StripePrice)
+    _create_price(ctx, change)
+    if change.keep_old is None:
+        _archive_price_object(ctx, change, old)
+
+
+def _update_price(ctx: StripeContext, change: Change) -> None:
+    old, new = change.before, change.after
+    assert isinstance(old, StripePrice) and isinstance(new, StripePrice)
+    params: dict[str, Any] = {}
+    if old.active != new.active:
+        params["active"] = new.active
+    if old.lookup_key != new.lookup_key:
+        params.update(lookup_key=new.lookup_key, transfer_lookup_key=True)
+    ctx.write(change, f"/v1/prices/{ctx.ids[new.address]}", params)
+
+
+def _archive_price(ctx: StripeContext, change: Change) -> None:
+    price = change.before
+    assert isinstance(price, StripePrice)
+    _archive_price_object(ctx, change, price)
+
+
+def _archive_price_object(ctx: StripeContext, change: Change, price: StripePrice) -> None:
+    """Archive one price object; a product's default price is unset first (Stripe refuses
+    to archive a default price)."""
+    if price.stripe_id is not None and ctx.defaults.get(price.product) == price.stripe_id:
+        path = f"/v1/products/{ctx.ids[price.product]}"
+        ctx.write(change, path, {"default_price": ""}, step="unset_default")
+        ctx.defaults[price.product] = None
+    ctx.write(change, f"/v1/prices/{price.stripe_id}", {"active": False}, step="archive_old")
+
+
+# --- coupons and promotion codes -----------------------------------------------------------
+
+
+def _create_coupon(ctx: StripeContext, change: Change) -> None:
+    coupon = change.after
+    assert isinstance(coupon, StripeCoupon)
+    generation = ctx.existing.generations.get(coupon.address, 0)
+    coupon_id = coupon.coupon_id if generation == 0 else f"{coupon.coupon_id}-v{generation + 1}"
+    params: dict[str, Any] = {
+        "id": coupon_id,
+        "duration": coupon.duration,
+        "metadata": _owner(coupon.address),
+    }
+    if coupon.name:
+        params["name"] = coupon.name
+    if coupon.percent_off is not None:
+        params["percent_off"] = format(coupon.percent_off, "f")
+    else:
+        params.update(amount_off=coupon.amount_off, currency=coupon.currency)
+    if coupon.duration_in_months:
+        params["duration_in_months"] = coupon.duration_in_months
+    if coupon.applies_to:
+        params["applies_to"] = {"products": [ctx.ids[p] for p in coupon.applies_to]}
+    obj = ctx.write(change, "/v1/coupons", params)
+    _remember(ctx, coupon.address, obj["id"])
+
+
+def _update_coupon(ctx: StripeContext, change: Change) -> None:
+    old, new = change.before, change.after
+    assert isinstance(old, StripeCoupon) and isinstance(new, StripeCoupon)
+    params: dict[str, Any] = {}
+    if old.name != new.name:
+        params["name"] = new.name or ""
+    if old.active != new.active:
+        params["metadata"] = {ARCHIVED_KEY: "" if new.active else "true"}
+    ctx.write(change, f"/v1/coupons/{ctx.ids[new.address]}", params)
+
+
+def _archive_coupon(ctx: StripeContext, change: Change) -> None:
+    path = f"/v1/coupons/{ctx.ids[change.address]}"
+    ctx.write(change, path, {"metadata": {ARCHIVED_KEY: "true"}})
+
+
+def _replace_coupon(ctx: StripeContext, change: Change) -> None:
+    _archive_coupon(ctx, change)
+    _create_coupon(ctx, change)
+
+
+def _create_promo(ctx: StripeContext, change: Change) -> None:
+    promo = change.after
+    assert isinstance(promo, StripePromotionCode)
+    params = {
+        "promotion": {"type": "coupon", "coupon": ctx.ids[promo.coupon]},
+        "code": promo.code,
+        "metadata": _owner(promo.address),
+    }
+    obj = ctx.write(change, "/v1/promotion_codes", params)
+    _remember(ctx, promo.address, obj["id"])
+
+
+def _set_promo_active(ctx: StripeContext, change: Change) -> None:
+    record = change.after
+    assert isinstance(record, StripePromotionCode)
+    path = f"/v1/promotion_codes/{ctx.ids[change.address]}"
+    ctx.write(change, path, {"active": record.active})
+
+
+def _replace_promo(ctx: StripeContext, change: Change) -> None:
+    old = change.before
+    assert isinstance(old, StripePromotionCode)
+    ctx.write(
+        change, f"/v1/promotion_codes/{old.stripe_id}", {"active": False}, step="deactivate_old"
+    )
+    _create_promo(ctx, change)
+
+
+def _remember(ctx: StripeContext, address: str, stripe_id: str, name: str | None = None) -> None:
+    ctx.ids[address] = stripe_id
+    ctx.journal.remember(address, stripe_id, name)
+
+
+StripeApplier = Callable[[StripeContext, Change], None]
+
+STRIPE_APPLIERS: dict[tuple[str, type[Change]], StripeApplier] = {
+    ("stripe_meter", Create): _create_meter,
+    ("stripe_meter", Update): _update_meter,
+    ("stripe_meter", Archive): _archive_meter,
+    ("stripe_product", Create): _create_product,
+    ("stripe_product", Update): _update_product,
+    ("stripe_product", Archive): _archive_product,
+    ("stripe_price", Create): _create_price,
+    ("stripe_price", Replace): _replace_price,
+    ("stripe_price", Update): _update_price,
+    ("stripe_price", Archive): _archive_price,
+    ("stripe_coupon", Create): _create_coupon,
+    ("stripe_coupon", Update): _update_coupon,
+    ("stripe_coupon", Replace): _replace_coupon,
+    ("stripe_coupon", Archive): _archive_coupon,
+    ("stripe_promotion_code", Create): _create_promo,
+    ("stripe_promotion_code", Update): _set_promo_active,
+    ("stripe_promotion_code", Replace): _replace_promo,
+    ("stripe_promotion_code", Archive): _set_promo_active,
+}
+
+
+def apply_stripe_change(ctx: StripeContext, change: Change) -> None:
+    """Carry out one Stripe change."""
+    STRIPE_APPLIERS[(change.kind, type(change))](ctx, change)

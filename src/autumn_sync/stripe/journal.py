@@ -1,0 +1,73 @@
+"""The apply journal and the Stripe ids kept in the database (each write its own short
+transaction, so what was done in Stripe is on record even if the run dies next)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine, delete, insert, select
+
+from autumn_sync.db import schema as t
+
+
+class Journal:
+    """Records every Stripe write of one run (`started`, then `done` or `failed`)."""
+
+    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.run_id = uuid.uuid4().hex
+        self._lock = threading.Lock()
+
+    def record(
+        self,
+        address: str,
+        action: str,
+        key: str,
+        status: str,
+        stripe_id: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        row = {
+            "run_id": self.run_id,
+            "address": address,
+            "action": action,
+            "idempotency_key": key,
+            "status": status,
+            "stripe_id": stripe_id,
+            "message": message[:1000] if message else None,
+            "at": self.clock(),
+        }
+        with self._lock, self.engine.begin() as conn:
+            conn.execute(insert(t.apply_journal).values(**row))
+
+    def remember(self, address: str, stripe_id: str, name: str | None = None) -> None:
+        """Store the Stripe id of `address` (and the product name just written)."""
+        with self._lock, self.engine.begin() as conn:
+            _upsert(conn, address, stripe_id, name, self.clock())
+
+
+def _upsert(
+    conn: Connection, address: str, stripe_id: str, name: str | None, now: datetime
+) -> None:
+    objects = t.stripe_objects
+    old = conn.execute(select(objects.c.written_name).where(objects.c.address == address)).first()
+    written = name if name is not None else (old.written_name if old else None)
+    conn.execute(delete(objects).where(objects.c.address == address))
+    conn.execute(
+        insert(objects).values(
+            address=address, stripe_id=stripe_id, written_name=written, updated_at=now
+        )
+    )
+
+
+def written_names(conn: Connection) -> dict[str, str]:
+    """Product address → the name autumn-sync last wrote to Stripe."""
+    objects = t.stripe_objects
+    query = select(objects.c.address, objects.c.written_name).where(
+        objects.c.written_name.is_not(None)
+    )
+    return {address: name for address, name in conn.execute(query).all()}

@@ -1,0 +1,186 @@
+"""How the catalog maps to Stripe (as Autumn maps it). Pure: no I/O.
+
+- a plan → a product `stripe_product.<plan>`; its fixed price → `stripe_price.<plan>.base`,
+  the product's default price;
+- each usage-priced feature of a plan → its own product "Plan – Feature"
+  (`stripe_product.<plan>.<feature>`) with its price `stripe_price.<plan>.<feature>`;
+  pay-per-use → a billing meter `stripe_meter.<plan>.<feature>` and a metered price, with
+  the included usage as a free first tier; prepaid → a licensed price;
+- a reward → a coupon `stripe_coupon.<reward>` and its promotion codes
+  `stripe_promotion_code.<reward>.<CODE>`.
+
+Usage prices "amount per N units" become `unit_amount_decimal = amount / N` in minor units.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from autumn_sync.model.money import canonical, to_minor_units
+from autumn_sync.model.records import Billing, Plan, PlanItem, Reward, RewardType, TierMode
+from autumn_sync.model.state import State
+from autumn_sync.model.stripe import (
+    Recurring,
+    StripeCoupon,
+    StripeMeter,
+    StripePrice,
+    StripeProduct,
+    StripePromotionCode,
+    StripeState,
+    StripeTier,
+)
+
+INTERVALS: dict[str, tuple[str, int]] = {
+    "day": ("day", 1),
+    "week": ("week", 1),
+    "month": ("month", 1),
+    "quarter": ("month", 3),
+    "semi_annual": ("month", 6),
+    "year": ("year", 1),
+}
+
+
+def desired_stripe(catalog: State, versions: dict[str, int]) -> StripeState:
+    """The Stripe objects `catalog` needs; `versions` gives each plan's version after apply."""
+    currency = catalog.settings.currency if catalog.settings else "usd"
+    state = StripeState()
+    feature_names = {fid: feature.name for fid, feature in catalog.features.items()}
+    for plan in sorted(catalog.plans.values(), key=lambda p: p.id):
+        if not plan.archived:
+            _add_plan(state, plan, currency, versions.get(plan.id, 1), feature_names)
+    for reward in sorted(catalog.rewards.values(), key=lambda r: r.id):
+        _add_reward(state, reward, currency, catalog)
+    return state
+
+
+def product_address(plan_id: str, feature: str | None = None) -> str:
+    return f"stripe_product.{plan_id}" + (f".{feature}" if feature else "")
+
+
+def _add_plan(
+    state: StripeState, plan: Plan, currency: str, version: int, names: dict[str, str]
+) -> None:
+    product = product_address(plan.id)
+    price = plan.content.price
+    base = None
+    if price is not None:
+        base = StripePrice(
+            address=f"stripe_price.{plan.id}.base",
+            product=product,
+            currency=currency,
+            lookup_key=f"autumn_sync.{plan.id}.base",
+            version=version,
+            unit_amount_decimal=to_minor_units(price.amount, currency),
+            recurring=_recurring(price.interval),
+        )
+        state.prices[base.address] = base
+    state.products[product] = StripeProduct(
+        address=product,
+        name=plan.name,
+        description=plan.description,
+        default_price=base.address if base else None,
+    )
+    for item in plan.content.items:
+        if item.price is not None:
+            _add_usage(state, plan, item, currency, version, names.get(item.feature, item.feature))
+
+
+def _add_usage(
+    state: StripeState, plan: Plan, item: PlanItem, currency: str, version: int, name: str
+) -> None:
+    assert item.price is not None
+    feature = item.feature
+    product = product_address(plan.id, feature)
+    state.products[product] = StripeProduct(address=product, name=f"{plan.name} – {name}")
+    interval = _usage_interval(plan, item)
+    meter = None
+    if item.price.billing is Billing.PAY_PER_USE:
+        meter = f"stripe_meter.{plan.id}.{feature}"
+        state.meters[meter] = StripeMeter(
+            address=meter,
+            display_name=f"{plan.name} – {name}",
+            event_name=f"autumn_sync.{plan.id}.{feature}",
+        )
+    recurring = None
+    if interval is not None:
+        usage_type = "metered" if meter else "licensed"
+        recurring = Recurring(*INTERVALS[interval], usage_type=usage_type, meter=meter)
+    price = StripePrice(
+        address=f"stripe_price.{plan.id}.{feature}",
+        product=product,
+        currency=currency,
+        lookup_key=f"autumn_sync.{plan.id}.{feature}",
+        version=version,
+        recurring=recurring,
+        **_amounts(item, currency),  # type: ignore[arg-type]
+    )
+    state.prices[price.address] = price
+
+
+def _usage_interval(plan: Plan, item: PlanItem) -> str | None:
+    """A usage price bills on its own interval, else the plan's, else the reset's, else
+    monthly; a one-off prepaid price is a one-time price."""
+    assert item.price is not None
+    own = item.price.interval
+    if own == "one_off":
+        return None if item.price.billing is Billing.PREPAID else "month"
+    plan_interval = plan.content.price.interval if plan.content.price else None
+    for candidate in (own, plan_interval, item.reset):
+        if candidate and candidate != "one_off":
+            return candidate
+    return "month"
+
+
+def _amounts(item: PlanItem, currency: str) -> dict[str, object]:
+    price = item.price
+    assert price is not None
+
+    def per_unit(amount: Decimal) -> Decimal:
+        return canonical(to_minor_units(amount, currency) / price.per)
+
+    free = item.included if price.billing is Billing.PAY_PER_USE and item.included else None
+    if price.amount is not None and not free:
+        return {"unit_amount_decimal": per_unit(price.amount)}
+    if price.amount is not None:
+        two = (StripeTier(_whole(free), Decimal(0)), StripeTier(None, per_unit(price.amount)))
+        return {"tiers": two, "tiers_mode": "graduated"}
+    tiers: tuple[StripeTier, ...] = tuple(
+        StripeTier(_whole(t.up_to) if t.up_to is not None else None, per_unit(t.amount))
+        for t in price.tiers
+    )
+    mode = price.tier_mode or TierMode.GRADUATED
+    if free and mode is TierMode.GRADUATED:
+        kept = tuple(t for t in tiers if t.up_to is None or t.up_to > free)
+        tiers = (StripeTier(_whole(free), Decimal(0)), *kept)
+    return {"tiers": tiers, "tiers_mode": mode.value}
+
+
+def _whole(value: Decimal | None) -> int:
+    assert value is not None
+    return int(value.to_integral_value(rounding="ROUND_CEILING"))
+
+
+def _recurring(interval: str) -> Recurring | None:
+    if interval == "one_off":
+        return None
+    return Recurring(*INTERVALS[interval])
+
+
+def _add_reward(state: StripeState, reward: Reward, currency: str, catalog: State) -> None:
+    address = f"stripe_coupon.{reward.id}"
+    fixed = reward.type is RewardType.FIXED and reward.amount_off is not None
+    applies = tuple(product_address(p) for p in reward.plans if p in catalog.plans)
+    state.coupons[address] = StripeCoupon(
+        address=address,
+        coupon_id=reward.id,
+        duration=reward.duration.kind,
+        name=(reward.name or reward.id)[:40],
+        percent_off=reward.percent_off if not fixed else None,
+        amount_off=int(to_minor_units(reward.amount_off, currency)) if fixed else None,  # type: ignore[arg-type]
+        currency=currency if fixed else None,
+        duration_in_months=reward.duration.months,
+        applies_to=applies,
+    )
+    for code in reward.promo_codes:
+        promo = f"stripe_promotion_code.{reward.id}.{code}"
+        state.promotion_codes[promo] = StripePromotionCode(address=promo, code=code, coupon=address)

@@ -94,11 +94,12 @@ def apply_plan(
                 "the database changed since the plan was made; plan again and review the result"
             )
         ctx = Context(connection, now)
-        for change in plan.changes:
-            if not _is_stripe(change):
-                apply_change(ctx, change)
-                if on_change is not None:
-                    on_change(change)
+        database_changes = [c for c in plan.changes if not _is_stripe(c)]
+        for change in database_changes:
+            apply_change(ctx, change)
+    for change in database_changes:  # reported once committed
+        if on_change is not None:
+            on_change(change)
     stripe_changes = [c for c in plan.changes if _is_stripe(c)]
     if stripe_changes:
         if gateway is None or plan.stripe is None:

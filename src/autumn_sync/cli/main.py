@@ -27,6 +27,8 @@ from autumn_sync.plan.changes import Change
 from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.render import RENDERERS
 from autumn_sync.render.values import ACTION_WORDS
+from autumn_sync.stripe.executor import StripeApplyFailed
+from autumn_sync.stripe.gateway import Gateway, StripeConfig, StripeFailure
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,13 +43,24 @@ FILE_OPTION = click.option(
 )
 
 
+NOT_CONNECTED = "Stripe is not connected (no STRIPE_API_KEY): planning the billing database only."
+
+
 @dataclass
 class Options:
     database_url: str | None
     color: bool
+    stripe: StripeConfig | None
 
     def engine(self) -> Engine:
         return connect(self.database_url)
+
+    def gateway(self) -> Gateway | None:
+        """The Stripe gateway, or None (said once on stderr) without an API key."""
+        if self.stripe is None:
+            click.echo(NOT_CONNECTED, err=True)
+            return None
+        return Gateway(self.stripe)
 
 
 def _color_wanted(no_color: bool) -> bool:
@@ -75,6 +88,10 @@ def handles_errors(func: F) -> F:
             sys.exit(1)
         except (DatabaseError, PlanConflict, ApplyRefused) as exc:
             fail(str(exc))
+        except StripeFailure as exc:
+            fail(f"Stripe: {exc}")
+        except StripeApplyFailed as exc:
+            _report_partial(exc)
         except SQLAlchemyError as exc:
             fail(f"database error: {str(exc).splitlines()[0]} (nothing was written)")
 
@@ -87,13 +104,33 @@ def handles_errors(func: F) -> F:
     envvar="AUTUMN_SYNC_DATABASE_URL",
     help="SQLAlchemy URL of the billing database [default: sqlite:///autumn-sync.db].",
 )
+@click.option(
+    "--stripe-api-key",
+    envvar="STRIPE_API_KEY",
+    help="Stripe secret key; without one only the database is planned and applied.",
+)
+@click.option(
+    "--stripe-api-base",
+    envvar="STRIPE_API_BASE",
+    help="Stripe API address, e.g. a local emulator (python -m autumn_sync.emulator).",
+)
 @click.option("--no-color", is_flag=True, help="Plain output (also when NO_COLOR is set).")
 @click.version_option(__version__, prog_name="autumn-sync")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, no_color: bool) -> None:
+def cli(
+    ctx: click.Context,
+    database_url: str | None,
+    stripe_api_key: str | None,
+    stripe_api_base: str | None,
+    no_color: bool,
+) -> None:
     """Keep a billing catalog (features, plans, rewards) as code and reconcile the billing
     database with it."""
-    ctx.obj = Options(database_url=database_url, color=_color_wanted(no_color))
+    ctx.obj = Options(
+        database_url=database_url,
+        color=_color_wanted(no_color),
+        stripe=StripeConfig.from_env(stripe_api_key, stripe_api_base),
+    )
 
 
 @cli.command()
@@ -123,7 +160,7 @@ def validate(path: Path) -> None:
 def plan(options: Options, path: Path, fmt: str, detailed_exitcode: bool) -> None:
     """Show what apply would change in the billing database."""
     desired = load_desired(path)
-    change_plan = make_plan(options.engine(), desired)
+    change_plan = make_plan(options.engine(), desired, options.gateway())
     click.echo(RENDERERS[fmt](change_plan, options.color), nl=False)
     if detailed_exitcode and not change_plan.empty:
         sys.exit(2)
@@ -141,15 +178,20 @@ def apply(options: Options, path: Path, auto_approve: bool, allow_destroy: bool)
     """Plan, show the plan, and apply it after confirmation."""
     desired = load_desired(path)
     engine = options.engine()
-    change_plan = make_plan(engine, desired)
+    gateway = options.gateway()
+    change_plan = make_plan(engine, desired, gateway)
     click.echo(RENDERERS["text"](change_plan, options.color), nl=False)
     if change_plan.empty:
         return
     _check_destroys(change_plan, allow_destroy)
     _confirm(auto_approve)
-    result = apply_plan(engine, change_plan, allow_destroy=allow_destroy)
-    for change in result.applied:
-        click.echo(f"{change.address}: {_done(change)}")
+    apply_plan(
+        engine,
+        change_plan,
+        allow_destroy=allow_destroy,
+        gateway=gateway,
+        on_change=lambda change: click.echo(f"{change.address}: {_done(change)}"),
+    )
     summary = change_plan.summary()
     click.echo(
         f"Apply complete! {summary.add} added, {summary.change} changed, "
@@ -174,9 +216,24 @@ def _confirm(auto_approve: bool) -> None:
 
 
 def _done(change: Change) -> str:
-    words = {"create": "created", "update in place": "updated", "archive": "archived"}
-    word = ACTION_WORDS[type(change)]
-    return words.get(word, "destroyed")
+    words = {
+        "create": "created",
+        "update in place": "updated",
+        "archive": "archived",
+        "replace": "replaced",
+    }
+    return words.get(ACTION_WORDS[type(change)], "destroyed")
+
+
+def _report_partial(exc: StripeApplyFailed) -> None:
+    """Stripe stopped part-way: say what was done, what failed, and how to go on."""
+    click.echo(f"Error: Stripe change {exc.change.address} failed: {exc.error}", err=True)
+    click.echo(
+        f"{len(exc.done)} Stripe change(s) were made before it (the database changes were "
+        "applied). Run apply again: it plans from what Stripe now holds and finishes the rest.",
+        err=True,
+    )
+    sys.exit(1)
 
 
 @cli.command(name="import")

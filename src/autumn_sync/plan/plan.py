@@ -11,7 +11,7 @@ from autumn_sync.model.attributes import attributes
 from autumn_sync.model.records import Plan, Record
 from autumn_sync.model.state import State
 from autumn_sync.model.stripe import StripeSnapshot
-from autumn_sync.plan.changes import Archive, Change, Create, Delete, Update
+from autumn_sync.plan.changes import Archive, Change, Create, Delete, Replace, Update
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,15 @@ class ChangePlan:
         def count(kind: type[Change]) -> int:
             return sum(isinstance(c, kind) for c in self.changes)
 
-        return Summary(count(Create), count(Update), count(Archive), count(Delete))
+        # A replace makes a new object and archives the old one (unless customers keep it).
+        replaces = [c for c in self.changes if isinstance(c, Replace)]
+        archived_by_replace = sum(c.keep_old is None for c in replaces)
+        return Summary(
+            count(Create) + len(replaces),
+            count(Update),
+            count(Archive) + archived_by_replace,
+            count(Delete),
+        )
 
     def checksum(self) -> str:
         """Fingerprint of the changes together with the state they were planned against."""

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from autumn_sync.plan.changes import Archive, Change, Delete
 from autumn_sync.plan.plan import ChangePlan
-from autumn_sync.render.values import NO_CHANGES, action_text, detail_lines, summary_line
+from autumn_sync.render.values import action_text, detail_lines, no_changes, summary_line
 
 
 def render_markdown(plan: ChangePlan) -> str:
@@ -15,7 +15,7 @@ def render_markdown(plan: ChangePlan) -> str:
     lines = ["### autumn-sync plan", ""]
     lines += [f"> [!WARNING]\n> {w}\n" for w in plan.warnings]
     if plan.empty:
-        return "\n".join([*lines, NO_CHANGES]) + "\n"
+        return "\n".join([*lines, no_changes(plan)]) + "\n"
     lines += [f"**{summary_line(plan.summary())}**", ""]
     removals = [c for c in plan.changes if isinstance(c, Delete | Archive)]
     if removals:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from autumn_sync.plan.changes import Archive, Change, Create, Delete, Update
+from autumn_sync.plan.changes import Archive, Change, Create, Delete, Replace, Update
 from autumn_sync.plan.plan import ChangePlan
-from autumn_sync.render.values import NO_CHANGES, detail_lines, headline, summary_line
+from autumn_sync.render.values import detail_lines, headline, no_changes, summary_line
 
 _COLORS: dict[type[Change], str] = {
     Create: "\033[32m",
     Update: "\033[33m",
     Archive: "\033[35m",
+    Replace: "\033[36m",
     Delete: "\033[31m",
 }
 _RESET = "\033[0m"
@@ -20,7 +21,7 @@ def render_text(plan: ChangePlan, color: bool = False) -> str:
     """The plan in text; ANSI colours only when `color`."""
     lines = [f"Warning: {w}" for w in plan.warnings]
     if plan.empty:
-        return "\n".join([*lines, NO_CHANGES]) + "\n"
+        return "\n".join([*lines, no_changes(plan)]) + "\n"
     if lines:
         lines.append("")
     lines += ["autumn-sync will perform the following actions:", ""]

@@ -9,13 +9,15 @@ from autumn_sync.model.attributes import attributes, flatten
 from autumn_sync.model.money import canonical
 from autumn_sync.model.records import Feature, FeatureType
 from autumn_sync.model.stripe import AnyRecord
-from autumn_sync.plan.changes import Archive, Change, Create, Delete, Update
+from autumn_sync.plan.changes import Archive, Change, Create, Delete, Replace, Update
+from autumn_sync.plan.plan import ChangePlan
 
 ACTION_WORDS: dict[type[Change], str] = {
     Create: "create",
     Update: "update in place",
     Archive: "archive",
     Delete: "destroy",
+    Replace: "replace",
 }
 
 
@@ -82,3 +84,9 @@ def summary_line(plan_summary: Any) -> str:
 
 
 NO_CHANGES = "No changes. The billing database matches the configuration."
+NO_CHANGES_WITH_STRIPE = "No changes. The billing database and Stripe match the configuration."
+
+
+def no_changes(plan: ChangePlan) -> str:
+    """The line for an empty plan: it says whether Stripe was compared too."""
+    return NO_CHANGES if plan.stripe is None else NO_CHANGES_WITH_STRIPE

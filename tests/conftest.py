@@ -124,3 +124,10 @@ def run_cli(*args: str, db: str | None = None, input: str | None = None) -> Resu
     """Run `autumn-sync ARGS` in-process, with `--database-url db` when given."""
     prefix = ["--no-color"] + (["--database-url", db] if db else [])
     return CliRunner().invoke(cli, [*prefix, *args], input=input, catch_exceptions=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_stripe_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests reach Stripe only through the emulator they start, never a key in the shell."""
+    monkeypatch.delenv("STRIPE_API_KEY", raising=False)
+    monkeypatch.delenv("STRIPE_API_BASE", raising=False)

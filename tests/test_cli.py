@@ -31,7 +31,7 @@ def _without(path: Path, section: str, key: str) -> str:
 def test_validate_accepts_the_example() -> None:
     result = run_cli("validate", "-f", EXAMPLE)
     assert result.exit_code == 0
-    assert result.output == f"{EXAMPLE} is valid: 7 features, 4 plans, 2 rewards.\n"
+    assert result.stdout == f"{EXAMPLE} is valid: 7 features, 4 plans, 2 rewards.\n"
 
 
 def test_plan_apply_replan_on_every_database(db_url: str) -> None:
@@ -45,13 +45,13 @@ def test_plan_apply_replan_on_every_database(db_url: str) -> None:
     assert "Apply complete! 14 added, 0 changed, 0 archived, 0 destroyed." in applied.output
     again = run_cli("plan", "-f", EXAMPLE, "--detailed-exitcode", db=db_url)
     assert again.exit_code == 0
-    assert again.output == "No changes. The billing database matches the configuration.\n"
+    assert again.stdout == "No changes. The billing database matches the configuration.\n"
 
 
 def test_plan_json_is_shaped_like_terraforms(sqlite_url: str) -> None:
     result = run_cli("plan", "-f", EXAMPLE, "--format", "json", db=sqlite_url)
     assert result.exit_code == 0
-    document = json.loads(result.output)
+    document = json.loads(result.stdout)
     assert document["format_version"] == "1.2"
     assert document["summary"] == {"add": 14, "change": 0, "archive": 0, "destroy": 0}
     pro = next(r for r in document["resource_changes"] if r["address"] == "plan.pro")
@@ -63,7 +63,7 @@ def test_plan_json_is_shaped_like_terraforms(sqlite_url: str) -> None:
 
 def test_no_change_json_lists_no_ops(sqlite_url: str) -> None:
     run_cli("apply", "-f", EXAMPLE, "--auto-approve", db=sqlite_url)
-    document = json.loads(run_cli("plan", "-f", EXAMPLE, "--format", "json", db=sqlite_url).output)
+    document = json.loads(run_cli("plan", "-f", EXAMPLE, "--format", "json", db=sqlite_url).stdout)
     actions = {r["address"]: r["change"]["actions"] for r in document["resource_changes"]}
     assert len(actions) == 14
     assert set(map(tuple, actions.values())) == {("no-op",)}
@@ -71,7 +71,7 @@ def test_no_change_json_lists_no_ops(sqlite_url: str) -> None:
 
 def test_markdown_has_a_headline(sqlite_url: str) -> None:
     result = run_cli("plan", "-f", EXAMPLE, "--format", "markdown", db=sqlite_url)
-    assert result.output.startswith("### autumn-sync plan\n")
+    assert result.stdout.startswith("### autumn-sync plan\n")
     assert "**Plan: 14 to add, 0 to change, 0 to archive, 0 to destroy.**" in result.output
 
 

@@ -18,9 +18,10 @@ from autumn_sync.plan.changes import Change
 from autumn_sync.plan.plan import ChangePlan, fingerprint
 from autumn_sync.sources.database import read_state
 from autumn_sync.stripe.apply import StripeContext
+from autumn_sync.stripe.drift import DriftReport, compute_drift
 from autumn_sync.stripe.executor import DEFAULT_WORKERS, run_stripe_changes
 from autumn_sync.stripe.gateway import Gateway
-from autumn_sync.stripe.journal import Journal, written_names
+from autumn_sync.stripe.journal import Journal, stored_ids, written_names
 from autumn_sync.stripe.planning import with_stripe
 from autumn_sync.stripe.reader import read_stripe
 
@@ -109,3 +110,13 @@ def apply_plan(
         )
         run_stripe_changes(stripe_changes, stripe_ctx, workers, on_change)
     return ApplyResult(applied=plan.changes)
+
+
+def check_drift(engine: Engine, desired: State, gateway: Gateway | None) -> DriftReport:
+    """Compare the database with Stripe (given a gateway) and with the file's `desired`."""
+    with engine.connect() as connection:
+        current = read_state(connection)
+        stored = stored_ids(connection)
+        names = written_names(connection)
+    stripe = read_stripe(gateway) if gateway is not None else None
+    return compute_drift(current, desired, stripe, stored, names)

@@ -22,10 +22,18 @@ from autumn_sync.config.schema import json_schema_text
 from autumn_sync.db.engine import DatabaseError, connect, database_url
 from autumn_sync.diff.catalog import PlanConflict
 from autumn_sync.model.state import State
-from autumn_sync.pipeline import ApplyRefused, apply_plan, load_desired, make_plan, read_current
+from autumn_sync.pipeline import (
+    ApplyRefused,
+    apply_plan,
+    check_drift,
+    load_desired,
+    make_plan,
+    read_current,
+)
 from autumn_sync.plan.changes import Change
 from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.render import RENDERERS
+from autumn_sync.render.drift import DRIFT_RENDERERS
 from autumn_sync.render.values import ACTION_WORDS
 from autumn_sync.stripe.executor import StripeApplyFailed
 from autumn_sync.stripe.gateway import Gateway, StripeConfig, StripeFailure
@@ -234,6 +242,23 @@ def _report_partial(exc: StripeApplyFailed) -> None:
         err=True,
     )
     sys.exit(1)
+
+
+@cli.command()
+@FILE_OPTION
+@click.option(
+    "--format", "fmt", type=click.Choice(sorted(DRIFT_RENDERERS)), default="text", show_default=True
+)
+@click.pass_obj
+@handles_errors
+def drift(options: Options, path: Path, fmt: str) -> None:
+    """Report what changed outside autumn-sync: in Stripe, and between the file and the
+    database. Exit 0 when clean, 2 when drift is found, 1 on error."""
+    desired = load_desired(path)
+    report = check_drift(options.engine(), desired, options.gateway())
+    click.echo(DRIFT_RENDERERS[fmt](report), nl=False)
+    if report.found:
+        sys.exit(2)
 
 
 @cli.command(name="import")

@@ -136,6 +136,15 @@ class StripePromotionCode:
 StripeRecord = StripeProduct | StripePrice | StripeMeter | StripeCoupon | StripePromotionCode
 
 
+@dataclass(frozen=True, slots=True)
+class UnmanagedObject:
+    """A Stripe object without autumn-sync's ownership metadata: listed, never touched."""
+
+    kind: str  # products, prices, meters, coupons, promotion_codes
+    stripe_id: str
+    label: str  # its name, nickname, code or event name
+
+
 @dataclass(frozen=True)
 class StripeState:
     """Owned Stripe objects by address. In the current state, `superseded` holds older
@@ -148,7 +157,7 @@ class StripeState:
     coupons: dict[str, StripeCoupon] = field(default_factory=dict)
     promotion_codes: dict[str, StripePromotionCode] = field(default_factory=dict)
     superseded: tuple[StripePrice, ...] = ()
-    unmanaged: dict[str, int] = field(default_factory=dict)
+    unmanaged: tuple[UnmanagedObject, ...] = ()
     generations: dict[str, int] = field(default_factory=dict)  # objects ever made per address
 
     def kinds(self) -> tuple[dict[str, StripeRecord], ...]:

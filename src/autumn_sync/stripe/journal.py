@@ -71,3 +71,10 @@ def written_names(conn: Connection) -> dict[str, str]:
         objects.c.written_name.is_not(None)
     )
     return {address: name for address, name in conn.execute(query).all()}
+
+
+def stored_ids(conn: Connection) -> dict[str, str]:
+    """Address → the Stripe id autumn-sync recorded for it."""
+    objects = t.stripe_objects
+    rows = conn.execute(select(objects.c.address, objects.c.stripe_id)).all()
+    return {address: stripe_id for address, stripe_id in rows}

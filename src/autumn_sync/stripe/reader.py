@@ -21,6 +21,7 @@ from autumn_sync.model.stripe import (
     StripePromotionCode,
     StripeState,
     StripeTier,
+    UnmanagedObject,
 )
 from autumn_sync.stripe.gateway import Gateway
 
@@ -31,7 +32,7 @@ Obj = dict[str, Any]
 
 def read_stripe(gateway: Gateway) -> StripeState:
     """The owned Stripe objects, current prices by address and older ones as superseded."""
-    unmanaged: Counter[str] = Counter()
+    unmanaged: list[UnmanagedObject] = []
     meters = _meters(gateway, unmanaged)
     products = _owned(gateway.list_all("/v1/products"), "products", unmanaged)
     prices = _owned(gateway.list_all("/v1/prices", expand=["data.tiers"]), "prices", unmanaged)
@@ -49,7 +50,7 @@ def read_stripe(gateway: Gateway) -> StripeState:
         coupons=_newest_active([_coupon(c, names) for c in _by_created(coupons)]),
         promotion_codes=_newest_active([_promo(p, names) for p in _by_created(promos)]),
         superseded=superseded,
-        unmanaged=dict(unmanaged),
+        unmanaged=tuple(unmanaged),
         generations=dict(counts),
     )
 
@@ -72,22 +73,29 @@ def _newest_active(records: list[R]) -> dict[str, R]:
     return current
 
 
-def _owned(objects: Any, kind: str, unmanaged: Counter[str]) -> list[Obj]:
+def _owned(objects: Any, kind: str, unmanaged: list[UnmanagedObject]) -> list[Obj]:
     owned = []
     for obj in objects:
         if (obj.get("metadata") or {}).get(OWNER_KEY):
             owned.append(obj)
         else:
-            unmanaged[kind] += 1
+            unmanaged.append(UnmanagedObject(kind, obj["id"], _label(obj)))
     return owned
 
 
-def _meters(gateway: Gateway, unmanaged: Counter[str]) -> dict[str, StripeMeter]:
+def _label(obj: Obj) -> str:
+    for key in ("name", "nickname", "code", "lookup_key", "event_name", "display_name"):
+        if obj.get(key):
+            return str(obj[key])
+    return ""
+
+
+def _meters(gateway: Gateway, unmanaged: list[UnmanagedObject]) -> dict[str, StripeMeter]:
     meters = {}
     for obj in gateway.list_all("/v1/billing/meters"):
         event = obj.get("event_name") or ""
         if not event.startswith(METER_PREFIX):
-            unmanaged["meters"] += 1
+            unmanaged.append(UnmanagedObject("meters", obj["id"], _label(obj)))
             continue
         address = "stripe_meter." + event.removeprefix(METER_PREFIX)
         meters[obj["id"]] = StripeMeter(

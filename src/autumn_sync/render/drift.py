@@ -1,0 +1,97 @@
+"""Drift reports as text, JSON and Markdown (pure)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from autumn_sync.render.values import headline
+from autumn_sync.stripe.drift import DriftItem, DriftReport
+
+CLEAN = "No drift. The billing database, Stripe and the file agree."
+CLEAN_NO_STRIPE = "No drift between the file and the billing database (Stripe not connected)."
+
+
+def _summary(report: DriftReport) -> str:
+    if not report.found:
+        return CLEAN if report.stripe_connected else CLEAN_NO_STRIPE
+    cosmetic = sum(item.cosmetic for item in report.stripe)
+    parts = (
+        [f"{len(report.stripe)} in Stripe ({cosmetic} cosmetic)"] if report.stripe_connected else []
+    )
+    parts.append(f"{len(report.pending)} pending from the file")
+    return "Drift found: " + ", ".join(parts) + "."
+
+
+def _item_line(item: DriftItem) -> str:
+    return f"{item.address}: {item.message}"
+
+
+def render_drift_text(report: DriftReport) -> str:
+    lines: list[str] = []
+    if report.stripe:
+        lines += ["Stripe differs from the billing database:", ""]
+        lines += [f"  {'~' if item.cosmetic else '!'} {_item_line(item)}" for item in report.stripe]
+        lines.append("")
+    if report.pending:
+        lines += ["The file and the billing database differ (run `autumn-sync plan`):", ""]
+        lines += [f"  {c.symbol} {headline(c)}" for c in report.pending]
+        lines.append("")
+    if report.unmanaged:
+        lines += [f"Unmanaged Stripe objects, left alone: {len(report.unmanaged)}", ""]
+        lines += [f"  {o.kind}: {o.stripe_id} {o.label}".rstrip() for o in report.unmanaged]
+        lines.append("")
+    lines.append(_summary(report))
+    return "\n".join(lines) + "\n"
+
+
+def render_drift_json(report: DriftReport) -> str:
+    document: dict[str, Any] = {
+        "format_version": "1.0",
+        "drift_found": report.found,
+        "stripe_connected": report.stripe_connected,
+        "stripe": [
+            {"address": i.address, "kind": i.kind, "message": i.message, "cosmetic": i.cosmetic}
+            for i in report.stripe
+        ],
+        "pending": [{"address": c.address, "action": c.action} for c in report.pending],
+        "unmanaged": [
+            {"kind": o.kind, "id": o.stripe_id, "label": o.label} for o in report.unmanaged
+        ],
+        "summary": _summary(report),
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def render_drift_markdown(report: DriftReport) -> str:
+    lines = ["### autumn-sync drift", "", f"**{_summary(report)}**", ""]
+    if report.stripe:
+        lines += ["| | Address | What changed |", "|---|---|---|"]
+        lines += [
+            f"| {'cosmetic' if i.cosmetic else '⚠️'} | `{i.address}` | {i.message} |"
+            for i in report.stripe
+        ]
+        lines.append("")
+    if report.pending:
+        lines += ["Pending from the file (see `autumn-sync plan`):", ""]
+        lines += [f"- `{c.symbol} {c.address}`" for c in report.pending]
+        lines.append("")
+    if report.unmanaged:
+        lines += [
+            f"<details><summary>{len(report.unmanaged)} unmanaged Stripe objects (left alone)"
+            "</summary>",
+            "",
+            *[f"- {o.kind} `{o.stripe_id}` {o.label}".rstrip() for o in report.unmanaged],
+            "",
+            "</details>",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+DRIFT_RENDERERS: dict[str, Callable[[DriftReport], str]] = {
+    "text": render_drift_text,
+    "json": render_drift_json,
+    "markdown": render_drift_markdown,
+}

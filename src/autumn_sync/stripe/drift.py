@@ -1,0 +1,128 @@
+"""Drift: what changed outside autumn-sync. Pure: the caller reads the database, Stripe and
+the file; this compares them.
+
+- database ↔ Stripe: the Stripe objects the database's catalog maps to, against what Stripe
+  holds (missing, archived, terms changed, ownership metadata removed, renamed in the
+  dashboard — cosmetic — or active though no longer needed);
+- file ↔ database: the catalog changes a `plan` would make;
+- unmanaged Stripe objects are listed apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from autumn_sync.diff.catalog import diff
+from autumn_sync.model.state import State
+from autumn_sync.model.stripe import StripeProduct, StripeState, UnmanagedObject
+from autumn_sync.plan.changes import Archive, Change, Create, Replace, Update
+from autumn_sync.render.values import show
+from autumn_sync.stripe.diff import Context, diff_stripe
+from autumn_sync.stripe.mapping import desired_stripe
+
+Kind = Literal[
+    "missing",
+    "ownership_removed",
+    "not_created",
+    "archived",
+    "terms",
+    "changed",
+    "renamed",
+    "extra",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class DriftItem:
+    address: str
+    kind: Kind
+    message: str
+    cosmetic: bool = False
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    stripe: tuple[DriftItem, ...]  # empty when Stripe is not connected
+    pending: tuple[Change, ...]  # catalog changes the file would make
+    unmanaged: tuple[UnmanagedObject, ...]
+    stripe_connected: bool
+
+    @property
+    def found(self) -> bool:
+        return bool(self.stripe or self.pending)
+
+
+def compute_drift(
+    database: State,
+    file: State,
+    stripe: StripeState | None,
+    stored: dict[str, str],
+    written_names: dict[str, str],
+) -> DriftReport:
+    """Compare the three; `stored` and `written_names` are what the database recorded of
+    Stripe (ids, product names last written)."""
+    pending = diff(database, file).changes
+    if stripe is None:
+        return DriftReport((), pending, (), stripe_connected=False)
+    items = [*_stripe_items(database, stripe, stored, written_names)]
+    items.sort(key=lambda item: item.address)
+    return DriftReport(tuple(items), pending, stripe.unmanaged, stripe_connected=True)
+
+
+def _stripe_items(
+    database: State, stripe: StripeState, stored: dict[str, str], written: dict[str, str]
+) -> list[DriftItem]:
+    versions = {pid: p.version or 1 for pid, p in database.plans.items()}
+    in_use = {
+        pid: frozenset(v for v, count in p.versions_in_use if count)
+        for pid, p in database.plans.items()
+    }
+    wanted = desired_stripe(database, versions)
+    changes = diff_stripe(stripe, wanted, Context(written_names=written, versions_in_use=in_use))
+    unmanaged_ids = {obj.stripe_id for obj in stripe.unmanaged}
+    items = [_item(change, stored, unmanaged_ids) for change in changes]
+    items += _renames(stripe, wanted, written)
+    return items
+
+
+def _item(change: Change, stored: dict[str, str], unmanaged_ids: set[str]) -> DriftItem:
+    address = change.address
+    if isinstance(change, Create):
+        known = stored.get(address)
+        if known and known in unmanaged_ids:
+            return DriftItem(
+                address,
+                "ownership_removed",
+                f"{known} lost its autumn_sync_address metadata (now unmanaged)",
+            )
+        if known:
+            return DriftItem(address, "missing", f"{known} is gone from Stripe")
+        return DriftItem(address, "not_created", "not in Stripe yet (an apply is pending)")
+    if isinstance(change, Replace):
+        return DriftItem(address, "terms", f"terms no longer match: {_fields(change)}")
+    if isinstance(change, Archive):
+        return DriftItem(address, "extra", "active in Stripe, but the catalog does not need it")
+    if isinstance(change, Update) and any(f.path == "active" and f.after for f in change.fields):
+        return DriftItem(address, "archived", "archived outside autumn-sync")
+    return DriftItem(address, "changed", f"changed outside autumn-sync: {_fields(change)}")
+
+
+def _fields(change: Change) -> str:
+    return "; ".join(f"{f.path}: {show(f.before)} → {show(f.after)}" for f in change.fields)
+
+
+def _renames(stripe: StripeState, wanted: StripeState, written: dict[str, str]) -> list[DriftItem]:
+    """Products renamed in the dashboard: reported as cosmetic, not overwritten."""
+    items = []
+    for address, product in stripe.products.items():
+        desired: StripeProduct | None = wanted.products.get(address)
+        last = written.get(address)
+        if desired is None or last is None or product.name == last or desired.name != last:
+            continue
+        message = (
+            f"renamed in Stripe to {show(product.name)} (cosmetic: kept; the catalog says "
+            f"{show(desired.name)})"
+        )
+        items.append(DriftItem(address, "renamed", message, cosmetic=True))
+    return items

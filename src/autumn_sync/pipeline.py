@@ -54,10 +54,11 @@ def make_plan(engine: Engine, desired: State, gateway: Gateway | None = None) ->
     with engine.connect() as connection:
         current = read_state(connection)
         names = written_names(connection) if gateway is not None else {}
+        recorded = stored_ids(connection) if gateway is not None else {}
     plan = diff(current, desired)
     if gateway is None:
         return plan
-    return with_stripe(plan, current, desired, read_stripe(gateway), names)
+    return with_stripe(plan, current, desired, read_stripe(gateway, recorded), names)
 
 
 @dataclass(frozen=True)
@@ -118,5 +119,5 @@ def check_drift(engine: Engine, desired: State, gateway: Gateway | None) -> Drif
         current = read_state(connection)
         stored = stored_ids(connection)
         names = written_names(connection)
-    stripe = read_stripe(gateway) if gateway is not None else None
+    stripe = read_stripe(gateway, stored) if gateway is not None else None
     return compute_drift(current, desired, stripe, stored, names)

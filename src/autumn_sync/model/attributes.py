@@ -25,6 +25,7 @@ _STATE_ONLY = frozenset(
         "address",
         "stripe_id",
         "default_price_id",
+        "owned",
     }
 )
 CONTENT_FIELDS = ("price", "free_trial", "items")

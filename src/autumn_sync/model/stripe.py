@@ -39,6 +39,7 @@ class StripeProduct:
     default_price: str | None = None  # address of the default price
     default_price_id: str | None = None  # current only: which price object exactly
     stripe_id: str | None = None
+    owned: bool = True  # False: its ownership metadata was removed outside the tool
 
     def references(self) -> tuple[str, ...]:
         # The default price is set by the price's own change (the price needs the product
@@ -62,6 +63,7 @@ class StripePrice:
     tiers_mode: str | None = None
     active: bool = True
     stripe_id: str | None = None
+    owned: bool = True  # False: its ownership metadata was removed outside the tool
 
     def references(self) -> tuple[str, ...]:
         meter = self.recurring.meter if self.recurring else None
@@ -106,6 +108,7 @@ class StripeCoupon:
     applies_to: tuple[str, ...] = ()  # product addresses
     active: bool = True  # False once archived (coupons cannot be archived in Stripe itself)
     stripe_id: str | None = None
+    owned: bool = True  # False: its ownership metadata was removed outside the tool
 
     def references(self) -> tuple[str, ...]:
         return self.applies_to
@@ -128,6 +131,7 @@ class StripePromotionCode:
     coupon: str  # address
     active: bool = True
     stripe_id: str | None = None
+    owned: bool = True  # False: its ownership metadata was removed outside the tool
 
     def references(self) -> tuple[str, ...]:
         return (self.coupon,)

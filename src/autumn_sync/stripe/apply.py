@@ -77,6 +77,14 @@ def _owner(address: str, **extra: str) -> dict[str, str]:
     return {OWNER_KEY: address, **extra}
 
 
+def _reclaim(old: object, address: str, params: dict[str, Any]) -> dict[str, Any]:
+    """`params` plus the ownership metadata when `old` lost it outside the tool."""
+    if getattr(old, "owned", True):
+        return params
+    metadata = {**params.get("metadata", {}), OWNER_KEY: address}
+    return {**params, "metadata": metadata}
+
+
 # --- meters --------------------------------------------------------------------------------
 
 
@@ -135,6 +143,7 @@ def _update_product(ctx: StripeContext, change: Change) -> None:
         default = ctx.ids.get(new.default_price, "") if new.default_price else ""
         params["default_price"] = default
         ctx.defaults[new.address] = default or None
+    params = _reclaim(old, new.address, params)
     ctx.write(change, f"/v1/products/{ctx.ids[new.address]}", params)
     _remember(ctx, new.address, ctx.ids[new.address], new.name)
 
@@ -212,6 +221,7 @@ def _update_price(ctx: StripeContext, change: Change) -> None:
         params["active"] = new.active
     if old.lookup_key != new.lookup_key:
         params.update(lookup_key=new.lookup_key, transfer_lookup_key=True)
+    params = _reclaim(old, new.address, params)
     ctx.write(change, f"/v1/prices/{ctx.ids[new.address]}", params)
 
 
@@ -266,6 +276,7 @@ def _update_coupon(ctx: StripeContext, change: Change) -> None:
         params["name"] = new.name or ""
     if old.active != new.active:
         params["metadata"] = {ARCHIVED_KEY: "" if new.active else "true"}
+    params = _reclaim(old, new.address, params)
     ctx.write(change, f"/v1/coupons/{ctx.ids[new.address]}", params)
 
 
@@ -295,7 +306,7 @@ def _set_promo_active(ctx: StripeContext, change: Change) -> None:
     record = change.after
     assert isinstance(record, StripePromotionCode)
     path = f"/v1/promotion_codes/{ctx.ids[change.address]}"
-    ctx.write(change, path, {"active": record.active})
+    ctx.write(change, path, _reclaim(change.before, change.address, {"active": record.active}))
 
 
 def _replace_promo(ctx: StripeContext, change: Change) -> None:

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from autumn_sync.diff.catalog import field_changes
 from autumn_sync.model.stripe import (
+    OWNER_KEY,
     StripeCoupon,
     StripeMeter,
     StripePrice,
@@ -23,7 +24,7 @@ from autumn_sync.model.stripe import (
     StripeRecord,
     StripeState,
 )
-from autumn_sync.plan.changes import Archive, Change, Create, Replace, Update
+from autumn_sync.plan.changes import Archive, Change, Create, FieldChange, Replace, Update
 
 S = TypeVar("S", StripeProduct, StripePrice, StripeMeter, StripeCoupon, StripePromotionCode)
 
@@ -69,9 +70,16 @@ def _simple(existing: Mapping[str, S], desired: Mapping[str, S]) -> Iterator[Cha
                     old.address, old, replace(old, active=False), reason="not in the catalog"
                 )
         elif old is not None and new is not None:
-            fields = field_changes(old, replace(new, stripe_id=old.stripe_id))
+            fields = _ownership(old) + field_changes(old, replace(new, stripe_id=old.stripe_id))
             if fields:
                 yield Update(new.address, old, replace(new, stripe_id=old.stripe_id), fields)
+
+
+def _ownership(old: StripeRecord) -> tuple[FieldChange, ...]:
+    """Writing the ownership metadata back on an object that lost it outside the tool."""
+    if getattr(old, "owned", True):
+        return ()
+    return (FieldChange(f"metadata.{OWNER_KEY}", None, old.address),)
 
 
 def _active(record: StripeRecord) -> bool:
@@ -121,7 +129,7 @@ def _price_change(old: StripePrice, new: StripePrice, ctx: Context) -> Iterator[
         yield Replace(new.address, old, replace(new, stripe_id=None), fields, reason, keep_old=keep)
         return
     comparable = replace(new, version=old.version)
-    fields = field_changes(old, comparable)
+    fields = _ownership(old) + field_changes(old, comparable)
     if fields:
         yield Update(new.address, old, comparable, fields)
 
@@ -160,7 +168,7 @@ def _coupons(existing: StripeState, desired: StripeState) -> Iterator[Change]:
                 fields = field_changes(old, new)
                 reason = "coupon terms are immutable in Stripe: a new coupon replaces it"
                 yield Replace(new.address, old, replace(new, stripe_id=None), fields, reason)
-            elif fields := field_changes(old, new):
+            elif fields := _ownership(old) + field_changes(old, new):
                 yield Update(new.address, old, new, fields)
 
 

@@ -103,6 +103,13 @@ def _item(change: Change, stored: dict[str, str], unmanaged_ids: set[str]) -> Dr
         return DriftItem(address, "terms", f"terms no longer match: {_fields(change)}")
     if isinstance(change, Archive):
         return DriftItem(address, "extra", "active in Stripe, but the catalog does not need it")
+    if change.before is not None and not getattr(change.before, "owned", True):
+        stripe_id = getattr(change.before, "stripe_id", "")
+        return DriftItem(
+            address,
+            "ownership_removed",
+            f"{stripe_id} lost its autumn_sync_address metadata (plan restores it)",
+        )
     if isinstance(change, Update) and any(f.path == "active" and f.after for f in change.fields):
         return DriftItem(address, "archived", "archived outside autumn-sync")
     return DriftItem(address, "changed", f"changed outside autumn-sync: {_fields(change)}")

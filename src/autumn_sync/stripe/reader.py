@@ -6,6 +6,7 @@ pages, never one per object. Owned objects carry `autumn_sync_address` in their 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -30,16 +31,23 @@ ARCHIVED_KEY = "autumn_sync_archived"
 Obj = dict[str, Any]
 
 
-def read_stripe(gateway: Gateway) -> StripeState:
-    """The owned Stripe objects, current prices by address and older ones as superseded."""
+def read_stripe(gateway: Gateway, recorded: Mapping[str, str] | None = None) -> StripeState:
+    """The owned Stripe objects, current prices by address and older ones as superseded.
+
+    `recorded` (address → Stripe id, from the database) lets an object whose ownership
+    metadata was removed outside the tool be recognised (`owned=False`) rather than made
+    again: the plan then writes the metadata back."""
     unmanaged: list[UnmanagedObject] = []
+    adopt = {stripe_id: address for address, stripe_id in (recorded or {}).items()}
     meters = _meters(gateway, unmanaged)
-    products = _owned(gateway.list_all("/v1/products"), "products", unmanaged)
-    prices = _owned(gateway.list_all("/v1/prices", expand=["data.tiers"]), "prices", unmanaged)
-    coupons = _owned(
-        gateway.list_all("/v1/coupons", expand=["data.applies_to"]), "coupons", unmanaged
-    )
-    promos = _owned(gateway.list_all("/v1/promotion_codes"), "promotion_codes", unmanaged)
+
+    def owned(path: str, kind: str, **params: Any) -> list[Obj]:
+        return _owned(gateway.list_all(path, **params), kind, unmanaged, adopt)
+
+    products = owned("/v1/products", "products")
+    prices = owned("/v1/prices", "prices", expand=["data.tiers"])
+    coupons = owned("/v1/coupons", "coupons", expand=["data.applies_to"])
+    promos = owned("/v1/promotion_codes", "promotion_codes")
     names = _addresses(products, prices, coupons, meters)
     current, superseded = _pick_prices([_price(p, names) for p in prices])
     counts = Counter(o["metadata"][OWNER_KEY] for o in (*prices, *coupons))
@@ -73,11 +81,19 @@ def _newest_active(records: list[R]) -> dict[str, R]:
     return current
 
 
-def _owned(objects: Any, kind: str, unmanaged: list[UnmanagedObject]) -> list[Obj]:
+ORPHAN_KEY = "__orphaned"  # set on objects recognised by their recorded id only
+
+
+def _owned(
+    objects: Any, kind: str, unmanaged: list[UnmanagedObject], adopt: Mapping[str, str]
+) -> list[Obj]:
     owned = []
     for obj in objects:
         if (obj.get("metadata") or {}).get(OWNER_KEY):
             owned.append(obj)
+        elif obj["id"] in adopt:
+            metadata = {**(obj.get("metadata") or {}), OWNER_KEY: adopt[obj["id"]]}
+            owned.append({**obj, "metadata": metadata, ORPHAN_KEY: True})
         else:
             unmanaged.append(UnmanagedObject(kind, obj["id"], _label(obj)))
     return owned
@@ -129,6 +145,7 @@ def _product(obj: Obj, names: dict[str, str]) -> StripeProduct:
         default_price=names.get(default, f"unmanaged:{default}") if default else None,
         default_price_id=default,
         stripe_id=obj["id"],
+        owned=not obj.get(ORPHAN_KEY),
     )
 
 
@@ -158,6 +175,7 @@ def _price(obj: Obj, names: dict[str, str]) -> StripePrice:
         tiers_mode=obj.get("tiers_mode") if tiers else None,
         active=bool(obj.get("active")),
         stripe_id=obj["id"],
+        owned=not obj.get(ORPHAN_KEY),
     )
 
 
@@ -199,6 +217,7 @@ def _coupon(obj: Obj, names: dict[str, str]) -> StripeCoupon:
         applies_to=tuple(sorted(names.get(p, f"unmanaged:{p}") for p in applies)),
         active=obj["metadata"].get(ARCHIVED_KEY) != "true",
         stripe_id=obj["id"],
+        owned=not obj.get(ORPHAN_KEY),
     )
 
 
@@ -213,4 +232,5 @@ def _promo(obj: Obj, names: dict[str, str]) -> StripePromotionCode:
         coupon=names.get(coupon, f"unmanaged:{coupon}") if coupon else "",
         active=bool(obj.get("active")),
         stripe_id=obj["id"],
+        owned=not obj.get(ORPHAN_KEY),
     )

@@ -58,7 +58,8 @@ def _drop_scratch_databases() -> Iterator[None]:
     for kind in list(_created):
         base = SERVER_URLS[kind]
         assert base is not None
-        _admin(base, f"DROP DATABASE IF EXISTS {TEST_DATABASE}")
+        force = " WITH (FORCE)" if kind == "postgresql" else ""  # pooled connections linger
+        _admin(base, f"DROP DATABASE IF EXISTS {TEST_DATABASE}{force}")
         del _created[kind]
 
 

@@ -76,6 +76,12 @@ def upgrade(engine: Engine) -> None:
     if current == head_revision():
         return
     with engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            # The sqlite3 module begins a transaction only before INSERT/UPDATE/DELETE, so
+            # each CREATE TABLE would commit on its own and a run killed half-way would leave
+            # a half-made schema that no later run can migrate. One explicit BEGIN makes the
+            # whole migration one transaction, as it is on PostgreSQL.
+            connection.exec_driver_sql("BEGIN")
         config = _config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

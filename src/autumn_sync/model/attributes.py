@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from autumn_sync.model.records import Feature, Plan, Record, Tier
-from autumn_sync.model.stripe import StripeRecord
+from autumn_sync.model.stripe import StripeRecord, StripeTier
 
 _STATE_ONLY = frozenset(
     {
@@ -58,6 +58,9 @@ def _item(item: dict[str, Any]) -> dict[str, Any] | bool:
 def _plain(value: Any) -> Any:
     if isinstance(value, Tier):
         return {"up_to": "inf" if value.up_to is None else value.up_to, "amount": value.amount}
+    if isinstance(value, StripeTier):
+        up_to = "inf" if value.up_to is None else value.up_to
+        return {"up_to": up_to, "unit_amount_decimal": value.unit_amount_decimal}
     if isinstance(value, Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -72,7 +75,7 @@ def _plain(value: Any) -> Any:
 KEYED_BY_ID = ("items", "credit_costs")
 # Sets of ids or codes: compared and shown as one value, never element by element (an index
 # into a sorted set says nothing: adding "business" before "pro" is not "pro → business").
-WHOLE = ("plans", "promo_codes")
+WHOLE = ("plans", "promo_codes", "applies_to")
 
 Value = Scalar | tuple[str, ...]
 

@@ -163,6 +163,7 @@ class StripeState:
     superseded: tuple[StripePrice, ...] = ()
     unmanaged: tuple[UnmanagedObject, ...] = ()
     generations: dict[str, int] = field(default_factory=dict)  # objects ever made per address
+    recorded: dict[str, str] = field(default_factory=dict)  # address → id the database holds
 
     def kinds(self) -> tuple[dict[str, StripeRecord], ...]:
         return (

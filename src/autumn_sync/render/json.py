@@ -3,16 +3,20 @@ read it as they read Terraform's.
 
 `resource_changes[]` holds every managed object: `change.actions` uses Terraform's words
 (`create`, `update`, `delete`, `no-op`); an archive is `["update"]` with
-`action_reason: "archive"` and the plan as it is kept as `after` (only a delete has a null
-`after`); a plan's new version is `["update"]` with `action_reason: "new_version"`; an archived
-plan offered again is `["update"]` with `action_reason: "unarchive"` (unless it also gets a
-new version). Decimal amounts are JSON numbers (integers where whole;
-floats otherwise, whose shortest form is the decimal's own digits at these precisions).
+`action_reason: "archive"` and what is kept as `after` (a plan as it is, a Stripe object
+inactive; only a delete has a null `after`); a plan's new version is `["update"]` with
+`action_reason: "new_version"`; an archived plan offered again is `["update"]` with
+`action_reason: "unarchive"` (unless it also gets a new version); a Stripe price or coupon
+whose terms change is `["create", "delete"]` (create before delete: the old one is archived,
+or kept for `autumn_sync.old_kept_for`) with `action_reason: "replace_because_cannot_update"`
+and `change.replace_paths`. Decimal amounts are JSON numbers (integers where whole; floats
+otherwise, whose shortest form is the decimal's own digits at these precisions).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +24,7 @@ from autumn_sync import __version__
 from autumn_sync.model.attributes import attributes
 from autumn_sync.model.records import Plan, Record
 from autumn_sync.model.stripe import AnyRecord
-from autumn_sync.plan.changes import Archive, Change, Update
+from autumn_sync.plan.changes import Archive, Change, Replace, Update
 from autumn_sync.plan.plan import ChangePlan
 
 FORMAT_VERSION = "1.2"
@@ -59,7 +63,7 @@ def _resource_change(change: Change) -> dict[str, Any]:
         "change": {
             "actions": list(change.tf_actions),
             "before": _data(change.before),
-            "after": _data(change.before if isinstance(change, Archive) else change.after),
+            "after": _data(_after(change)),
         },
         "autumn_sync": {
             "action": change.action,
@@ -70,6 +74,9 @@ def _resource_change(change: Change) -> dict[str, Any]:
             ],
         },
     }
+    if isinstance(change, Replace):
+        entry["change"]["replace_paths"] = [_steps(f.path) for f in change.fields]
+        entry["autumn_sync"]["old_kept_for"] = change.keep_old
     if isinstance(change, Update) and change.new_version is not None:
         entry["autumn_sync"]["version"] = {
             "new": change.new_version,
@@ -82,14 +89,36 @@ def _resource_change(change: Change) -> dict[str, Any]:
     return entry
 
 
+def _after(change: Change) -> AnyRecord | None:
+    """What the change leaves: an archived plan is kept as it is (its change has no `after`);
+    an archived Stripe object is kept inactive."""
+    if isinstance(change, Archive) and change.after is None:
+        return change.before
+    return change.after
+
+
 def _action_reason(change: Change) -> str | None:
     if isinstance(change, Archive):
         return "archive"
+    if isinstance(change, Replace):
+        return "replace_because_cannot_update"
     if isinstance(change, Update) and change.new_version is not None:
         return "new_version"
     if isinstance(change, Update) and isinstance(change.before, Plan) and change.before.archived:
         return "unarchive"
     return None
+
+
+_STEP = re.compile(r"\[([^\]]*)\]|\.?([^.\[]+)")
+
+
+def _steps(path: str) -> list[str | int]:
+    """A field path as Terraform writes one: `tiers[1].unit_amount_decimal` →
+    `["tiers", 1, "unit_amount_decimal"]`."""
+    steps: list[str | int] = []
+    for index, name in _STEP.findall(path):
+        steps.append(name if name else int(index) if index.isdigit() else index)
+    return steps
 
 
 def _no_op(record: Record) -> dict[str, Any]:

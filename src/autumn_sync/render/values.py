@@ -8,9 +8,18 @@ from typing import Any
 from autumn_sync.model.attributes import attributes, flatten
 from autumn_sync.model.money import canonical
 from autumn_sync.model.records import Feature, FeatureType
-from autumn_sync.model.stripe import AnyRecord
+from autumn_sync.model.stripe import (
+    AnyRecord,
+    StripeCoupon,
+    StripeMeter,
+    StripePrice,
+    StripeProduct,
+    StripePromotionCode,
+)
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Replace, Update
 from autumn_sync.plan.plan import ChangePlan
+
+STRIPE_RECORDS = (StripeProduct, StripePrice, StripeMeter, StripeCoupon, StripePromotionCode)
 
 ACTION_WORDS: dict[type[Change], str] = {
     Create: "create",
@@ -69,9 +78,12 @@ def detail_lines(change: Change) -> list[str]:
 
 def _shown_whole(record: AnyRecord, path: str, value: Any) -> bool:
     """A create or destroy lists what the file sets: unset values, empty sets and false
-    flags are left out, except a metered feature's `consumable: false` (the file must say it)."""
+    flags are left out, except a metered feature's `consumable: false` (the file must say it);
+    a Stripe object's `active: true` goes without saying."""
     if isinstance(record, Feature) and path == "consumable":
         return bool(value) or record.type is FeatureType.METERED
+    if isinstance(record, STRIPE_RECORDS) and path == "active":
+        return not value
     return value is not None and value is not False and value != ()
 
 

@@ -1,8 +1,10 @@
 """Stripe appliers, one per (kind, change class), and deterministic idempotency keys.
 
-A key names the change and its generation: the address, the action, the parameters and how
-many objects autumn-sync already made at that address. A retry or a re-run of the same change
-sends the same key; re-creating a price after an earlier one was archived sends a new one.
+A key names the change and its generation: the address, the action, the parameters, how many
+objects autumn-sync already made at that address, and the id the database recorded for it
+before this change. A retry or a re-run of the same change sends the same key; re-creating an
+object after an earlier one was archived, deleted in the dashboard or lost its ownership sends
+a new one (Stripe would otherwise replay the old object for 24 hours).
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from autumn_sync.model.stripe import (
     StripeState,
 )
 from autumn_sync.plan.changes import Archive, Change, Create, Replace, Update
-from autumn_sync.stripe.gateway import Gateway
-from autumn_sync.stripe.journal import Journal
+from autumn_sync.stripe.gateway import Gateway, StripeFailure
+from autumn_sync.stripe.journal import REJECTED, Journal
 from autumn_sync.stripe.reader import ARCHIVED_KEY
 
 
@@ -51,22 +53,32 @@ class StripeContext:
     ) -> dict[str, Any]:
         """POST `params` to `path` for `change`, journaled, with its idempotency key."""
         generation = self.existing.generations.get(change.address, 0)
-        key = idempotency_key(change, path, params, generation, step)
+        previous = self.existing.recorded.get(change.address)
+        key = idempotency_key(change, path, params, generation, step, previous)
+        key = self.journal.usable_key(key)
         self.journal.record(change.address, change.action, key, "started")
         try:
             obj = self.gateway.post(path, params, key)
         except Exception as exc:
-            self.journal.record(change.address, change.action, key, "failed", message=str(exc))
+            status = REJECTED if isinstance(exc, StripeFailure) and exc.rejected else "failed"
+            self.journal.record(change.address, change.action, key, status, message=str(exc))
             raise
         self.journal.record(change.address, change.action, key, "done", obj.get("id"))
         return obj
 
 
 def idempotency_key(
-    change: Change, path: str, params: dict[str, Any], generation: int, step: str
+    change: Change,
+    path: str,
+    params: dict[str, Any],
+    generation: int,
+    step: str,
+    previous: str | None = None,
 ) -> str:
+    """The deterministic key of one request of `change`; `previous` is the Stripe id the
+    database recorded for the address before the change."""
     text = json.dumps(
-        [change.address, change.action, step, path, params, generation],
+        [change.address, change.action, step, path, params, generation, previous],
         sort_keys=True,
         default=str,
     )
@@ -195,11 +207,19 @@ def _create_price(ctx: StripeContext, change: Change) -> None:
     assert isinstance(price, StripePrice)
     obj = ctx.write(change, "/v1/prices", _price_params(ctx, price))
     _remember(ctx, price.address, obj["id"])
+    _make_default(ctx, change, price, obj["id"])
+
+
+def _make_default(ctx: StripeContext, change: Change, price: StripePrice, price_id: str) -> None:
+    """Point the product's `default_price` at `price_id` when the catalog makes `price` the
+    default and the product points elsewhere (the price is active by now)."""
     product = ctx.desired.products.get(price.product)
-    if product is not None and product.default_price == price.address:
+    if product is None or product.default_price != price.address:
+        return
+    if ctx.defaults.get(price.product) != price_id:
         path = f"/v1/products/{ctx.ids[price.product]}"
-        ctx.write(change, path, {"default_price": obj["id"]}, step="default_price")
-        ctx.defaults[price.product] = obj["id"]
+        ctx.write(change, path, {"default_price": price_id}, step="default_price")
+        ctx.defaults[price.product] = price_id
 
 
 def _replace_price(ctx: StripeContext, change: Change) -> None:
@@ -223,6 +243,8 @@ def _update_price(ctx: StripeContext, change: Change) -> None:
         params.update(lookup_key=new.lookup_key, transfer_lookup_key=True)
     params = _reclaim(old, new.address, params)
     ctx.write(change, f"/v1/prices/{ctx.ids[new.address]}", params)
+    if new.active:  # an archived default price made active again is the default again
+        _make_default(ctx, change, new, ctx.ids[new.address])
 
 
 def _archive_price(ctx: StripeContext, change: Change) -> None:
@@ -247,10 +269,8 @@ def _archive_price_object(ctx: StripeContext, change: Change, price: StripePrice
 def _create_coupon(ctx: StripeContext, change: Change) -> None:
     coupon = change.after
     assert isinstance(coupon, StripeCoupon)
-    generation = ctx.existing.generations.get(coupon.address, 0)
-    coupon_id = coupon.coupon_id if generation == 0 else f"{coupon.coupon_id}-v{generation + 1}"
     params: dict[str, Any] = {
-        "id": coupon_id,
+        "id": coupon.coupon_id,  # a replacement's is new (`launch20-v2`), set by the diff
         "duration": coupon.duration,
         "metadata": _owner(coupon.address),
     }

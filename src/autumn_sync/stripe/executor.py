@@ -11,7 +11,10 @@ from autumn_sync.plan.changes import Change
 from autumn_sync.plan.order import dependency_graph
 from autumn_sync.stripe.apply import StripeContext, apply_stripe_change
 
-DEFAULT_WORKERS = 8
+# Enough requests in flight to fill a 100 req/s limit at Stripe's usual 250-300 ms a request
+# (benchmarks/stripe_apply.py); past the limit the gateway backs off on 429s, and it keeps
+# at most `StripeConfig.per_endpoint` requests to one endpoint in flight.
+DEFAULT_WORKERS = 32
 
 
 class StripeApplyFailed(Exception):

@@ -1,15 +1,32 @@
 """The one module that imports `stripe`: a thin gateway the reader and the appliers use.
 
-It speaks plain dicts, lists every page with `limit=100`, sends idempotency keys, lets the
-official client retry 429s and network errors with backoff, and turns the client's errors
-into `StripeFailure` so nothing else needs the package.
+It speaks plain dicts, lists every page with `limit=100`, sends idempotency keys, retries
+what Stripe says is safe to retry, and turns the client's errors into `StripeFailure` so
+nothing else needs the package.
+
+Retries are the gateway's, not the client's (`max_network_retries=0`), because the two kinds
+of failure want different backoff:
+
+- a connection error (a response lost after the work was done, a timeout), a 5xx, a 409 or
+  an answer with `Stripe-Should-Retry: true`: re-sent up to `max_retries` times with
+  exponential backoff (0.5 s doubling to 5 s, jittered, as the `stripe` client does);
+- a 429: re-sent with a short jittered backoff (0.25 s doubling to 2 s) for as long as
+  `rate_limit_wait` seconds. A rate limit is expected under load, not an error: the client's
+  own retries would spend the network-retry budget on it and back off too far.
+
+Every attempt of a write carries the same `Idempotency-Key`, so a retry after a lost
+response gets the first result replayed instead of doing the work twice. At most
+`per_endpoint` requests to one endpoint (method and path, ids left out) are in flight at once.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +34,21 @@ import stripe
 
 API_VERSION: str = stripe.api_version  # pinned by the `stripe` package version
 PAGE = 100
+RETRY_DELAY = (0.5, 5.0)  # first and largest backoff after a failure worth retrying
+RATE_LIMIT_DELAY = (0.25, 2.0)  # first and largest backoff after a 429
+# Path segments that name a collection: the segment after one is an object id.
+COLLECTIONS = frozenset(
+    {
+        "coupons",
+        "customers",
+        "meters",
+        "prices",
+        "products",
+        "promotion_codes",
+        "subscription_items",
+        "subscriptions",
+    }
+)
 
 
 class StripeFailure(Exception):
@@ -27,12 +59,21 @@ class StripeFailure(Exception):
         self.status = status
         self.code = code
 
+    @property
+    def rejected(self) -> bool:
+        """Stripe answered with an error (not a 409 or 429): the request is over, what it
+        did (nothing, for a 4xx) shows in the next read, and Stripe may keep the answer for
+        its idempotency key. A lost answer (no status) leaves the outcome unknown."""
+        return self.status is not None and self.status not in (409, 429)
+
 
 @dataclass(frozen=True)
 class StripeConfig:
     api_key: str
     api_base: str | None = None
     max_retries: int = 6
+    rate_limit_wait: float = 120.0
+    per_endpoint: int = 24
 
     @classmethod
     def from_env(cls, api_key: str | None, api_base: str | None) -> StripeConfig | None:
@@ -45,17 +86,27 @@ class StripeConfig:
 
 
 class Gateway:
-    """Requests to Stripe for one API key."""
+    """Requests to Stripe for one API key, safe to share between threads.
 
-    def __init__(self, config: StripeConfig) -> None:
+    `requests` counts every attempt sent, `rate_limited` the 429s among the answers and
+    `retries` the other attempts that were sent again.
+    """
+
+    def __init__(self, config: StripeConfig, sleep: Callable[[float], None] = time.sleep) -> None:
         base = {"api": config.api_base} if config.api_base else None
         self._client = stripe.StripeClient(
             config.api_key,
             base_addresses=base,  # type: ignore[arg-type]
-            max_network_retries=config.max_retries,
+            max_network_retries=0,  # the gateway retries (see the module's docstring)
             stripe_version=API_VERSION,
         )
+        self._config = config
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._endpoints: dict[str, threading.Semaphore] = {}
         self.requests = 0
+        self.rate_limited = 0
+        self.retries = 0
 
     def list_all(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
         """Every object of a list endpoint, page by page (`limit=100`)."""
@@ -78,18 +129,84 @@ class Gateway:
     def request(
         self, method: str, path: str, params: dict[str, Any], idempotency_key: str | None = None
     ) -> dict[str, Any]:
+        """One request, retried as the module's docstring says; raises `StripeFailure`."""
         options: dict[str, Any] = {"idempotency_key": idempotency_key} if idempotency_key else {}
-        self.requests += 1
-        try:
-            response = self._client.raw_request(method, path, **params, **options)
-        except stripe.StripeError as exc:
-            raise _failure(exc) from None
-        body: dict[str, Any] = json.loads(response.body)
-        return body
+        retries = limited = 0
+        limited_since: float | None = None
+        while True:
+            try:
+                with self._endpoint(method, path):
+                    with self._lock:
+                        self.requests += 1
+                    response = self._client.raw_request(method, path, **params, **options)
+                body: dict[str, Any] = json.loads(response.body)
+                return body
+            except stripe.StripeError as exc:
+                error = exc
+            attempts = retries + limited + 1
+            if error.http_status == 429:
+                with self._lock:
+                    self.rate_limited += 1
+                now = time.monotonic()
+                limited_since = now if limited_since is None else limited_since
+                if now - limited_since < self._config.rate_limit_wait:
+                    limited += 1
+                    self._sleep(_backoff(RATE_LIMIT_DELAY, limited))
+                    continue
+            elif _retryable(error) and retries < self._config.max_retries:
+                with self._lock:
+                    self.retries += 1
+                retries += 1
+                self._sleep(_backoff(RETRY_DELAY, retries))
+                continue
+            raise _failure(error, attempts) from None
+
+    def _endpoint(self, method: str, path: str) -> threading.Semaphore:
+        """The semaphore bounding the requests in flight to this endpoint."""
+        name = endpoint(method, path)
+        with self._lock:
+            gate = self._endpoints.get(name)
+            if gate is None:
+                gate = self._endpoints[name] = threading.Semaphore(self._config.per_endpoint)
+            return gate
 
 
-def _failure(exc: stripe.StripeError) -> StripeFailure:
+def endpoint(method: str, path: str) -> str:
+    """`POST /v1/prices/{id}` for `post`, `/v1/prices/price_123`: the endpoint, ids left out."""
+    segments = path.split("?")[0].strip("/").split("/")
+    named = [
+        "{id}" if index and segments[index - 1] in COLLECTIONS else segment
+        for index, segment in enumerate(segments)
+    ]
+    return f"{method.upper()} /" + "/".join(named)
+
+
+def _retryable(error: stripe.StripeError) -> bool:
+    """Whether sending the same request again may succeed (as the `stripe` client decides,
+    without counting 429s, which the gateway handles apart)."""
+    if isinstance(error, stripe.APIConnectionError):
+        return error.should_retry
+    advice = {name.lower(): value for name, value in (error.headers or {}).items()}.get(
+        "stripe-should-retry"
+    )
+    if advice is not None:
+        return advice == "true"
+    status = error.http_status or 0
+    return status == 409 or status >= 500
+
+
+def _backoff(delays: tuple[float, float], attempt: int) -> float:
+    """Exponential backoff from `delays[0]`, at most `delays[1]`, jittered into its upper
+    half so that threads backing off together spread out."""
+    first, largest = delays
+    delay = min(first * 2.0 ** (attempt - 1), largest)
+    return delay * random.uniform(0.5, 1.0)
+
+
+def _failure(exc: stripe.StripeError, attempts: int) -> StripeFailure:
     error = exc.error
     code = getattr(error, "code", None) if error is not None else None
     message = exc.user_message or str(exc) or type(exc).__name__
+    if attempts > 1:
+        message = f"{message} (gave up after {attempts} attempts)"
     return StripeFailure(message, status=exc.http_status, code=code)

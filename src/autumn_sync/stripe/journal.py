@@ -12,15 +12,41 @@ from sqlalchemy import Connection, Engine, delete, insert, select
 
 from autumn_sync.db import schema as t
 
+REJECTED = "rejected"
+
 
 class Journal:
-    """Records every Stripe write of one run (`started`, then `done` or `failed`)."""
+    """Records every Stripe write of one run: `started`, then `done`, `rejected` (Stripe
+    answered with an error) or `failed` (no answer: the outcome is unknown)."""
 
     def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
         self.engine = engine
         self.clock = clock
         self.run_id = uuid.uuid4().hex
         self._lock = threading.Lock()
+        self._rejected: set[str] | None = None  # read on first use
+
+    def usable_key(self, key: str) -> str:
+        """`key`, or a successor of it when Stripe answered a request sent with it before
+        with an error.
+
+        Stripe keeps the answer of a request that reached its endpoint, errors included, and
+        replays it for 24 hours: once the cause is removed (say a coupon made by hand with
+        the id autumn-sync wants), the change must go out with a new key. That is safe: what
+        an answered request did shows in the plan's read of Stripe. A request left without
+        an answer (the run died, the connection broke) keeps its key, so that if Stripe did
+        the work, or is still doing it, the next run gets that object, not a second one."""
+        with self._lock:
+            if self._rejected is None:
+                journal = t.apply_journal
+                query = select(journal.c.idempotency_key).where(journal.c.status == REJECTED)
+                with self.engine.connect() as conn:
+                    self._rejected = set(conn.execute(query).scalars())
+            candidate, attempt = key, 0
+            while candidate in self._rejected:
+                attempt += 1
+                candidate = f"{key}-r{attempt}"
+            return candidate
 
     def record(
         self,
@@ -43,6 +69,8 @@ class Journal:
         }
         with self._lock, self.engine.begin() as conn:
             conn.execute(insert(t.apply_journal).values(**row))
+            if status == REJECTED and self._rejected is not None:
+                self._rejected.add(key)
 
     def remember(self, address: str, stripe_id: str, name: str | None = None) -> None:
         """Store the Stripe id of `address` (and the product name just written)."""

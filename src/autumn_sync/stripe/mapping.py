@@ -5,7 +5,9 @@
 - each usage-priced feature of a plan → its own product "Plan – Feature"
   (`stripe_product.<plan>.<feature>`) with its price `stripe_price.<plan>.<feature>`;
   pay-per-use → a billing meter `stripe_meter.<plan>.<feature>` and a metered price, with
-  the included usage as a free first tier; prepaid → a licensed price;
+  the included usage as a free first tier (graduated or volume alike: a volume price bills
+  nothing up to the included amount, then every unit at the rate of the tier the total falls
+  in, as Stripe's volume tiers do); prepaid → a licensed price;
 - a reward → a coupon `stripe_coupon.<reward>` and its promotion codes
   `stripe_promotion_code.<reward>.<CODE>`.
 
@@ -149,7 +151,7 @@ def _amounts(item: PlanItem, currency: str) -> dict[str, object]:
         for t in price.tiers
     )
     mode = price.tier_mode or TierMode.GRADUATED
-    if free and mode is TierMode.GRADUATED:
+    if free:  # volume too: usage within the included amount is never charged
         kept = tuple(t for t in tiers if t.up_to is None or t.up_to > free)
         tiers = (StripeTier(_whole(free), Decimal(0)), *kept)
     return {"tiers": tiers, "tiers_mode": mode.value}

@@ -25,7 +25,11 @@ def with_stripe(
     """`plan` (the catalog's) with the Stripe changes it implies."""
     versions = _versions_after(plan, current, desired)
     wanted = desired_stripe(desired, versions)
-    ctx = Context(written_names=written_names, versions_in_use=_in_use_after(plan, current))
+    ctx = Context(
+        written_names=written_names,
+        versions_in_use=_in_use_after(plan, current),
+        versions_after=versions,
+    )
     stripe_changes = diff_stripe(existing, wanted, ctx)
     return replace(
         plan,

@@ -50,6 +50,8 @@ def read_stripe(gateway: Gateway, recorded: Mapping[str, str] | None = None) -> 
     promos = owned("/v1/promotion_codes", "promotion_codes")
     names = _addresses(products, prices, coupons, meters)
     current, superseded = _pick_prices([_price(p, names) for p in prices])
+    for old in superseded:  # a default price left on an older price (a run died) is not current
+        names[str(old.stripe_id)] = f"{old.address}#{old.stripe_id}"
     counts = Counter(o["metadata"][OWNER_KEY] for o in (*prices, *coupons))
     return StripeState(
         products={r.address: r for r in (_product(p, names) for p in products)},
@@ -60,6 +62,7 @@ def read_stripe(gateway: Gateway, recorded: Mapping[str, str] | None = None) -> 
         superseded=superseded,
         unmanaged=tuple(unmanaged),
         generations=dict(counts),
+        recorded=dict(recorded or {}),
     )
 
 

@@ -49,9 +49,17 @@ class StripeContext:
             self.defaults[address] = product.default_price_id
 
     def write(
-        self, change: Change, path: str, params: dict[str, Any], step: str = ""
+        self,
+        change: Change,
+        path: str,
+        params: dict[str, Any],
+        step: str = "",
+        remember: str | None = None,
+        name: str | None = None,
     ) -> dict[str, Any]:
-        """POST `params` to `path` for `change`, journaled, with its idempotency key."""
+        """POST `params` to `path` for `change`, journaled, with its idempotency key. With
+        `remember` (an address), the object's id is recorded for it (and `name` as the
+        product name written) in the journal's transaction."""
         generation = self.existing.generations.get(change.address, 0)
         previous = self.existing.recorded.get(change.address)
         key = idempotency_key(change, path, params, generation, step, previous)
@@ -63,7 +71,11 @@ class StripeContext:
             status = REJECTED if isinstance(exc, StripeFailure) and exc.rejected else "failed"
             self.journal.record(change.address, change.action, key, status, message=str(exc))
             raise
-        self.journal.record(change.address, change.action, key, "done", obj.get("id"))
+        self.journal.record(
+            change.address, change.action, key, "done", obj.get("id"), remember=remember, name=name
+        )
+        if remember is not None:
+            self.ids[remember] = obj["id"]
         return obj
 
 
@@ -110,8 +122,7 @@ def _create_meter(ctx: StripeContext, change: Change) -> None:
         "customer_mapping": {"type": "by_id", "event_payload_key": "stripe_customer_id"},
         "value_settings": {"event_payload_key": "value"},
     }
-    obj = ctx.write(change, "/v1/billing/meters", params)
-    _remember(ctx, meter.address, obj["id"])
+    ctx.write(change, "/v1/billing/meters", params, remember=meter.address)
 
 
 def _update_meter(ctx: StripeContext, change: Change) -> None:
@@ -137,8 +148,7 @@ def _create_product(ctx: StripeContext, change: Change) -> None:
     params: dict[str, Any] = {"name": product.name, "metadata": _owner(product.address)}
     if product.description:
         params["description"] = product.description
-    obj = ctx.write(change, "/v1/products", params)
-    _remember(ctx, product.address, obj["id"], product.name)
+    ctx.write(change, "/v1/products", params, remember=product.address, name=product.name)
 
 
 def _update_product(ctx: StripeContext, change: Change) -> None:
@@ -156,8 +166,8 @@ def _update_product(ctx: StripeContext, change: Change) -> None:
         params["default_price"] = default
         ctx.defaults[new.address] = default or None
     params = _reclaim(old, new.address, params)
-    ctx.write(change, f"/v1/products/{ctx.ids[new.address]}", params)
-    _remember(ctx, new.address, ctx.ids[new.address], new.name)
+    path = f"/v1/products/{ctx.ids[new.address]}"
+    ctx.write(change, path, params, remember=new.address, name=new.name)
 
 
 def _archive_product(ctx: StripeContext, change: Change) -> None:
@@ -205,8 +215,7 @@ def _create_price(ctx: StripeContext, change: Change) -> None:
     the catalog says so: the new price exists before anything points at it."""
     price = change.after
     assert isinstance(price, StripePrice)
-    obj = ctx.write(change, "/v1/prices", _price_params(ctx, price))
-    _remember(ctx, price.address, obj["id"])
+    obj = ctx.write(change, "/v1/prices", _price_params(ctx, price), remember=price.address)
     _make_default(ctx, change, price, obj["id"])
 
 
@@ -284,8 +293,7 @@ def _create_coupon(ctx: StripeContext, change: Change) -> None:
         params["duration_in_months"] = coupon.duration_in_months
     if coupon.applies_to:
         params["applies_to"] = {"products": [ctx.ids[p] for p in coupon.applies_to]}
-    obj = ctx.write(change, "/v1/coupons", params)
-    _remember(ctx, coupon.address, obj["id"])
+    ctx.write(change, "/v1/coupons", params, remember=coupon.address)
 
 
 def _update_coupon(ctx: StripeContext, change: Change) -> None:
@@ -318,8 +326,7 @@ def _create_promo(ctx: StripeContext, change: Change) -> None:
         "code": promo.code,
         "metadata": _owner(promo.address),
     }
-    obj = ctx.write(change, "/v1/promotion_codes", params)
-    _remember(ctx, promo.address, obj["id"])
+    ctx.write(change, "/v1/promotion_codes", params, remember=promo.address)
 
 
 def _set_promo_active(ctx: StripeContext, change: Change) -> None:
@@ -336,11 +343,6 @@ def _replace_promo(ctx: StripeContext, change: Change) -> None:
         change, f"/v1/promotion_codes/{old.stripe_id}", {"active": False}, step="deactivate_old"
     )
     _create_promo(ctx, change)
-
-
-def _remember(ctx: StripeContext, address: str, stripe_id: str, name: str | None = None) -> None:
-    ctx.ids[address] = stripe_id
-    ctx.journal.remember(address, stripe_id, name)
 
 
 StripeApplier = Callable[[StripeContext, Change], None]

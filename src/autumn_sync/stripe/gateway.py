@@ -139,8 +139,7 @@ class Gateway:
                     with self._lock:
                         self.requests += 1
                     response = self._client.raw_request(method, path, **params, **options)
-                body: dict[str, Any] = json.loads(response.body)
-                return body
+                return _json(response.body, method, path)
             except stripe.StripeError as exc:
                 error = exc
             attempts = retries + limited + 1
@@ -169,6 +168,17 @@ class Gateway:
             if gate is None:
                 gate = self._endpoints[name] = threading.Semaphore(self._config.per_endpoint)
             return gate
+
+
+def _json(body: str, method: str, path: str) -> dict[str, Any]:
+    """The response's object; a body that is not a JSON object is a failure, not a crash."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise StripeFailure(f"{method.upper()} {path}: the response is not a Stripe object")
+    return data
 
 
 def endpoint(method: str, path: str) -> str:

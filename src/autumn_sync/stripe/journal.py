@@ -56,7 +56,12 @@ class Journal:
         status: str,
         stripe_id: str | None = None,
         message: str | None = None,
+        remember: str | None = None,
+        name: str | None = None,
     ) -> None:
+        """Add one journal row; with `remember` (an address), also store `stripe_id` as that
+        address's object (and `name` as the product name written), in the same transaction."""
+        now = self.clock()
         row = {
             "run_id": self.run_id,
             "address": address,
@@ -65,17 +70,14 @@ class Journal:
             "status": status,
             "stripe_id": stripe_id,
             "message": message[:1000] if message else None,
-            "at": self.clock(),
+            "at": now,
         }
         with self._lock, self.engine.begin() as conn:
             conn.execute(insert(t.apply_journal).values(**row))
+            if remember is not None and stripe_id is not None:
+                _upsert(conn, remember, stripe_id, name, now)
             if status == REJECTED and self._rejected is not None:
                 self._rejected.add(key)
-
-    def remember(self, address: str, stripe_id: str, name: str | None = None) -> None:
-        """Store the Stripe id of `address` (and the product name just written)."""
-        with self._lock, self.engine.begin() as conn:
-            _upsert(conn, address, stripe_id, name, self.clock())
 
 
 def _upsert(

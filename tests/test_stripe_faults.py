@@ -1,0 +1,497 @@
+"""Reliability of the Stripe apply (DESIGN §8): the gateway's retries; faults, rate limits
+and lost responses; applies killed (SIGKILL) at random points, while migrating, and right
+after each write of changes of terms; a refused change stopping the apply with the database
+changes kept, and a re-apply once its cause is gone.
+
+Duplicates are counted straight from what the emulator holds, never through the reader
+(which keeps one object per address and archives older prices, so it would hide one): for
+a catalog applied from nothing, every address autumn-sync owns has exactly one object in
+Stripe, and it is active.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stripe
+from sqlalchemy import select
+
+from autumn_sync.config import load_text
+from autumn_sync.db import schema as t
+from autumn_sync.db.engine import connect
+from autumn_sync.emulator import DEFAULT_API_KEY, Emulator
+from autumn_sync.emulator.faults import TokenBucket
+from autumn_sync.model.state import State
+from autumn_sync.model.stripe import OWNER_KEY, VERSION_KEY
+from autumn_sync.pipeline import apply_plan, make_plan, read_current
+from autumn_sync.plan.changes import Replace
+from autumn_sync.stripe.executor import StripeApplyFailed
+from autumn_sync.stripe.gateway import Gateway, StripeConfig, StripeFailure, endpoint
+from autumn_sync.stripe.journal import REJECTED
+from autumn_sync.stripe.mapping import desired_stripe
+from autumn_sync.stripe.reader import ARCHIVED_KEY, METER_PREFIX
+from benchmarks.catalog import make_catalog
+from tests.conftest import EXAMPLES, run_cli
+from tests.helpers import add_customers
+
+KINDS = ("billing.meter", "product", "price", "coupon", "promotion_code")
+LIST_PATHS = {
+    "billing.meter": "/v1/billing/meters",
+    "product": "/v1/products",
+    "price": "/v1/prices",
+    "coupon": "/v1/coupons",
+    "promotion_code": "/v1/promotion_codes",
+}
+MAX_RUNS = 5
+
+
+def _address(kind: str, obj: Mapping[str, Any]) -> str | None:
+    """The autumn-sync address an object is owned under, or None for an unmanaged one."""
+    if kind == "billing.meter":
+        event = str(obj.get("event_name") or "")
+        return (
+            "stripe_meter." + event.removeprefix(METER_PREFIX)
+            if event.startswith(METER_PREFIX)
+            else None
+        )
+    owner = (obj.get("metadata") or {}).get(OWNER_KEY)
+    return str(owner) if owner else None
+
+
+def _active(kind: str, obj: Mapping[str, Any]) -> bool:
+    if kind == "billing.meter":
+        return obj.get("status") == "active"
+    if kind == "coupon":
+        return (obj.get("metadata") or {}).get(ARCHIVED_KEY) != "true"
+    return bool(obj.get("active"))
+
+
+def assert_one_object_per_address(
+    objects: Mapping[str, Iterable[Mapping[str, Any]]], desired: State
+) -> None:
+    """Every address the catalog maps to has exactly one object in Stripe, active; no other
+    owned object exists (the catalog was applied from nothing, so nothing was replaced)."""
+    total: Counter[str] = Counter()
+    active: Counter[str] = Counter()
+    for kind, objs in objects.items():
+        for obj in objs:
+            address = _address(kind, obj)
+            if address is not None:
+                total[address] += 1
+                active[address] += _active(kind, obj)
+    expected = {address for kind in desired_stripe(desired, {}).kinds() for address in kind}
+    duplicates = sorted(address for address, count in total.items() if count > 1)
+    assert duplicates == []
+    assert set(total) == expected
+    assert sorted(a for a in expected if active[a] != 1) == []
+
+
+def emulator_objects(emu: Emulator) -> dict[str, list[dict[str, Any]]]:
+    """Every stored object of the kinds autumn-sync writes, from the emulator's own state."""
+    return {kind: emu.state.all(kind) for kind in KINDS}
+
+
+# --- the gateway's retries -----------------------------------------------------------------
+
+
+def no_sleep(_seconds: float) -> None:
+    pass
+
+
+def test_a_lost_response_is_replayed_with_the_same_idempotency_key() -> None:
+    with Emulator(seed=3) as emu:
+        emu.configure(drop_rate=1.0)
+        config = StripeConfig(DEFAULT_API_KEY, emu.url, max_retries=2)
+        gateway = Gateway(config, sleep=no_sleep)
+        with pytest.raises(StripeFailure, match="gave up after 3 attempts"):
+            gateway.post("/v1/products", {"name": "Pro"}, "key-1")
+        sent = [e for e in emu.requests.entries() if e.method == "POST"]
+        assert [e.idempotency_key for e in sent] == ["key-1"] * 3
+        assert [e.outcome for e in sent] == ["dropped"] * 3  # done once, then replayed: lost
+        assert emu.state.count("product") == 1
+
+        emu.configure(drop_rate=0.0)
+        product = gateway.post("/v1/products", {"name": "Pro"}, "key-1")
+        assert emu.requests.entries()[-1].outcome == "replayed"
+        assert [p["id"] for p in emu.state.all("product")] == [product["id"]]
+
+
+def test_server_errors_are_retried_and_a_refusal_is_not() -> None:
+    with Emulator(seed=4) as emu:
+        emu.configure(fault_rate=1.0)
+        gateway = Gateway(StripeConfig(DEFAULT_API_KEY, emu.url, max_retries=3), sleep=no_sleep)
+        with pytest.raises(StripeFailure) as failed:
+            gateway.post("/v1/products", {"name": "Pro"}, "key-1")
+        assert failed.value.status == 500 and failed.value.rejected
+        assert (gateway.requests, gateway.retries) == (4, 3)
+
+        emu.configure(fault_rate=0.0)
+        before = gateway.requests
+        with pytest.raises(StripeFailure) as refused:
+            gateway.post("/v1/products", {"name": "Pro", "colour": "red"}, "key-2")
+        assert refused.value.status == 400 and refused.value.rejected
+        assert gateway.requests == before + 1
+        assert emu.state.count("product") == 0
+
+
+def test_rate_limits_are_waited_out_without_spending_the_retries() -> None:
+    with Emulator(seed=5) as emu:
+        emu.faults.bucket = TokenBucket(20, burst=1)
+        gateway = Gateway(StripeConfig(DEFAULT_API_KEY, emu.url, max_retries=0))
+        for index in range(8):
+            gateway.post("/v1/products", {"name": f"P{index}"}, f"key-{index}")
+        assert gateway.rate_limited > 0
+        assert gateway.retries == 0
+        assert emu.state.count("product") == 8
+
+
+def test_endpoints_are_named_without_ids() -> None:
+    assert endpoint("post", "/v1/prices/price_123") == "POST /v1/prices/{id}"
+    assert endpoint("post", "/v1/coupons/launch20") == "POST /v1/coupons/{id}"
+    assert endpoint("get", "/v1/billing/meters") == "GET /v1/billing/meters"
+    assert (
+        endpoint("post", "/v1/billing/meters/mtr_1/deactivate")
+        == "POST /v1/billing/meters/{id}/deactivate"
+    )
+
+
+# --- faults, rate limit and lost responses -------------------------------------------------
+
+
+def test_apply_converges_through_faults_without_duplicates(tmp_path: Path) -> None:
+    desired = load_text(make_catalog(features=10, plans=30))
+    engine = connect(f"sqlite:///{tmp_path / 'billing.db'}")
+    with Emulator(seed=11, fault_rate=0.1, drop_rate=0.05) as emu:
+        emu.faults.bucket = TokenBucket(50, burst=5)
+        gateway = Gateway(StripeConfig(DEFAULT_API_KEY, emu.url))
+        runs = 0
+        while not (plan := make_plan(engine, desired, gateway)).empty:
+            runs += 1
+            assert runs <= MAX_RUNS, f"no convergence after {MAX_RUNS} applies"
+            with suppress(StripeApplyFailed):
+                apply_plan(engine, plan, gateway=gateway)
+
+        entries = emu.requests.entries()
+        outcomes = Counter(entry.outcome for entry in entries)
+        assert outcomes["fault"] and outcomes["rate_limited"] and outcomes["dropped"]
+        dropped = {
+            e.idempotency_key for e in entries if e.outcome == "dropped" and e.method == "POST"
+        }
+        replayed = {e.idempotency_key for e in entries if e.outcome == "replayed"}
+        assert dropped and dropped <= replayed  # every lost write came back as a replay
+        assert_one_object_per_address(emulator_objects(emu), desired)
+    engine.dispose()
+
+
+# --- kill -9 at random points --------------------------------------------------------------
+
+
+@contextmanager
+def emulator_server(*options: str) -> Iterator[str]:
+    """`python -m autumn_sync.emulator --port 0 OPTIONS` in its own process: its URL."""
+    command = [sys.executable, "-m", "autumn_sync.emulator", "--port", "0", *options]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )  # stderr: the broken pipes of the clients killed mid-request
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://"), url
+        yield url
+    finally:
+        process.kill()
+        process.wait()
+
+
+def stripe_options(url: str) -> tuple[str, ...]:
+    return ("--stripe-api-key", DEFAULT_API_KEY, "--stripe-api-base", url)
+
+
+def cli_command(db: str, url: str, *args: str) -> list[str]:
+    """`autumn-sync` as a subprocess (the script installed next to this Python)."""
+    script = Path(sys.executable).with_name("autumn-sync")
+    return [str(script), "--no-color", "--database-url", db, *stripe_options(url), *args]
+
+
+def listed_objects(url: str) -> dict[str, list[dict[str, Any]]]:
+    """Every object of the kinds autumn-sync writes, through the list endpoints."""
+    client = stripe.StripeClient(DEFAULT_API_KEY, base_addresses={"api": url})
+    objects: dict[str, list[dict[str, Any]]] = {}
+    for kind, path in LIST_PATHS.items():
+        found, after = [], None
+        while True:
+            params: dict[str, Any] = {"limit": 100, **({"starting_after": after} if after else {})}
+            page = client.raw_request("get", path, **params)
+            body = client.deserialize(page, api_mode="V1").to_dict()
+            found.extend(body["data"])
+            if not body["has_more"]:
+                break
+            after = body["data"][-1]["id"]
+        objects[kind] = found
+    return objects
+
+
+def start_until_planned(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    """Start `autumn-sync apply` and return once it has shown its plan: the apply begins."""
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith(("Plan:", "No changes.")):
+            break
+    return process
+
+
+def test_apply_killed_at_random_points_converges(tmp_path: Path) -> None:
+    """Ten applies killed (SIGKILL) after a seeded random delay: two while opening the
+    database and planning, eight once the plan is shown (the database transaction, then the
+    Stripe writes); each is run again to completion, and the plan after it is empty."""
+    catalog = tmp_path / "billing.yaml"
+    catalog.write_text(make_catalog(features=6, plans=12), encoding="utf-8")
+    desired = load_text(catalog.read_text(encoding="utf-8"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
+    env["PYTHONUNBUFFERED"] = "1"  # the plan's last line arrives when it is printed
+    apply_args = ("apply", "-f", str(catalog), "--auto-approve")
+
+    # How long planning and applying take here, so that the kills land all along them.
+    with emulator_server("--latency-ms", "20") as url:
+        start = time.monotonic()
+        process = start_until_planned(
+            cli_command(f"sqlite:///{tmp_path / 'full.db'}", url, *apply_args), env
+        )
+        planned = time.monotonic()
+        assert process.wait() == 0
+        applying, planning = time.monotonic() - planned, planned - start
+        assert process.stdout is not None
+        process.stdout.close()
+
+    rng = random.Random(20260)
+    expected = len({address for kind in desired_stripe(desired, {}).kinds() for address in kind})
+    kills: list[tuple[str, float, int]] = []  # (phase, delay, owned objects when killed)
+    for trial in range(10):
+        db = f"sqlite:///{tmp_path / f'killed-{trial}.db'}"
+        with emulator_server("--latency-ms", "20", "--seed", str(trial)) as url:
+            command = cli_command(db, url, *apply_args)
+            if trial % 5 == 0:
+                process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, text=True)
+                phase, delay = "planning", rng.uniform(0.1, 1.0) * planning
+            else:
+                process = start_until_planned(command, env)
+                phase, delay = "applying", rng.uniform(0.0, 1.0) * applying
+            time.sleep(delay)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            if process.stdout is not None:
+                process.stdout.close()
+            owned = {_address(kind, o) for kind, objs in listed_objects(url).items() for o in objs}
+            kills.append((phase, round(delay, 2), len(owned - {None})))
+
+            again = run_cli(*stripe_options(url), *apply_args, db=db)  # in process: quicker
+            assert again.exit_code == 0, (trial, again.output)
+            plan = run_cli(
+                *stripe_options(url), "plan", "-f", str(catalog), "--detailed-exitcode", db=db
+            )
+            assert plan.exit_code == 0, (trial, plan.output)
+            assert_one_object_per_address(listed_objects(url), desired)
+    mid_stripe = [kill for kill in kills if 0 < kill[2] < expected]
+    print(f"planning {planning:.2f} s, applying {applying:.2f} s; {expected} objects; {kills}")
+    assert len(mid_stripe) >= 3, kills  # most kills land among the Stripe writes
+
+
+DIE_WHILE_MIGRATING = """
+import os, signal, sys
+from sqlalchemy import Engine, event
+from autumn_sync.db.engine import connect
+
+created = 0
+
+@event.listens_for(Engine, "after_cursor_execute")
+def die(conn, cursor, statement, *args):
+    global created
+    if statement.lstrip().upper().startswith("CREATE TABLE"):
+        created += 1
+        if created == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+connect(sys.argv[1])
+"""
+
+
+def test_a_run_killed_while_migrating_leaves_no_half_made_schema(tmp_path: Path) -> None:
+    """A kill between two CREATE TABLEs of the first migration (the start of every first
+    apply); the next run migrates from scratch."""
+    url = f"sqlite:///{tmp_path / 'billing.db'}"
+    died = subprocess.run([sys.executable, "-c", DIE_WHILE_MIGRATING, url])
+    assert died.returncode == -signal.SIGKILL
+    engine = connect(url)
+    assert read_current(engine).plans == {}
+    engine.dispose()
+
+
+# --- a run dying right after each write of changes of terms ------------------------------
+
+
+class Died(Exception):
+    """The run dies: the write was done in Stripe, its answer never reaches the tool."""
+
+
+class DyingGateway(Gateway):
+    """A gateway whose run dies right after its `die_after`-th write (0: never)."""
+
+    die_after = 0
+    writes = 0
+
+    def post(self, path: str, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        obj = super().post(path, params, idempotency_key)
+        self.writes += 1
+        if self.writes == self.die_after:
+            raise Died(path)
+        return obj
+
+
+def assert_converged(objects: Mapping[str, list[dict[str, Any]]], wanted: Any) -> None:
+    """After changes of terms: no address has more than its old and its new object; every
+    wanted product and meter exists once, every coupon and promotion code is active once, a
+    price is active once, or twice with different versions (the old one for the customers
+    on its version), and a product's default price is the newest one."""
+    total: Counter[str] = Counter()
+    active: Counter[tuple[str, str]] = Counter()
+    for kind, objs in objects.items():
+        for obj in objs:
+            address = _address(kind, obj)
+            if address is not None:
+                total[address] += 1
+                version = (obj.get("metadata") or {}).get(VERSION_KEY, "")
+                active[address, version] += _active(kind, obj)
+    for kind in wanted.kinds():
+        for address in kind:
+            versions = [n for (a, _), n in active.items() if a == address]
+            assert total[address] <= 2 and max(versions) == 1, address
+            if address.startswith("stripe_price."):
+                assert 1 <= sum(versions) <= 2, address
+            else:
+                assert sum(versions) == 1, address
+            if address.startswith(("stripe_product.", "stripe_meter.")):
+                assert total[address] == 1, address
+    prices = {str(price["id"]): price for price in objects["price"]}
+    for product in objects["product"]:
+        default = wanted.products[_address("product", product)].default_price
+        if default is not None:  # the newest active price of its address
+            price = prices[str(product["default_price"])]
+            newest = max(int(v or 0) for (a, v), n in active.items() if a == default and n)
+            assert _address("price", price) == default and price["active"], product["id"]
+            assert int(price["metadata"][VERSION_KEY]) == newest, product["id"]
+
+
+CATALOG = """
+version: 1
+features:
+  messages: {{name: Messages, type: metered, consumable: true}}
+plans:
+  pro:
+    name: Pro
+    price: {{amount: {pro}, interval: month}}
+    items:
+      - {{feature: messages, included: 100, reset: month,
+         price: {{amount: {per_message}, per: 100, billing: pay_per_use}}}}
+  team:
+    name: Team
+    price: {{amount: {team}, interval: month}}
+rewards:
+  launch:
+    type: percentage_discount
+    percent_off: {percent_off}
+    duration: once
+    plans: [pro]
+    promo_codes: [LAUNCH]
+"""
+
+
+def test_a_run_dying_after_any_write_of_a_change_of_terms_converges(tmp_path: Path) -> None:
+    """Prices of a plan with customers (the old one stays for them) and of one without (the
+    old one is archived), and a coupon, all change terms; the run dies right after each of
+    the writes in turn, and one more apply converges."""
+    before = load_text(CATALOG.format(pro=20, per_message=1, team=50, percent_off=10))
+    after = load_text(CATALOG.format(pro=25, per_message=2, team=60, percent_off=15))
+    die_after = 1
+    while True:
+        engine = connect(f"sqlite:///{tmp_path / f'billing-{die_after}.db'}")
+        with Emulator(seed=die_after) as emu:
+            gateway = DyingGateway(StripeConfig(DEFAULT_API_KEY, emu.url))
+            apply_plan(engine, make_plan(engine, before, gateway), gateway=gateway)
+            add_customers(engine, "pro", 2)
+            plan = make_plan(engine, after, gateway)
+            replaced = sorted(c.address for c in plan.changes if isinstance(c, Replace))
+            assert replaced == [
+                "stripe_coupon.launch",
+                "stripe_price.pro.base",
+                "stripe_price.pro.messages",
+                "stripe_price.team.base",
+                "stripe_promotion_code.launch.LAUNCH",
+            ]
+            gateway.writes, gateway.die_after = 0, die_after
+            try:
+                apply_plan(engine, plan, gateway=gateway, workers=1)
+                finished = True
+            except StripeApplyFailed as exc:
+                assert isinstance(exc.error, Died)
+                finished = False
+
+            apply_plan(engine, make_plan(engine, after, gateway), gateway=gateway)
+            final = make_plan(engine, after, gateway)
+            assert final.empty, (die_after, [c.address for c in final.changes])
+            assert final.stripe is not None
+            assert_converged(emulator_objects(emu), final.stripe.desired)
+        engine.dispose()
+        if finished:
+            break
+        die_after += 1
+    assert die_after > 10  # every write of the changes was a point to die at
+
+
+# --- a refused change: two phases ----------------------------------------------------------
+
+
+def test_a_refused_change_stops_the_apply_and_keeps_the_database(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'billing.db'}"
+    path = str(EXAMPLES / "billing.yaml")
+    with Emulator(seed=8) as emu:
+        # Someone made a coupon by hand with the id the reward maps to.
+        client = emu.client()
+        client.v1.coupons.create(params={"id": "launch20", "percent_off": 10, "duration": "once"})
+
+        result = run_cli(*stripe_options(emu.url), "apply", "-f", path, "--auto-approve", db=db)
+        assert result.exit_code == 1
+        assert (
+            "Error: Stripe change stripe_coupon.launch20 failed: Coupon already exists."
+            in result.stderr
+        )
+        assert "the database changes were applied" in result.stderr
+        journal = t.apply_journal
+        query = select(journal.c.address).where(journal.c.status == REJECTED)
+        engine = connect(db)
+        with engine.connect() as conn:
+            assert conn.execute(query).scalars().all() == ["stripe_coupon.launch20"]
+        assert "launch20" in read_current(engine).rewards
+        assert set(read_current(engine).plans) >= {"free", "pro", "business"}
+        engine.dispose()
+
+        client.v1.coupons.delete("launch20")
+        result = run_cli(*stripe_options(emu.url), "apply", "-f", path, "--auto-approve", db=db)
+        assert result.exit_code == 0, result.output
+        plan = run_cli(*stripe_options(emu.url), "plan", "-f", path, "--detailed-exitcode", db=db)
+        assert plan.exit_code == 0, plan.output
+        coupon = emu.state.get("coupon", "launch20")
+        assert coupon["metadata"] == {OWNER_KEY: "stripe_coupon.launch20"}

@@ -85,9 +85,9 @@ SERVER = examples(12)
 
 # --- Strategies -----------------------------------------------------------------------------
 
-# What a UTF-8 file can hold, except NUL: PostgreSQL cannot store it in text (the file format
-# does not forbid it yet).
-text_characters = st.characters(codec="utf-8", exclude_characters="\x00")
+# Any text the file format accepts: no control characters but tab and newline.
+CONTROL = "".join(chr(c) for c in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F))
+text_characters = st.characters(codec="utf-8", exclude_characters=CONTROL)
 names = st.text(text_characters, min_size=1, max_size=200)
 descriptions = st.none() | st.text(text_characters, max_size=1000)
 

@@ -89,6 +89,9 @@ def apply_plan(
         raise ApplyRefused(
             f"the plan destroys {addresses}; re-run with --allow-destroy to allow it"
         )
+    stripe_changes = [c for c in plan.changes if _is_stripe(c)]
+    if stripe_changes and (gateway is None or plan.stripe is None):
+        raise ApplyRefused("the plan has Stripe changes but Stripe is not connected")
     now = clock()
     with engine.begin() as connection:
         if fingerprint(read_state(connection)) != plan.state_fingerprint:
@@ -102,10 +105,8 @@ def apply_plan(
     for change in database_changes:  # reported once committed
         if on_change is not None:
             on_change(change)
-    stripe_changes = [c for c in plan.changes if _is_stripe(c)]
     if stripe_changes:
-        if gateway is None or plan.stripe is None:
-            raise ApplyRefused("the plan has Stripe changes but Stripe is not connected")
+        assert gateway is not None and plan.stripe is not None
         stripe_ctx = StripeContext(
             gateway, plan.stripe.existing, plan.stripe.desired, Journal(engine, clock)
         )

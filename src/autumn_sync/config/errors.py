@@ -13,7 +13,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from autumn_sync.config.format import ID_PATTERN, ID_RULE, PROMO_CODE_PATTERN, PROMO_CODE_RULE
+from autumn_sync.config.format import (
+    ID_PATTERN,
+    ID_RULE,
+    PROMO_CODE_PATTERN,
+    PROMO_CODE_RULE,
+    TEXT_PATTERN,
+    TEXT_RULE,
+)
 from autumn_sync.config.problems import Problem
 from autumn_sync.config.yamlfile import Marks, Path
 
@@ -168,6 +175,8 @@ def _invalid(detail: ErrorDetails) -> str | None:
         return f"invalid id {value!r}: {ID_RULE}"
     if pattern == PROMO_CODE_PATTERN:
         return f"invalid promotion code {value!r}: {PROMO_CODE_RULE}"
+    if pattern == TEXT_PATTERN:
+        return f"invalid text {value!r}: {TEXT_RULE}"
     return None
 
 

@@ -29,7 +29,11 @@ Id = Annotated[
     StringConstraints(pattern=f"^{ID_PATTERN.pattern}$"),
     Field(description=ID_RULE),
 ]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# Text the database can store: no NUL (PostgreSQL refuses it) nor other control characters
+# but tab and newline.
+TEXT_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
+TEXT_RULE = "control characters (such as NUL) are not allowed"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=TEXT_PATTERN)]
 
 # The database keeps numbers as NUMERIC(30, 12) (`db.types.Exact`).
 MAX_INTEGER_DIGITS = 18
@@ -124,7 +128,9 @@ class FreeTrialSpec(Spec):
 
 class PlanSpec(Spec):
     name: Name
-    description: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    description: Annotated[str, StringConstraints(max_length=1000, pattern=TEXT_PATTERN)] | None = (
+        None
+    )
     group: Id | None = None
     add_on: bool = False
     default: Annotated[bool, Field(description="Attached to every new customer.")] = False

@@ -9,8 +9,8 @@ inactive; only a delete has a null `after`); a plan's new version is `["update"]
 `action_reason: "unarchive"` (unless it also gets a new version); a Stripe price or coupon
 whose terms change is `["create", "delete"]` (create before delete: the old one is archived,
 or kept for `autumn_sync.old_kept_for`) with `action_reason: "replace_because_cannot_update"`
-and `change.replace_paths`. Decimal amounts are JSON numbers (integers where whole; floats
-otherwise, whose shortest form is the decimal's own digits at these precisions).
+and `change.replace_paths`. Decimal amounts are JSON numbers written with their exact digits
+(never rounded through a float).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Any
 
 from autumn_sync import __version__
 from autumn_sync.model.attributes import attributes
+from autumn_sync.model.money import canonical
 from autumn_sync.model.records import Plan, Record
 from autumn_sync.model.stripe import AnyRecord
 from autumn_sync.plan.changes import Archive, Change, Replace, Update
@@ -32,7 +33,7 @@ FORMAT_VERSION = "1.2"
 
 def render_json(plan: ChangePlan) -> str:
     """The JSON document, pretty-printed, ending with a newline."""
-    return json.dumps(plan_document(plan), indent=2, default=_number) + "\n"
+    return exact_json(plan_document(plan))
 
 
 def plan_document(plan: ChangePlan) -> dict[str, Any]:
@@ -135,7 +136,18 @@ def _data(record: AnyRecord | None) -> dict[str, Any] | None:
     return attributes(record) if record is not None else None
 
 
+_MARK = "\x00decimal:"  # no text of the file can hold NUL, so no value looks like this
+_MARKED = re.compile(r'"\\u0000decimal:(-?[0-9.]+)"')
+
+
+def exact_json(document: Any) -> str:
+    """`document` as indented JSON where every `Decimal` is a JSON number written with its
+    own digits (never rounded through a float, never in exponent form)."""
+    text = json.dumps(document, indent=2, default=_number)
+    return _MARKED.sub(r"\1", text) + "\n"
+
+
 def _number(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        return _MARK + format(canonical(value), "f")
     raise TypeError(f"cannot write {type(value).__name__} as JSON")

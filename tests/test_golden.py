@@ -10,7 +10,9 @@ Every folder of `tests/golden/` is one case:
   (an archived plan, customers on an older version);
 - `after.yaml`: the file that is planned;
 - `plan.txt`, `plan.json`, `plan.md`: the expected plan from the text (no colour), JSON and
-  Markdown renderers.
+  Markdown renderers;
+- `stripe.txt`: the Stripe part of the plan when the same case runs with Stripe connected
+  (the emulator, on SQLite).
 
 Each case runs on SQLite, and on PostgreSQL and MariaDB when their URLs are set (see
 `conftest.py`), against the same expected files: the three databases must read the same state.
@@ -38,6 +40,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
+from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,10 @@ import yaml
 from sqlalchemy import Engine
 
 from autumn_sync.db.engine import connect
+from autumn_sync.emulator import Emulator
+from autumn_sync.model.stripe import OWNER_KEY, VERSION_KEY
+from autumn_sync.plan.changes import Change
+from autumn_sync.stripe.gateway import Gateway, StripeConfig
 from autumn_sync.model.attributes import attributes
 from autumn_sync.model.state import State
 from autumn_sync.pipeline import apply_plan, load_desired, make_plan, read_current
@@ -108,20 +116,61 @@ def test_golden(case: str, db_url: str) -> None:
             assert kept.archived and kept.customers_total, f"plan.{plan_id} should be gone"
 
 
-def _prepare(engine: Engine, folder: Path) -> None:
+@pytest.mark.parametrize("case", CASES)
+def test_golden_with_stripe(case: str, sqlite_url: str) -> None:
+    """The same case with Stripe connected (the emulator): the Stripe part of the plan is
+    `stripe.txt`, the apply converges, and every address has one active object (older prices
+    stay active only for customers on older plan versions)."""
+    folder = GOLDEN / case
+    desired = load_desired(folder / "after.yaml")
+    engine = connect(sqlite_url)
+    with Emulator() as emu:
+        gateway = Gateway(StripeConfig("sk_test_golden", emu.url))
+        _prepare(engine, folder, gateway)
+        plan = make_plan(engine, desired, gateway)
+        stripe_part = replace(plan, changes=tuple(c for c in plan.changes if _stripe(c)))
+        _compare(folder / "stripe.txt", render_text(stripe_part))
+        apply_plan(engine, plan, allow_destroy=True, gateway=gateway)
+        assert make_plan(engine, desired, gateway).empty, "the plan does not converge"
+        _assert_no_duplicates(emu)
+    engine.dispose()
+
+
+def _stripe(change: Change) -> bool:
+    return change.kind.startswith("stripe_")
+
+
+def _assert_no_duplicates(emu: Emulator) -> None:
+    for kind in ("product", "coupon", "promotion_code"):
+        active = Counter(
+            o["metadata"].get(OWNER_KEY)
+            for o in emu.state.all(kind)
+            if o.get("active", True) and o["metadata"].get("autumn_sync_archived") != "true"
+        )
+        assert all(n == 1 for n in active.values()), (kind, active)
+    versions = Counter(
+        (o["metadata"][OWNER_KEY], o["metadata"].get(VERSION_KEY))
+        for o in emu.state.all("price")
+        if o["active"]
+    )
+    assert all(n == 1 for n in versions.values()), versions
+
+
+def _prepare(engine: Engine, folder: Path, gateway: Gateway | None = None) -> None:
     """Bring the empty database to the case's starting point."""
     if (folder / "before.yaml").is_file():
-        _apply_file(engine, folder / "before.yaml")
+        _apply_file(engine, folder / "before.yaml", gateway)
     if (folder / "customers.yaml").is_file():
         counts = yaml.safe_load((folder / "customers.yaml").read_text(encoding="utf-8"))
         for plan_id, count in counts.items():
             add_customers(engine, plan_id, count)
     if (folder / "before-2.yaml").is_file():
-        _apply_file(engine, folder / "before-2.yaml")
+        _apply_file(engine, folder / "before-2.yaml", gateway)
 
 
-def _apply_file(engine: Engine, path: Path) -> None:
-    apply_plan(engine, make_plan(engine, load_desired(path)), allow_destroy=True)
+def _apply_file(engine: Engine, path: Path, gateway: Gateway | None = None) -> None:
+    plan = make_plan(engine, load_desired(path), gateway)
+    apply_plan(engine, plan, allow_destroy=True, gateway=gateway)
 
 
 def _compare(path: Path, actual: str) -> None:

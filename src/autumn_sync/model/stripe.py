@@ -133,6 +133,10 @@ class StripePromotionCode:
     stripe_id: str | None = None
     owned: bool = True  # False: its ownership metadata was removed outside the tool
 
+    def claims(self) -> tuple[str, ...]:
+        """Stripe allows one active code of a text (any case) at a time."""
+        return (f"promotion_code:{self.code.lower()}",)
+
     def references(self) -> tuple[str, ...]:
         return (self.coupon,)
 

@@ -37,10 +37,42 @@ def dependency_graph(changes: Iterable[Change]) -> dict[str, list[str]]:
     """Address of each change → the addresses of the changes that must happen before it."""
     by_address = {change.address: change for change in changes}
     referrers = _referrers(by_address)
+    released = _released(by_address)
     return {
-        address: _dependencies(change, by_address, referrers)
+        address: [
+            *_dependencies(change, by_address, referrers),
+            *_claim_dependencies(change, released),
+        ]
         for address, change in by_address.items()
     }
+
+
+def _claims(record: object | None) -> tuple[str, ...]:
+    claims = getattr(record, "claims", None)
+    return tuple(claims()) if callable(claims) else ()
+
+
+def _released(by_address: dict[str, Change]) -> dict[str, list[str]]:
+    """Unique name (a promotion code's text) → the removals that free it."""
+    released: dict[str, list[str]] = defaultdict(list)
+    for change in by_address.values():
+        if isinstance(change, Delete | Archive):
+            for claim in _claims(change.before):
+                released[claim].append(change.address)
+    return released
+
+
+def _claim_dependencies(change: Change, released: dict[str, list[str]]) -> list[str]:
+    """A change that takes a unique name waits for the removal that frees it (a code moving
+    from one reward to another: the old code is deactivated before the new one is made)."""
+    if isinstance(change, Delete | Archive):
+        return []
+    return [
+        other
+        for claim in _claims(change.after)
+        for other in released.get(claim, ())
+        if other != change.address
+    ]
 
 
 def order(changes: Iterable[Change]) -> tuple[Change, ...]:

@@ -41,8 +41,8 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +52,14 @@ from sqlalchemy import Engine
 
 from autumn_sync.db.engine import connect
 from autumn_sync.emulator import Emulator
-from autumn_sync.model.stripe import OWNER_KEY, VERSION_KEY
-from autumn_sync.plan.changes import Change
-from autumn_sync.stripe.gateway import Gateway, StripeConfig
 from autumn_sync.model.attributes import attributes
 from autumn_sync.model.state import State
+from autumn_sync.model.stripe import OWNER_KEY, VERSION_KEY
 from autumn_sync.pipeline import apply_plan, load_desired, make_plan, read_current
+from autumn_sync.plan.changes import Change
 from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.render import render_json, render_markdown, render_text
+from autumn_sync.stripe.gateway import Gateway, StripeConfig
 from tests.conftest import reset_database
 from tests.helpers import add_customers
 
@@ -79,11 +79,12 @@ def test_cases_are_complete() -> None:
     assert len(CASES) >= 12
     for case in CASES:
         names = {path.name for path in (GOLDEN / case).iterdir()}
-        assert names <= {"before.yaml", "customers.yaml", "before-2.yaml", "after.yaml"} | set(
-            RENDERINGS
-        ), case
+        inputs = {"before.yaml", "customers.yaml", "before-2.yaml", "after.yaml"}
+        assert names <= inputs | set(RENDERINGS) | {"stripe.txt"}, case
         if not UPDATE:
-            assert set(RENDERINGS) <= names, f"{case}: run with AUTUMN_SYNC_UPDATE_GOLDEN=1"
+            assert set(RENDERINGS) | {"stripe.txt"} <= names, (
+                f"{case}: run with AUTUMN_SYNC_UPDATE_GOLDEN=1"
+            )
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -206,6 +206,8 @@ def _item(rng: random.Random, fid: str, kind: str, tier: int, paid: bool) -> dic
     item["reset"] = rng.choice(RESETS)
     if paid and rng.random() < 0.6:
         item["price"] = _usage_price(rng, "pay_per_use", interval=None)
+        if item["price"].get("tier_mode") == "volume":
+            del item["included"]  # volume tiers would bill the included usage too
     return item
 
 

@@ -202,3 +202,10 @@ def _read_until(fd: int, marker: bytes | None, timeout: float = 30.0) -> bytes:
             break
         data += chunk
     return data
+
+
+def test_import_to_an_unwritable_place_is_a_clear_error(sqlite_url: str, tmp_path: Path) -> None:
+    result = run_cli("import", "--out", str(tmp_path / "missing" / "x.yaml"), db=sqlite_url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot write {tmp_path / 'missing' / 'x.yaml'}: ")
+    assert "Traceback" not in result.output

@@ -155,7 +155,12 @@ def items(draw: st.DrawFn, feature: Feature, places: int) -> PlanItem:
     included = draw(st.none() | decimals(QUANTITY_PLACES))
     reset = draw(st.none() | st.sampled_from(RESET_INTERVALS))
     price = draw(st.none() | usage_prices(places))
-    has_interval = price is not None and price.interval not in (None, "one_off")
+    if price is not None and price.billing is Billing.PAY_PER_USE:
+        if price.interval == "one_off":  # pay-per-use bills each period
+            price = replace(price, interval=None)
+        if price.tier_mode is TierMode.VOLUME:  # volume tiers would bill the included usage
+            included = None
+    has_interval = price is not None and price.interval is not None
     if feature.consumable and reset is None and not has_interval:
         reset = draw(st.sampled_from(RESET_INTERVALS))
     return PlanItem(feature.id, included=included, reset=reset, price=price)
@@ -351,7 +356,7 @@ LONG_NUMBERS = State(
                         price=UsagePrice(
                             Billing.PAY_PER_USE,
                             tiers=(Tier(LONGEST, Decimal("0.001")), Tier(None, Decimal(0))),
-                            tier_mode=TierMode.VOLUME,
+                            tier_mode=TierMode.GRADUATED,
                         ),
                     ),
                 ),

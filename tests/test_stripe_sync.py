@@ -268,7 +268,7 @@ stripe_product.pro: active "Pro" default_price=stripe_price.pro.base description
 stripe_product.pro.messages: active "Pro \u2013 Messages"
 stripe_product.pro.seats: active "Pro \u2013 Seats"
 stripe_price.business.base v1: active on stripe_product.business, usd unit_amount_decimal=20000, every 1 year licensed, lookup_key=autumn_sync.business.base
-stripe_price.business.messages v1: active on stripe_product.business.messages, usd volume tiers=[20000: 0, 100000: 4, inf: 3], every 1 year metered meter=stripe_meter.business.messages, lookup_key=autumn_sync.business.messages
+stripe_price.business.messages v1: active on stripe_product.business.messages, usd graduated tiers=[20000: 0, 100000: 4, inf: 3], every 1 year metered meter=stripe_meter.business.messages, lookup_key=autumn_sync.business.messages
 stripe_price.extra_credits.credits v1: active on stripe_product.extra_credits.credits, usd unit_amount_decimal=1, every 1 month licensed, lookup_key=autumn_sync.extra_credits.credits
 stripe_price.pro.base v1: active on stripe_product.pro, usd unit_amount_decimal=2000, every 1 month licensed, lookup_key=autumn_sync.pro.base
 stripe_price.pro.messages v1: active on stripe_product.pro.messages, usd graduated tiers=[1000: 0, inf: 5], every 1 month metered meter=stripe_meter.pro.messages, lookup_key=autumn_sync.pro.messages
@@ -719,7 +719,9 @@ def test_the_same_changes_sent_again_make_nothing_new(sync: Sync) -> None:
     run_stripe_changes([c for c in plan.changes if c.kind.startswith("stripe_")], again)
     writes = [e for e in sync.emu.requests.entries() if e.method == "POST"]
     assert len(writes) == 3  # create the price, make it the default, archive the old one
-    assert {e.outcome for e in writes} == {"replayed"}
+    # The create is replayed (no second price); the two updates, idempotent by nature, go out
+    # again with keys that count the writes already done to the address.
+    assert [e.outcome for e in writes] == ["replayed", "ok", "ok"]
     assert ids(sync.emu) == made
     assert render_text(sync.plan(example(pro_price(25)))) == IN_SYNC
 
@@ -818,3 +820,59 @@ def test_json_of_stripe_archives(sync: Sync) -> None:
         {"up_to": 1000, "unit_amount_decimal": 0},
         {"up_to": "inf", "unit_amount_decimal": 5},
     ]
+
+
+# --- regressions found in review ------------------------------------------------------------
+
+
+def _without_launch20(doc: Doc) -> None:
+    del doc["rewards"]["launch20"]
+
+
+def test_archive_reactivate_archive_really_archives(sync: Sync) -> None:
+    """Three writes to one address with the same parameters are three requests: the third
+    is not a replay of the first (which Stripe would answer without deactivating anything)."""
+    sync.apply(example())
+    for doc in (example(_without_launch20), example(), example(_without_launch20)):
+        sync.apply(doc)
+    (code,) = owned(sync.emu, "promotion_code", "stripe_promotion_code.launch20.LAUNCH20")
+    assert code["active"] is False
+
+
+def test_migrate_moves_only_the_current_versions_customers(sync: Sync) -> None:
+    """v1 keeps its customers when v2's move to v3: v1's price stays active for them."""
+    sync.apply(example())
+    add_customers(sync.engine, "pro", 3)
+    sync.apply(example(pro_price(25)))
+    add_customers(sync.engine, "pro", 2)
+    plan = sync.apply(example(pro_price(30, migrate=True)))
+    assert "  ~ plan.pro: new version 3 (2 customers move to it)\n" in render_text(plan)
+    active = sorted(
+        p["unit_amount"] for p in owned(sync.emu, "price", "stripe_price.pro.base") if p["active"]
+    )
+    assert active == [2000, 3000]
+
+
+def test_a_current_price_archived_in_the_dashboard_is_reactivated(sync: Sync) -> None:
+    sync.apply(example())
+    add_customers(sync.engine, "pro", 1)
+    sync.apply(example(pro_price(25)))
+    (current,) = [
+        p for p in owned(sync.emu, "price", "stripe_price.pro.base") if p["unit_amount"] == 2500
+    ]
+    sync.emu.state.modify("price", current["id"], active=False)
+    text = render_text(sync.plan(example(pro_price(25))))
+    assert "  ~ stripe_price.pro.base (update in place)\n      active: false → true\n" in text
+    sync.apply(example(pro_price(25)))
+    assert len(owned(sync.emu, "price", "stripe_price.pro.base")) == 2
+
+
+def test_an_amount_per_units_that_does_not_divide_is_rounded_to_stripes_precision(
+    sync: Sync,
+) -> None:
+    def per_three(doc: Doc) -> None:
+        doc["plans"]["extra_credits"]["items"][0]["price"].update(amount=10, per=3)
+
+    sync.apply(example(per_three))
+    (price,) = owned(sync.emu, "price", "stripe_price.extra_credits.credits")
+    assert price["unit_amount_decimal"] == "333.333333333333"

@@ -279,7 +279,10 @@ def import_(options: Options, out: Path | None, force: bool) -> None:
     if out is None:
         click.echo(text, nl=False)
         return
-    out.write_text(text, encoding="utf-8")
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
     click.echo(
         f"Wrote {out}: {len(state.features)} features, {len(state.active_plans)} plans, "
         f"{len(state.rewards)} rewards.",

@@ -181,7 +181,7 @@ def _item(ctx: Context, item: ItemSpec, here: Path) -> Iterator[Problem]:
                 )
         return
     consumable = feature.type == "credit_system" or bool(feature.consumable)
-    has_interval = item.price is not None and item.price.interval not in (None, "one_off")
+    has_interval = item.price is not None and item.price.interval is not None
     if consumable and item.reset is None and not has_interval:
         kind = "a credit system" if feature.type == "credit_system" else "consumable"
         yield marks.problem(
@@ -191,6 +191,28 @@ def _item(ctx: Context, item: ItemSpec, here: Path) -> Iterator[Problem]:
         )
     if item.price is not None:
         yield from _usage_price(ctx, item.price, (*here, "price"))
+        yield from _pay_per_use(item, (*here, "price"), marks)
+
+
+def _pay_per_use(item: ItemSpec, here: Path, marks: Marks) -> Iterator[Problem]:
+    """Pay-per-use is billed in arrears each period, and Stripe's volume tiers bill every
+    unit at the rate of the tier reached, included units too."""
+    price = item.price
+    if price is None or price.billing != "pay_per_use":
+        return
+    if price.interval == "one_off":
+        yield marks.problem(
+            (*here, "interval"),
+            "pay-per-use is billed at the end of each period: give it a recurring interval "
+            "(week, month, …) or make it prepaid",
+        )
+    if price.tier_mode == "volume" and item.included:
+        yield marks.problem(
+            (*here, "tier_mode"),
+            "volume tiers would bill the included usage too (every unit at the rate of the tier "
+            "reached): use graduated tiers, or drop 'included'",
+            key=True,
+        )
 
 
 def _usage_price(ctx: Context, price: UsagePriceSpec, here: Path) -> Iterator[Problem]:

@@ -111,6 +111,9 @@ def _dependencies(
         # After whatever still referenced it changed, and after updates of what it references
         # (a price is archived once its product's default price has moved off it).
         before = [other for other in referrers.get(change.address, ()) if other != change.address]
+        if "#" in change.address and change.address.split("#")[0] in by_address:
+            # an older price of an address: after the change of the address's current price
+            before.append(change.address.split("#")[0])
         assert change.before is not None
         updated = [
             ref

@@ -78,7 +78,8 @@ def _change_data(change: Change) -> dict[str, Any]:
 
 def fingerprint(state: State) -> str:
     """A digest of everything in `state`, including what only the database knows (versions,
-    customers on them, archived flags): any change to the database changes it."""
+    which of them customers are on, archived flags): a change to the catalog in the database
+    changes it; customers signing up on versions already in use do not."""
     data = []
     for record in state.records():
         entry: dict[str, Any] = {"address": record.address, **attributes(record)}
@@ -86,7 +87,9 @@ def fingerprint(state: State) -> str:
             entry.update(
                 archived=record.archived,
                 version=record.version,
-                in_use=list(record.versions_in_use),
+                # Which versions have customers, not how many: an app signing customers up
+                # between plan and apply changes no decision of the plan.
+                in_use=sorted(v for v, count in record.versions_in_use if count),
             )
         data.append(entry)
     return digest(data)

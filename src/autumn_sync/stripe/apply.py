@@ -60,7 +60,11 @@ class StripeContext:
         """POST `params` to `path` for `change`, journaled, with its idempotency key. With
         `remember` (an address), the object's id is recorded for it (and `name` as the
         product name written) in the journal's transaction."""
-        generation = self.existing.generations.get(change.address, 0)
+        # A create keeps its key across runs (a stale plan applied twice replays it, never
+        # makes a second object); any other write counts the earlier completed writes to the
+        # address, so archive → reactivate → archive are three requests, not one replayed.
+        earlier = 0 if path in CREATE_PATHS else self.journal.writes_before(change.address)
+        generation = (self.existing.generations.get(change.address, 0), earlier)
         previous = self.existing.recorded.get(change.address)
         key = idempotency_key(change, path, params, generation, step, previous)
         key = self.journal.usable_key(key)
@@ -79,16 +83,22 @@ class StripeContext:
         return obj
 
 
+CREATE_PATHS = frozenset(
+    {"/v1/products", "/v1/prices", "/v1/billing/meters", "/v1/coupons", "/v1/promotion_codes"}
+)
+
+
 def idempotency_key(
     change: Change,
     path: str,
     params: dict[str, Any],
-    generation: int,
+    generation: tuple[int, int],
     step: str,
     previous: str | None = None,
 ) -> str:
-    """The deterministic key of one request of `change`; `previous` is the Stripe id the
-    database recorded for the address before the change."""
+    """The deterministic key of one request of `change`. `generation` is how many objects
+    were made at the address and how many writes to it completed before; `previous` is the
+    Stripe id the database recorded for the address before the change."""
     text = json.dumps(
         [change.address, change.action, step, path, params, generation, previous],
         sort_keys=True,

@@ -18,8 +18,8 @@ from autumn_sync.model.state import State
 from autumn_sync.model.stripe import StripeProduct, StripeState, UnmanagedObject
 from autumn_sync.plan.changes import Archive, Change, Create, Replace, Update
 from autumn_sync.render.values import show
-from autumn_sync.stripe.diff import Context, diff_stripe
-from autumn_sync.stripe.mapping import desired_stripe
+from autumn_sync.stripe.diff import diff_stripe
+from autumn_sync.stripe.planning import wanted_stripe
 
 Kind = Literal[
     "missing",
@@ -73,13 +73,8 @@ def compute_drift(
 def _stripe_items(
     database: State, stripe: StripeState, stored: dict[str, str], written: dict[str, str]
 ) -> list[DriftItem]:
-    versions = {pid: p.version or 1 for pid, p in database.plans.items()}
-    in_use = {
-        pid: frozenset(v for v, count in p.versions_in_use if count)
-        for pid, p in database.plans.items()
-    }
-    wanted = desired_stripe(database, versions)
-    changes = diff_stripe(stripe, wanted, Context(written_names=written, versions_in_use=in_use))
+    wanted, ctx = wanted_stripe((), database, database, written)
+    changes = diff_stripe(stripe, wanted, ctx)
     unmanaged_ids = {obj.stripe_id for obj in stripe.unmanaged}
     items = [_item(change, stored, unmanaged_ids) for change in changes]
     items += _renames(stripe, wanted, written)

@@ -27,7 +27,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
@@ -69,7 +69,7 @@ class StripeFailure(Exception):
 
 @dataclass(frozen=True)
 class StripeConfig:
-    api_key: str
+    api_key: str = field(repr=False)  # a secret: never in a repr, log or saved plan
     api_base: str | None = None
     max_retries: int = 6
     rate_limit_wait: float = 120.0

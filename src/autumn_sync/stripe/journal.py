@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import Connection, Engine, delete, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 
 from autumn_sync.db import schema as t
 
@@ -25,6 +25,24 @@ class Journal:
         self.run_id = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._rejected: set[str] | None = None  # read on first use
+        self._done: dict[str, int] | None = None  # likewise
+
+    def writes_before(self, address: str) -> int:
+        """How many writes to `address` earlier runs completed. It goes into idempotency
+        keys: archiving, reactivating and archiving again are three requests, not a replay of
+        the first (Stripe keeps keys for 24 hours). A write that got no answer is not
+        counted, so the next run sends it with the same key and gets Stripe's object back."""
+        with self._lock:
+            if self._done is None:
+                journal = t.apply_journal
+                query = (
+                    select(journal.c.address, func.count())
+                    .where(journal.c.status == "done")
+                    .group_by(journal.c.address)
+                )
+                with self.engine.connect() as conn:
+                    self._done = {address: count for address, count in conn.execute(query).all()}
+            return self._done.get(address, 0)
 
     def usable_key(self, key: str) -> str:
         """`key`, or a successor of it when Stripe answered a request sent with it before

@@ -16,7 +16,7 @@ Usage prices "amount per N units" become `unit_amount_decimal = amount / N` in m
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from autumn_sync.model.money import canonical, to_minor_units
 from autumn_sync.model.records import Billing, Plan, PlanItem, Reward, RewardType, TierMode
@@ -31,6 +31,8 @@ from autumn_sync.model.stripe import (
     StripeState,
     StripeTier,
 )
+
+STRIPE_PLACES = Decimal("1e-12")  # the precision of `unit_amount_decimal`
 
 INTERVALS: dict[str, tuple[str, int]] = {
     "day": ("day", 1),
@@ -138,7 +140,9 @@ def _amounts(item: PlanItem, currency: str) -> dict[str, object]:
     assert price is not None
 
     def per_unit(amount: Decimal) -> Decimal:
-        return canonical(to_minor_units(amount, currency) / price.per)
+        # Stripe takes at most 12 decimal places (10 per 3 units: 333.333333333333 cents).
+        exact = to_minor_units(amount, currency) / price.per
+        return canonical(exact.quantize(STRIPE_PLACES, rounding=ROUND_HALF_UP))
 
     free = item.included if price.billing is Billing.PAY_PER_USE and item.included else None
     if price.amount is not None and not free:

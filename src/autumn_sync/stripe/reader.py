@@ -195,10 +195,12 @@ def _recurring(obj: Obj, names: dict[str, str]) -> Recurring:
 def _pick_prices(
     prices: list[StripePrice],
 ) -> tuple[dict[str, StripePrice], tuple[StripePrice, ...]]:
-    """Per address, the active price of the newest version is current; the rest superseded."""
+    """Per address, the price of the newest version is current (an active one before an
+    archived one of that version: a price archived in the dashboard is reactivated, not
+    replaced by an older one); the rest are superseded."""
     current: dict[str, StripePrice] = {}
     superseded: list[StripePrice] = []
-    for price in sorted(prices, key=lambda p: (p.active, p.version), reverse=True):
+    for price in sorted(prices, key=lambda p: (p.version, p.active), reverse=True):
         if price.address in current:
             superseded.append(price)
         else:

@@ -56,12 +56,14 @@ class Retained:
 def diff_stripe(existing: StripeState, desired: StripeState, ctx: Context) -> list[Change]:
     """The Stripe changes, unordered (the caller orders them with the catalog's)."""
     keep = retained(existing, desired, ctx)
-    replaced_coupons = {c.address for c in _coupons(existing, desired) if isinstance(c, Replace)}
+    prices = list(_prices(existing, desired, keep))
+    coupons = list(_coupons(existing, desired))
+    replaced_coupons = {c.address for c in coupons if isinstance(c, Replace)}
     return [
         *_simple(_unless_kept(existing.meters, keep.meters, desired.meters), desired.meters),
-        *_products(existing, desired, ctx, keep),
-        *_prices(existing, desired, keep),
-        *_coupons(existing, desired),
+        *_products(existing, desired, ctx, keep, prices),
+        *prices,
+        *coupons,
         *_promotion_codes(existing, desired, replaced_coupons),
         *_superseded(existing, keep),
     ]
@@ -165,11 +167,15 @@ def _active(record: StripeRecord) -> bool:
 
 
 def _products(
-    existing: StripeState, desired: StripeState, ctx: Context, keep: Retained
+    existing: StripeState,
+    desired: StripeState,
+    ctx: Context,
+    keep: Retained,
+    prices: list[Change],
 ) -> Iterator[Change]:
     """Products; the default price is set by the price's own change when the price is new or
     replaced, and a name differing only because of a dashboard rename is left alone."""
-    changing = {c.address for c in _prices(existing, desired, keep) if not isinstance(c, Archive)}
+    changing = {c.address for c in prices if not isinstance(c, Archive)}
     wanted = {}
     for address, product in desired.products.items():
         old = existing.products.get(address)

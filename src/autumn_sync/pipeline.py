@@ -70,6 +70,16 @@ def _is_stripe(change: Change) -> bool:
     return change.kind.startswith("stripe_")
 
 
+def check_destroys(plan: ChangePlan, allow_destroy: bool) -> None:
+    """Raise `ApplyRefused` when `plan` destroys something and that is not allowed (the
+    command line calls it before asking for confirmation; `apply_plan` again before acting)."""
+    if plan.destroys and not allow_destroy:
+        addresses = ", ".join(c.address for c in plan.destroys)
+        raise ApplyRefused(
+            f"the plan destroys {addresses}. Nothing was applied; re-run with --allow-destroy."
+        )
+
+
 def apply_plan(
     engine: Engine,
     plan: ChangePlan,
@@ -84,11 +94,7 @@ def apply_plan(
     is still in the state the plan was made against), then its Stripe changes through
     `gateway`, journaled. Destroys need `allow_destroy`. A Stripe failure raises
     `StripeApplyFailed` with what was done; running apply again picks up from there."""
-    if plan.destroys and not allow_destroy:
-        addresses = ", ".join(c.address for c in plan.destroys)
-        raise ApplyRefused(
-            f"the plan destroys {addresses}; re-run with --allow-destroy to allow it"
-        )
+    check_destroys(plan, allow_destroy)
     stripe_changes = [c for c in plan.changes if _is_stripe(c)]
     if stripe_changes and (gateway is None or plan.stripe is None):
         raise ApplyRefused("the plan has Stripe changes but Stripe is not connected")

@@ -25,13 +25,13 @@ from autumn_sync.model.state import State
 from autumn_sync.pipeline import (
     ApplyRefused,
     apply_plan,
+    check_destroys,
     check_drift,
     load_desired,
     make_plan,
     read_current,
 )
 from autumn_sync.plan.changes import Change
-from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.render import RENDERERS
 from autumn_sync.render.drift import DRIFT_RENDERERS
 from autumn_sync.render.values import ACTION_WORDS
@@ -191,7 +191,7 @@ def apply(options: Options, path: Path, auto_approve: bool, allow_destroy: bool)
     click.echo(RENDERERS["text"](change_plan, options.color), nl=False)
     if change_plan.empty:
         return
-    _check_destroys(change_plan, allow_destroy)
+    check_destroys(change_plan, allow_destroy)
     _confirm(auto_approve)
     apply_plan(
         engine,
@@ -205,12 +205,6 @@ def apply(options: Options, path: Path, auto_approve: bool, allow_destroy: bool)
         f"Apply complete! {summary.add} added, {summary.change} changed, "
         f"{summary.archive} archived, {summary.destroy} destroyed."
     )
-
-
-def _check_destroys(change_plan: ChangePlan, allow_destroy: bool) -> None:
-    if change_plan.destroys and not allow_destroy:
-        addresses = ", ".join(c.address for c in change_plan.destroys)
-        fail(f"the plan destroys {addresses}. Nothing was applied; re-run with --allow-destroy.")
 
 
 def _confirm(auto_approve: bool) -> None:

@@ -31,18 +31,18 @@ def _without(path: Path, section: str, key: str) -> str:
 def test_validate_accepts_the_example() -> None:
     result = run_cli("validate", "-f", EXAMPLE)
     assert result.exit_code == 0
-    assert result.stdout == f"{EXAMPLE} is valid: 7 features, 4 plans, 2 rewards.\n"
+    assert result.stdout == f"{EXAMPLE} is valid: 7 features, 4 plans, 2 rewards, 2 customers.\n"
 
 
 def test_plan_apply_replan_on_every_database(db_url: str) -> None:
     first = run_cli("plan", "-f", EXAMPLE, "--detailed-exitcode", db=db_url)
     assert first.exit_code == 2
     assert (
-        first.output.splitlines()[-1] == "Plan: 14 to add, 0 to change, 0 to archive, 0 to destroy."
+        first.output.splitlines()[-1] == "Plan: 17 to add, 0 to change, 0 to archive, 0 to destroy."
     )
     applied = run_cli("apply", "-f", EXAMPLE, "--auto-approve", db=db_url)
     assert applied.exit_code == 0, applied.output
-    assert "Apply complete! 14 added, 0 changed, 0 archived, 0 destroyed." in applied.output
+    assert "Apply complete! 17 added, 0 changed, 0 archived, 0 destroyed." in applied.output
     again = run_cli("plan", "-f", EXAMPLE, "--detailed-exitcode", db=db_url)
     assert again.exit_code == 0
     assert again.stdout == "No changes. The billing database matches the configuration.\n"
@@ -53,7 +53,7 @@ def test_plan_json_is_shaped_like_terraforms(sqlite_url: str) -> None:
     assert result.exit_code == 0
     document = json.loads(result.stdout)
     assert document["format_version"] == "1.2"
-    assert document["summary"] == {"add": 14, "change": 0, "archive": 0, "destroy": 0}
+    assert document["summary"] == {"add": 17, "change": 0, "archive": 0, "destroy": 0}
     pro = next(r for r in document["resource_changes"] if r["address"] == "plan.pro")
     assert pro["type"] == "plan" and pro["name"] == "pro"
     assert pro["change"]["actions"] == ["create"]
@@ -72,7 +72,7 @@ def test_no_change_json_lists_no_ops(sqlite_url: str) -> None:
 def test_markdown_has_a_headline(sqlite_url: str) -> None:
     result = run_cli("plan", "-f", EXAMPLE, "--format", "markdown", db=sqlite_url)
     assert result.stdout.startswith("### autumn-sync plan\n")
-    assert "**Plan: 14 to add, 0 to change, 0 to archive, 0 to destroy.**" in result.output
+    assert "**Plan: 17 to add, 0 to change, 0 to archive, 0 to destroy.**" in result.output
 
 
 def test_apply_without_terminal_needs_auto_approve(sqlite_url: str) -> None:
@@ -157,7 +157,7 @@ def test_console_script_runs_the_readme_job(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "Plan: 14 to add" in done.stdout
+    assert "Plan: 17 to add" in done.stdout
     assert (tmp_path / "autumn-sync.db").exists()
 
 
@@ -183,7 +183,7 @@ def test_apply_asks_on_a_terminal(tmp_path: Path, answer: str, applied: bool) ->
     assert process.wait(timeout=30) == (0 if applied else 1)
     os.close(primary)
     text = output.decode()
-    assert "Plan: 14 to add" in text
+    assert "Plan: 17 to add" in text
     assert ("Apply complete!" in text) is applied
     assert ("Apply cancelled. Nothing was changed." in text) is not applied
 

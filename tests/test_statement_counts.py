@@ -23,8 +23,10 @@ from benchmarks.catalog import make_catalog
 from tests.conftest import StatementCounter, count_statements, reset_database
 
 # settings; features, credit costs; plans, their current versions, items, tiers, versions in
-# use; rewards, reward plans, promotion codes; plan versions in use per feature.
-READ_STATEMENTS = 12
+# use; rewards, reward plans, promotion codes; plan versions in use per feature; managed
+# customers, the application's customers the file names, custom plan items, customer plans,
+# entities, customer rewards, the count of the application's customers, grants, balances.
+READ_STATEMENTS = 21
 # `connect` on a migrated database: does the version table exist, and which revision is it.
 RECONNECT_STATEMENTS = 2
 

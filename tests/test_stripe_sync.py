@@ -754,7 +754,7 @@ def test_without_a_key_only_the_database_is_planned(sqlite_url: str) -> None:
     assert planned.exit_code == 0
     assert planned.stderr == NOT_CONNECTED
     assert "stripe_" not in planned.stdout
-    assert planned.stdout.endswith("Plan: 14 to add, 0 to change, 0 to archive, 0 to destroy.\n")
+    assert planned.stdout.endswith("Plan: 17 to add, 0 to change, 0 to archive, 0 to destroy.\n")
     applied = run_cli("apply", "-f", str(EXAMPLE), "--auto-approve", db=sqlite_url)
     assert (applied.exit_code, applied.stderr) == (0, NOT_CONNECTED)
     again = run_cli("plan", "-f", str(EXAMPLE), db=sqlite_url)

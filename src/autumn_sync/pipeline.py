@@ -10,9 +10,11 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from autumn_sync.apply.database import Context, apply_change
+from autumn_sync.apply.context import Context
+from autumn_sync.apply.database import apply_change
 from autumn_sync.config.load import load_file
 from autumn_sync.diff.catalog import diff
+from autumn_sync.model.customers import Lookup
 from autumn_sync.model.state import State
 from autumn_sync.plan.changes import Change
 from autumn_sync.plan.plan import ChangePlan, fingerprint
@@ -52,7 +54,7 @@ def make_plan(engine: Engine, desired: State, gateway: Gateway | None = None) ->
     """Read the database (and Stripe, given a gateway) and diff against `desired`
     (raises `PlanConflict`, and `StripeFailure` when Stripe cannot be read)."""
     with engine.connect() as connection:
-        current = read_state(connection)
+        current = read_state(connection, Lookup.of(desired.customers.values()))
         names = written_names(connection) if gateway is not None else {}
         recorded = stored_ids(connection) if gateway is not None else {}
     plan = diff(current, desired)
@@ -100,7 +102,7 @@ def apply_plan(
         raise ApplyRefused("the plan has Stripe changes but Stripe is not connected")
     now = clock()
     with engine.begin() as connection:
-        if fingerprint(read_state(connection)) != plan.state_fingerprint:
+        if fingerprint(read_state(connection, plan.lookup)) != plan.state_fingerprint:
             raise ApplyRefused(
                 "the database changed since the plan was made; plan again and review the result"
             )
@@ -123,7 +125,7 @@ def apply_plan(
 def check_drift(engine: Engine, desired: State, gateway: Gateway | None) -> DriftReport:
     """Compare the database with Stripe (given a gateway) and with the file's `desired`."""
     with engine.connect() as connection:
-        current = read_state(connection)
+        current = read_state(connection, Lookup.of(desired.customers.values()))
         stored = stored_ids(connection)
         names = written_names(connection)
     stripe = read_stripe(gateway, stored) if gateway is not None else None

@@ -7,22 +7,15 @@ so a failure leaves the database as it was.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, insert, update
+from sqlalchemy import and_, delete, insert, update
 
+from autumn_sync.apply.context import Context
+from autumn_sync.apply.customers import CUSTOMER_APPLIERS
 from autumn_sync.db import schema as t
 from autumn_sync.model.records import Feature, Plan, PlanContent, Reward, Settings
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Update
-
-
-@dataclass(frozen=True)
-class Context:
-    connection: Connection
-    now: datetime
-
 
 Applier = Callable[[Context, Any], None]
 
@@ -269,4 +262,5 @@ APPLIERS: dict[tuple[str, type[Change]], Applier] = {
     ("reward", Create): _create_reward,
     ("reward", Update): _update_reward,
     ("reward", Delete): _delete_reward,
+    **CUSTOMER_APPLIERS,
 }

@@ -149,7 +149,7 @@ def validate(path: Path) -> None:
     state = load_desired(path)
     click.echo(
         f"{path} is valid: {len(state.features)} features, {len(state.plans)} plans, "
-        f"{len(state.rewards)} rewards."
+        f"{len(state.rewards)} rewards, {len(state.customers)} customers."
     )
 
 

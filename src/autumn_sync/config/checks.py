@@ -27,6 +27,7 @@ class Context:
     marks: Marks
     broken: dict[str, set[str]] = field(default_factory=dict)
     opaque: frozenset[str] = frozenset()
+    customer_index: tuple[int, ...] = ()  # where each valid customer is in the file's list
 
     def known(self, section: str, key: str) -> bool:
         return (
@@ -61,7 +62,7 @@ def _did_you_mean(word: str, known: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _unknown(kind: str, section: str, name: str, ids: Iterable[str]) -> str:
+def unknown(kind: str, section: str, name: str, ids: Iterable[str]) -> str:
     """`unknown feature 'x'` with a way out: the id it is close to, or the known ones."""
     known = sorted(ids)
     hint = _did_you_mean(name, known)
@@ -123,7 +124,7 @@ def _credit_costs(ctx: Context, fid: str) -> Iterator[Problem]:
         if other is None and ctx.known("features", target):
             continue
         if other is None:
-            message = _unknown("feature", "features", target, spec.features)
+            message = unknown("feature", "features", target, spec.features)
             yield marks.problem(where, message, key=True)
         elif other.type != "metered":
             yield marks.problem(
@@ -143,7 +144,7 @@ def _plans(ctx: Context) -> Iterator[Problem]:
                 "an add-on plan cannot be a default plan: remove 'default' or 'add_on'",
             )
         if plan.price is not None:
-            yield from _amount(ctx, (*here, "price", "amount"), plan.price.amount)
+            yield from amount_precision(ctx, (*here, "price", "amount"), plan.price.amount)
         yield from _duplicate_items(plan, here, marks)
         for index, item in enumerate(plan.items):
             yield from _item(ctx, item, (*here, "items", index))
@@ -168,7 +169,7 @@ def _item(ctx: Context, item: ItemSpec, here: Path) -> Iterator[Problem]:
     if feature is None and ctx.known("features", item.feature):
         return
     if feature is None:
-        message = _unknown("feature", "features", item.feature, spec.features)
+        message = unknown("feature", "features", item.feature, spec.features)
         yield marks.problem((*here, "feature"), message)
         return
     if feature.type == "boolean":
@@ -234,7 +235,7 @@ def _usage_price(ctx: Context, price: UsagePriceSpec, here: Path) -> Iterator[Pr
             key=True,
         )
     if price.amount is not None:
-        yield from _amount(ctx, (*here, "amount"), price.amount)
+        yield from amount_precision(ctx, (*here, "amount"), price.amount)
     yield from _tiers(ctx, price, here)
 
 
@@ -250,7 +251,7 @@ def _tiers(ctx: Context, price: UsagePriceSpec, here: Path) -> Iterator[Problem]
     inf_early = False
     for index, tier in enumerate(tiers):
         where: Path = (*here, "tiers", index)
-        yield from _amount(ctx, (*where, "amount"), tier.amount)
+        yield from amount_precision(ctx, (*where, "amount"), tier.amount)
         last = index == len(tiers) - 1
         if tier.up_to == "inf":
             if not last:
@@ -271,7 +272,7 @@ def _tiers(ctx: Context, price: UsagePriceSpec, here: Path) -> Iterator[Problem]
             )
 
 
-def _amount(ctx: Context, where: Path, amount: Decimal) -> Iterator[Problem]:
+def amount_precision(ctx: Context, where: Path, amount: Decimal) -> Iterator[Problem]:
     currency = ctx.spec.settings.currency
     if not is_currency(currency):
         return
@@ -309,7 +310,7 @@ def _rewards(ctx: Context) -> Iterator[Problem]:
         yield from _discount(ctx, rid)
         for index, pid in enumerate(reward.plans):
             if not ctx.known("plans", pid):
-                message = _unknown("plan", "plans", pid, spec.plans)
+                message = unknown("plan", "plans", pid, spec.plans)
                 yield marks.problem((*here, "plans", index), message)
     yield from _promo_codes(ctx)
 
@@ -349,7 +350,7 @@ def _discount(ctx: Context, rid: str) -> Iterator[Problem]:
             key=True,
         )
     if reward.amount_off is not None:
-        yield from _amount(ctx, (*here, "amount_off"), reward.amount_off)
+        yield from amount_precision(ctx, (*here, "amount_off"), reward.amount_off)
 
 
 CHECKS: tuple[Check, ...] = (_currency, _features, _plans, _defaults, _rewards)

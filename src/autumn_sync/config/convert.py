@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from autumn_sync.config.format import (
     BillingFile,
+    CustomerBillingSpec,
+    CustomerPlanSpec,
+    CustomerSpec,
+    EntitySpec,
     FeatureSpec,
     ItemSpec,
+    PlanRef,
     PlanSpec,
     RewardSpec,
     TierSpec,
     UsagePriceSpec,
+)
+from autumn_sync.model.customers import (
+    Balance,
+    Customer,
+    CustomerPlan,
+    Entity,
+    Grant,
+    customer_key,
 )
 from autumn_sync.model.money import canonical
 from autumn_sync.model.records import (
@@ -34,11 +47,14 @@ from autumn_sync.model.state import State
 
 def to_state(spec: BillingFile) -> State:
     """The desired state a valid file describes."""
+    customers = [_customer(c) for c in spec.customers]
     return State(
         settings=Settings(currency=spec.settings.currency),
         features={fid: _feature(fid, f) for fid, f in spec.features.items()},
         plans={pid: _plan(pid, p) for pid, p in spec.plans.items()},
         rewards={rid: _reward(rid, r) for rid, r in spec.rewards.items()},
+        customers={c.key: c for c in customers},
+        balances={b.address: b for c in spec.customers for b in _balances(c)},
     )
 
 
@@ -113,3 +129,73 @@ def _reward(rid: str, spec: RewardSpec) -> Reward:
         plans=tuple(sorted(set(spec.plans))),
         promo_codes=tuple(sorted(set(spec.promo_codes))),
     )
+
+
+def _customer(spec: CustomerSpec) -> Customer:
+    billing = spec.billing or CustomerBillingSpec()
+    link = spec.stripe
+    return Customer(
+        key=customer_key(spec.id, spec.email),
+        customer_id=spec.id,
+        email=spec.email,
+        name=spec.name,
+        fingerprint=spec.fingerprint,
+        metadata=tuple(sorted(spec.metadata.items())),
+        stripe_customer=link.customer if link else None,
+        stripe_create=bool(link and link.create),
+        collection=billing.collection,
+        days_until_due=billing.days_until_due,
+        plans=_customer_plans(spec.plans),
+        entities=tuple(sorted((_entity(e) for e in spec.entities), key=lambda e: e.id)),
+        rewards=tuple(sorted(set(spec.rewards))),
+    )
+
+
+def _customer_plans(refs: list[PlanRef]) -> tuple[CustomerPlan, ...]:
+    plans = [CustomerPlan(plan=ref) if isinstance(ref, str) else _custom(ref) for ref in refs]
+    return tuple(sorted(plans, key=lambda p: p.plan))
+
+
+def _custom(spec: CustomerPlanSpec) -> CustomerPlan:
+    price = spec.price
+    items = (
+        PlanItem(
+            feature=i.feature,
+            included=canonical(i.included) if i.included is not None else None,
+            reset=i.reset,
+        )
+        for i in spec.items
+    )
+    return CustomerPlan(
+        plan=spec.plan,
+        quantity=spec.quantity,
+        start=spec.start,
+        trial_days=spec.trial_days,
+        price=FixedPrice(canonical(price.amount), price.interval) if price else None,
+        items=tuple(sorted(items, key=lambda item: item.feature)),
+    )
+
+
+def _entity(spec: EntitySpec) -> Entity:
+    return Entity(
+        id=spec.id, feature=spec.feature, name=spec.name, plans=_customer_plans(spec.plans)
+    )
+
+
+def _balances(spec: CustomerSpec) -> list[Balance]:
+    key = customer_key(spec.id, spec.email)
+    return [
+        Balance(
+            customer=key,
+            feature=fid,
+            allowance=canonical(b.allowance) if b.allowance is not None else None,
+            reset_at=b.reset_at,
+            grants=tuple(
+                sorted(
+                    (Grant(g.id, canonical(g.amount), g.expires) for g in b.grants),
+                    key=lambda g: g.id,
+                )
+            ),
+        )
+        for fid, b in sorted(spec.balances.items())
+    ]

@@ -14,10 +14,14 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from autumn_sync.config.format import (
+    CUSTOMER_ID_PATTERN,
+    CUSTOMER_ID_RULE,
+    EMAIL_PATTERN,
     ID_PATTERN,
     ID_RULE,
     PROMO_CODE_PATTERN,
     PROMO_CODE_RULE,
+    STRIPE_CUSTOMER_PATTERN,
     TEXT_PATTERN,
     TEXT_RULE,
 )
@@ -177,7 +181,15 @@ def _invalid(detail: ErrorDetails) -> str | None:
         return f"invalid promotion code {value!r}: {PROMO_CODE_RULE}"
     if pattern == TEXT_PATTERN:
         return f"invalid text {value!r}: {TEXT_RULE}"
-    return None
+    rule = PATTERN_RULES.get(pattern)
+    return rule.format(value=value) if rule else None
+
+
+PATTERN_RULES = {
+    CUSTOMER_ID_PATTERN: "invalid customer id {value!r}: " + CUSTOMER_ID_RULE,
+    EMAIL_PATTERN: "invalid email {value!r}: write it as name@example.com",
+    STRIPE_CUSTOMER_PATTERN: "invalid Stripe customer id {value!r}: it starts with 'cus_'",
+}
 
 
 def _requirement(group: list[ErrorDetails]) -> str:

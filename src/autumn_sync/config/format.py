@@ -8,6 +8,7 @@ defaults per group, currency precision) live in `config.checks`.
 from __future__ import annotations
 
 import re
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -167,6 +168,100 @@ class RewardSpec(Spec):
         raise ValueError("use 'once', 'forever' or {months: N}")
 
 
+CUSTOMER_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:|@+-]{0,254}$"
+CUSTOMER_ID_RULE = (
+    "use up to 255 letters, digits and '_', '.', ':', '|', '@', '+', '-', starting with a "
+    "letter or digit"
+)
+STRIPE_CUSTOMER_PATTERN = r"^cus_[A-Za-z0-9]+$"
+CustomerId = Annotated[
+    str,
+    StringConstraints(pattern=CUSTOMER_ID_PATTERN),
+    Field(description="The application's id of the customer (up to 255 characters)."),
+]
+EMAIL_PATTERN = r"^[^@\s\[\]]+@[^@\s\[\]]+\.[^@\s\[\]]+$"
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=320)]
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=TEXT_PATTERN)]
+MetadataValue = Annotated[str, StringConstraints(max_length=500, pattern=TEXT_PATTERN)]
+
+
+class StripeLinkSpec(Spec):
+    customer: Annotated[
+        str | None,
+        StringConstraints(pattern=STRIPE_CUSTOMER_PATTERN),
+        Field(description="An existing Stripe customer to link (`cus_…`)."),
+    ] = None
+    create: Annotated[
+        bool, Field(description="Create the Stripe customer now, not when billing needs it.")
+    ] = False
+
+
+class CustomerBillingSpec(Spec):
+    collection: Literal["charge_automatically", "send_invoice"] = "charge_automatically"
+    days_until_due: Annotated[int, Field(ge=1, le=365)] | None = None
+
+
+class CustomItemSpec(Spec):
+    feature: Id
+    included: Annotated[Decimal, Field(ge=0), STORABLE] | None = None
+    reset: ResetInterval | None = None
+
+
+class CustomerPlanSpec(Spec):
+    plan: Id
+    quantity: Annotated[int, Field(ge=1)] = 1
+    start: date | None = None
+    trial_days: Annotated[int, Field(ge=0, le=730)] | None = None
+    price: Annotated[
+        FixedPriceSpec | None, Field(description="A negotiated price: a custom version.")
+    ] = None
+    items: Annotated[
+        list[CustomItemSpec],
+        Field(description="Included usage and reset for this customer alone: a custom version."),
+    ] = []
+
+
+PlanRef = Id | CustomerPlanSpec
+
+
+class EntitySpec(Spec):
+    id: CustomerId
+    feature: Id
+    name: Name | None = None
+    plans: list[PlanRef] = []
+
+
+class GrantSpec(Spec):
+    id: Id
+    amount: Annotated[Decimal, STORABLE]
+    expires: date | None = None
+
+
+class BalanceSpec(Spec):
+    allowance: Annotated[
+        Annotated[Decimal, Field(ge=0), STORABLE] | None,
+        Field(description="Replaces the plans' included usage (until reset_at, if set)."),
+    ] = None
+    reset_at: date | None = None
+    grants: list[GrantSpec] = []
+
+
+class CustomerSpec(Spec):
+    id: CustomerId | None = None
+    email: Email | None = None
+    name: Name | None = None
+    fingerprint: Annotated[str, StringConstraints(max_length=255, pattern=TEXT_PATTERN)] | None = (
+        None
+    )
+    metadata: dict[MetadataKey, MetadataValue] = {}
+    stripe: StripeLinkSpec | None = None
+    billing: CustomerBillingSpec | None = None
+    plans: list[PlanRef] = []
+    entities: list[EntitySpec] = []
+    balances: dict[Id, BalanceSpec] = {}
+    rewards: list[Id] = []
+
+
 class BillingFile(Spec):
     """A billing catalog file, format version 1."""
 
@@ -182,10 +277,14 @@ class BillingFile(Spec):
     features: dict[Id, FeatureSpec] = {}
     plans: dict[Id, PlanSpec] = {}
     rewards: dict[Id, RewardSpec] = {}
+    customers: Annotated[
+        list[CustomerSpec],
+        Field(description="Managed customers, by id or (pre-provisioned) by email."),
+    ] = []
 
     @classmethod
     def entry_model(cls, section: str) -> type[Spec]:
-        """The model of one entry of `section` (features, plans or rewards)."""
+        """The model of one entry of `section` (features, plans, rewards or customers)."""
         return ENTRY_MODELS[section]
 
 
@@ -193,6 +292,7 @@ ENTRY_MODELS: dict[str, type[Spec]] = {
     "features": FeatureSpec,
     "plans": PlanSpec,
     "rewards": RewardSpec,
+    "customers": CustomerSpec,
 }
 
 
@@ -204,3 +304,4 @@ class FileShape(Spec):
     features: dict[str, Any] = {}
     plans: dict[str, Any] = {}
     rewards: dict[str, Any] = {}
+    customers: list[Any] = []

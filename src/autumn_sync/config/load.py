@@ -14,11 +14,13 @@ from pydantic import BaseModel, ValidationError
 
 from autumn_sync.config.checks import Context, check_file
 from autumn_sync.config.convert import to_state
+from autumn_sync.config.customer_checks import check_customers
 from autumn_sync.config.errors import problems_from, show
 from autumn_sync.config.format import (
     ID_PATTERN,
     ID_RULE,
     BillingFile,
+    CustomerSpec,
     FileShape,
     SettingsSpec,
 )
@@ -49,6 +51,7 @@ def load_text(text: str, name: str = "<text>") -> State:
     ctx = _validate(data, marks, problems)
     if ctx is not None:
         problems.extend(check_file(ctx))
+        problems.extend(check_customers(ctx))
     if problems or ctx is None:
         raise ConfigError(problems)
     return to_state(ctx.spec)
@@ -84,7 +87,9 @@ def _validate(data: dict[str, Any], marks: Marks, problems: list[Problem]) -> Co
         entries = getattr(shape, section)
         valid, bad = _entries(section, entries, model, marks, problems)
         fields[section], broken[section] = valid, bad
-    return Context(BillingFile.model_construct(**fields), marks, broken, opaque)
+    indexes, fields["customers"] = _customers(shape.customers, marks, problems)
+    spec = BillingFile.model_construct(**fields)
+    return Context(spec, marks, broken, opaque, customer_index=indexes)
 
 
 def _salvage(data: dict[str, Any]) -> tuple[FileShape, frozenset[str]]:
@@ -101,6 +106,8 @@ def _salvage(data: dict[str, Any]) -> tuple[FileShape, frozenset[str]]:
         settings = SettingsSpec.model_construct(currency="")
         opaque.add("settings")
     fields: dict[str, Any] = {"version": data.get("version"), "settings": settings, **sections}
+    if isinstance(data.get("customers"), list):
+        fields["customers"] = data["customers"]
     return FileShape.model_construct(**fields), frozenset(opaque)
 
 
@@ -129,3 +136,19 @@ def _entries(
         if key not in bad:
             valid[key] = entry
     return valid, bad
+
+
+def _customers(
+    entries: list[Any], marks: Marks, problems: list[Problem]
+) -> tuple[tuple[int, ...], list[CustomerSpec]]:
+    """The valid customers (a list, each validated on its own) and their places in it."""
+    valid, indexes = [], []
+    model = BillingFile.entry_model("customers")
+    for index, value in enumerate(entries):
+        try:
+            valid.append(CustomerSpec.model_validate(value))
+        except ValidationError as exc:
+            problems.extend(problems_from(exc, value, model, marks, prefix=("customers", index)))
+            continue
+        indexes.append(index)
+    return tuple(indexes), valid

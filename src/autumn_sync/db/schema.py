@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Boolean,
     Column,
+    Date,
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
@@ -13,7 +14,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
+    false,
 )
 
 from autumn_sync.db.types import Exact
@@ -28,6 +31,7 @@ metadata = MetaData(
 )
 
 ID = 64
+CUSTOMER_PLAN_UNIQUE = "uq_customer_plans_entity_plan"
 
 settings = Table(
     "settings",
@@ -139,18 +143,29 @@ promo_codes = Table(
     Column("reward_id", String(ID), ForeignKey("rewards.id"), nullable=False),
 )
 
-# Customers are the application's (and, from the customer issue on, the file's too). The
-# catalog only needs to know who is on which plan version: that decides version vs. in-place.
+# Customers: the application's (`managed` false: only counted) and the file's (`managed`
+# true). `file_key` is how the file names a managed customer (`.user_1`, `[a@b.com]`).
 customers = Table(
     "customers",
     metadata,
     Column("internal_id", Integer, primary_key=True, autoincrement=True),
     Column("id", String(255), unique=True),
-    Column("email", String(320)),
+    Column("email", String(320), index=True),
     Column("name", String(200)),
     Column("created_at", DateTime, nullable=False),
+    Column("fingerprint", String(255)),
+    Column("metadata_json", Text),
+    Column("managed", Boolean, nullable=False, server_default=false(), index=True),
+    Column("file_key", String(330), unique=True),
+    Column("stripe_link", String(255)),
+    Column("stripe_create", Boolean, nullable=False, server_default=false()),
+    Column("collection", String(30)),
+    Column("days_until_due", Integer),
+    Column("stripe_id", String(255)),
 )
 
+# A plan a customer (or one of its entities: `entity_id`, '' for the customer itself) is on,
+# with the custom price that makes it a version for this customer alone.
 customer_plans = Table(
     "customer_plans",
     metadata,
@@ -159,10 +174,100 @@ customer_plans = Table(
     Column("plan_id", String(ID), nullable=False),
     Column("version", Integer, nullable=False),
     Column("status", String(20), nullable=False),
+    Column("entity_id", String(255), nullable=False, server_default=""),
+    Column("quantity", Integer, nullable=False, server_default="1"),
+    Column("started_at", Date),  # the start the file declares
+    Column("attached_at", DateTime),  # when the customer was put on the plan
+    Column("trial_days", Integer),
+    Column("trial_ends_at", Date),
+    Column("price_amount", Exact),
+    Column("price_interval", String(20)),
+    Column("stripe_subscription_id", String(255)),
     ForeignKeyConstraint(
         ["plan_id", "version"], ["plan_versions.plan_id", "plan_versions.version"]
     ),
-    UniqueConstraint("customer_internal_id", "plan_id"),
+    UniqueConstraint("customer_internal_id", "entity_id", "plan_id", name=CUSTOMER_PLAN_UNIQUE),
+)
+
+# The items of a customer's custom version: included usage and reset per feature.
+customer_plan_items = Table(
+    "customer_plan_items",
+    metadata,
+    Column(
+        "customer_plan_id",
+        Integer,
+        ForeignKey("customer_plans.internal_id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("feature_id", String(ID), primary_key=True),
+    Column("included", Exact),
+    Column("reset_interval", String(20)),
+)
+
+entities = Table(
+    "entities",
+    metadata,
+    Column(
+        "customer_internal_id",
+        Integer,
+        ForeignKey("customers.internal_id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("id", String(255), primary_key=True),
+    Column("feature_id", String(ID), nullable=False),
+    Column("name", String(200)),
+)
+
+customer_rewards = Table(
+    "customer_rewards",
+    metadata,
+    Column(
+        "customer_internal_id",
+        Integer,
+        ForeignKey("customers.internal_id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("reward_id", String(ID), primary_key=True),
+)
+
+# One row per customer and feature once anything is declared or used: the declared allowance
+# (the file's), the usage and its next reset (the application's, never reset by apply).
+balances = Table(
+    "balances",
+    metadata,
+    Column(
+        "customer_internal_id",
+        Integer,
+        ForeignKey("customers.internal_id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("feature_id", String(ID), primary_key=True),
+    Column("allowance", Exact),
+    Column("reset_at", Date),
+    Column("usage", Exact, nullable=False, server_default="0"),
+    Column("next_reset", DateTime),
+)
+
+# Grants keyed by id: given once, whatever how often the file is applied.
+balance_grants = Table(
+    "balance_grants",
+    metadata,
+    Column(
+        "customer_internal_id",
+        Integer,
+        ForeignKey("customers.internal_id"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("feature_id", String(ID), primary_key=True),
+    Column("grant_id", String(ID), primary_key=True),
+    Column("amount", Exact, nullable=False),
+    Column("expires", Date),
+    Column("granted_at", DateTime, nullable=False),
 )
 
 # Stripe: the id of every object autumn-sync made or adopted, and the product name it last

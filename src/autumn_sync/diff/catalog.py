@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar
 
-from autumn_sync.model.attributes import CONTENT_FIELDS, attributes, flatten, path_order
+from autumn_sync.diff.customers import diff_customers
+from autumn_sync.diff.fields import field_changes
+from autumn_sync.model.attributes import CONTENT_FIELDS
+from autumn_sync.model.customers import Lookup
 from autumn_sync.model.records import Feature, Plan, Reward
 from autumn_sync.model.state import State
-from autumn_sync.model.stripe import AnyRecord
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, FieldChange, Update
 from autumn_sync.plan.order import order
 from autumn_sync.plan.plan import ChangePlan, fingerprint
@@ -37,6 +39,7 @@ def diff(existing: State, desired: State) -> ChangePlan:
         *_compare(existing.features, desired.features, _delete),
         *_plans(existing.plans, desired.plans),
         *_compare(existing.rewards, desired.rewards, _delete),
+        *diff_customers(existing, desired),
     ]
     changed = {change.address for change in changes}
     unchanged = tuple(r for r in desired.records() if r.address not in changed)
@@ -45,6 +48,7 @@ def diff(existing: State, desired: State) -> ChangePlan:
         state_fingerprint=fingerprint(existing),
         warnings=tuple(_warnings(existing, desired)),
         unchanged=unchanged,
+        lookup=Lookup.of(desired.customers.values()),
     )
 
 
@@ -57,19 +61,6 @@ def _warnings(existing: State, desired: State) -> Iterator[str]:
             f"The currency changes from {before} to {after} and amounts are not converted:"
             f" every price, including those of plan versions customers are on, is read in {after}"
         )
-
-
-def field_changes(before: AnyRecord, after: AnyRecord) -> tuple[FieldChange, ...]:
-    """Field-level differences, by flattened path, in the record's own field order."""
-    old, new = flatten(attributes(before)), flatten(attributes(after))
-    if old == new:  # the common case: skip ordering the paths of an unchanged record
-        return ()
-    paths = path_order(old, new)
-    return tuple(
-        FieldChange(path, old.get(path), new.get(path))
-        for path in paths
-        if old.get(path) != new.get(path)
-    )
 
 
 def _settings(existing: State, desired: State) -> Iterator[Change]:

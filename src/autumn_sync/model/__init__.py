@@ -1,5 +1,6 @@
 """Domain records shared by the desired state (the file) and the current state (the database)."""
 
+from autumn_sync.model.customers import Balance, Customer, CustomerPlan, Entity, Grant
 from autumn_sync.model.records import (
     Billing,
     Duration,
@@ -10,7 +11,6 @@ from autumn_sync.model.records import (
     Plan,
     PlanContent,
     PlanItem,
-    Record,
     Reward,
     RewardType,
     Settings,
@@ -18,15 +18,20 @@ from autumn_sync.model.records import (
     TierMode,
     UsagePrice,
 )
-from autumn_sync.model.state import State
+from autumn_sync.model.state import Record, State
 
 __all__ = [
+    "Balance",
     "Billing",
+    "Customer",
+    "CustomerPlan",
     "Duration",
+    "Entity",
     "Feature",
     "FeatureType",
     "FixedPrice",
     "FreeTrial",
+    "Grant",
     "Plan",
     "PlanContent",
     "PlanItem",

@@ -12,7 +12,9 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from autumn_sync.model.records import Feature, Plan, Record, Tier
+from autumn_sync.model.customers import Balance, Customer, CustomerPlan
+from autumn_sync.model.records import Feature, Plan, Tier
+from autumn_sync.model.state import Record
 from autumn_sync.model.stripe import StripeRecord, StripeTier
 
 _STATE_ONLY = frozenset(
@@ -46,7 +48,46 @@ def attributes(record: Record | StripeRecord) -> dict[str, Any]:
         content = data.pop("content")
         content["items"] = {item.pop("feature"): _item(item) for item in content["items"]}
         data.update(content)
+    if isinstance(record, Customer):
+        return _customer(record, data)
+    if isinstance(record, Balance):
+        for name in ("customer", "feature"):
+            del data[name]
+        data["grants"] = {g["id"]: _without(g, "id") for g in data["grants"]}
     return data
+
+
+def _customer(customer: Customer, data: dict[str, Any]) -> dict[str, Any]:
+    """A customer's data: plans keyed by plan id (custom items by feature), entities by id,
+    metadata as a map; the key and what only the database knows left out."""
+    for name in ("key", "internal_id", "managed"):
+        del data[name]
+    data = {"id": data.pop("customer_id"), **data}
+    data["metadata"] = dict(customer.metadata)
+    data["plans"] = _customer_plans(customer.plans)
+    data["entities"] = {
+        e.id: {"feature": e.feature, "name": e.name, "plans": _customer_plans(e.plans)}
+        for e in customer.entities
+    }
+    return data
+
+
+def _customer_plans(plans: tuple[CustomerPlan, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for plan in plans:
+        entry = {
+            "quantity": plan.quantity,
+            "start": plan.start,
+            "trial_days": plan.trial_days,
+            "price": _plain(plan.price),
+            "items": {i.feature: _item(_without(_plain(i), "feature")) for i in plan.items},
+        }
+        out[plan.plan] = entry
+    return out
+
+
+def _without(data: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != key}
 
 
 def _item(item: dict[str, Any]) -> dict[str, Any] | bool:
@@ -72,7 +113,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-KEYED_BY_ID = ("items", "credit_costs")
+KEYED_BY_ID = ("items", "credit_costs", "plans", "entities", "grants")
 # Sets of ids or codes: compared and shown as one value, never element by element (an index
 # into a sorted set says nothing: adding "business" before "pro" is not "pro → business").
 WHOLE = ("plans", "promo_codes", "applies_to")

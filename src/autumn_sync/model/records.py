@@ -165,4 +165,4 @@ class Reward:
         return tuple(f"plan.{pid}" for pid in self.plans)
 
 
-Record = Settings | Feature | Plan | Reward
+CatalogRecord = Settings | Feature | Plan | Reward

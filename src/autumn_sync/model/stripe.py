@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from autumn_sync.model.records import Record
+from autumn_sync.model.state import Record
 
 OWNER_KEY = "autumn_sync_address"
 VERSION_KEY = "autumn_sync_version"

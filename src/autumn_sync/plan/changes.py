@@ -6,10 +6,13 @@ field-level differences, and a human `reason` where the action needs one.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from autumn_sync.model.stripe import AnyRecord
+
+_KIND = re.compile(r"[a-z_]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,11 +40,13 @@ class Change:
     @property
     def kind(self) -> str:
         """The resource type: `feature`, `plan`, `reward`, `settings`, `stripe_price`…"""
-        return self.address.split(".", 1)[0]
+        return _KIND.match(self.address).group(0)  # type: ignore[union-attr]
 
     @property
     def name(self) -> str:
-        return self.address.split(".", 1)[1] if "." in self.address else self.address
+        """The address without its kind: `pro`, `user_1`, `[a@b.com]`, `pro.base`."""
+        rest = self.address[len(self.kind) :]
+        return rest[1:] if rest.startswith(".") else rest or self.address
 
     @property
     def record(self) -> AnyRecord:

@@ -19,11 +19,15 @@ KIND_RANK = {
     "feature": 1,
     "plan": 2,
     "reward": 3,
+    "customer": 4,
+    "balance": 5,
     "stripe_meter": 10,
     "stripe_product": 11,
     "stripe_price": 12,
     "stripe_coupon": 13,
     "stripe_promotion_code": 14,
+    "stripe_customer": 15,
+    "stripe_subscription": 16,
 }
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from autumn_sync.model.attributes import attributes
-from autumn_sync.model.records import Plan, Record
-from autumn_sync.model.state import State
+from autumn_sync.model.customers import Customer, Lookup
+from autumn_sync.model.records import Plan
+from autumn_sync.model.state import Record, State
 from autumn_sync.model.stripe import StripeSnapshot
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Replace, Update
 
@@ -35,6 +36,9 @@ class ChangePlan:
     warnings: tuple[str, ...] = ()
     unchanged: tuple[Record, ...] = ()  # desired records that need nothing
     stripe: StripeSnapshot | None = None  # None when Stripe is not connected
+    lookup: Lookup = field(
+        default_factory=Lookup
+    )  # the file's customer ids and emails (re-read before apply)
 
     @property
     def empty(self) -> bool:
@@ -83,6 +87,11 @@ def fingerprint(state: State) -> str:
     data = []
     for record in state.records():
         entry: dict[str, Any] = {"address": record.address, **attributes(record)}
+        if isinstance(record, Customer):
+            entry.update(
+                managed=record.managed,
+                versions=sorted((e or "", p.plan, p.version or 0) for e, p in record.all_plans()),
+            )
         if isinstance(record, Plan):
             entry.update(
                 archived=record.archived,

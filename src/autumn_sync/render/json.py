@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from autumn_sync import __version__
 from autumn_sync.model.attributes import attributes
 from autumn_sync.model.money import canonical
-from autumn_sync.model.records import Plan, Record
+from autumn_sync.model.records import Plan
+from autumn_sync.model.state import Record
 from autumn_sync.model.stripe import AnyRecord
 from autumn_sync.plan.changes import Archive, Change, Replace, Update
 from autumn_sync.plan.plan import ChangePlan
@@ -150,4 +152,6 @@ def exact_json(document: Any) -> str:
 def _number(value: Any) -> Any:
     if isinstance(value, Decimal):
         return _MARK + format(canonical(value), "f")
+    if isinstance(value, date):  # a date or a time: ISO 8601
+        return value.isoformat()
     raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select
 
 from autumn_sync.db import schema as t
+from autumn_sync.model.customers import Lookup
 from autumn_sync.model.records import (
     Billing,
     Duration,
@@ -28,19 +29,25 @@ from autumn_sync.model.records import (
     UsagePrice,
 )
 from autumn_sync.model.state import State
+from autumn_sync.sources.customers import read_customers
 
 VersionKey = tuple[str, int]
 
 
-def read_state(connection: Connection) -> State:
-    """The catalog as the database holds it now (archived plans included)."""
+def read_state(connection: Connection, lookup: Lookup | None = None) -> State:
+    """The catalog as the database holds it now (archived plans included), the customers the
+    file manages, and the application's customers `lookup` names."""
     settings = dict(connection.execute(select(t.settings.c.key, t.settings.c.value)).all())
+    customers = read_customers(connection, lookup or Lookup())
     return State(
         settings=Settings(currency=settings["currency"]) if "currency" in settings else None,
         features=_features(connection),
         plans=_plans(connection),
         rewards=_rewards(connection),
         feature_users=_feature_users(connection),
+        customers=customers.customers,
+        balances=customers.balances,
+        app_customers=customers.app_customers,
     )
 
 

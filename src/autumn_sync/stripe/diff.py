@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from autumn_sync.diff.catalog import field_changes
+from autumn_sync.diff.fields import field_changes
 from autumn_sync.model.stripe import (
     OWNER_KEY,
     StripeCoupon,

@@ -1,0 +1,159 @@
+"""Customers the file manages, and the balances it declares for them.
+
+A customer is known by its `id`, or by its `email` while it is pre-provisioned (no id until
+the application's first `get_or_create`). Its `key` is the part of every address that names
+it: `.user_123` or `[billing@acme.com]`, so `customer.user_123`, `customer[billing@acme.com]`,
+`balance.user_123.messages`, `stripe_subscription[billing@acme.com].pro`. The key comes from
+the file: a pre-provisioned customer keeps its email key after the application binds an id.
+
+Fields only the database knows (the internal row id, the version of a plan a customer is on,
+the Stripe ids) are left out of the comparison (`model.attributes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from autumn_sync.model.records import FixedPrice, PlanItem
+
+CHARGE_AUTOMATICALLY = "charge_automatically"
+SEND_INVOICE = "send_invoice"
+
+
+def customer_key(customer_id: str | None, email: str | None) -> str:
+    """`.user_123` for a customer with an id, `[billing@acme.com]` for one known by email."""
+    if customer_id:
+        return f".{customer_id}"
+    assert email, "a customer has an id or an email"
+    return f"[{email}]"
+
+
+def key_label(key: str) -> str:
+    """The key as a person reads it: `user_123` or `billing@acme.com`."""
+    return key[1:] if key.startswith(".") else key[1:-1]
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerPlan:
+    """A plan a customer (or one of its entities) is on. `price` and `items` make a custom
+    version for this customer alone: `price` replaces the plan's fixed price, `items` replace
+    the included usage and reset of the plan's items of the same features."""
+
+    plan: str
+    quantity: int = 1
+    start: date | None = None
+    trial_days: int | None = None
+    price: FixedPrice | None = None
+    items: tuple[PlanItem, ...] = ()
+    # Known only in the current state:
+    version: int | None = None
+    status: str | None = None
+    trial_ends_at: date | None = None
+
+    @property
+    def custom(self) -> bool:
+        return self.price is not None or bool(self.items)
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A team or seat under a customer, counted by a feature, with its own plans."""
+
+    id: str
+    feature: str
+    name: str | None = None
+    plans: tuple[CustomerPlan, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    key: str
+    customer_id: str | None = None
+    email: str | None = None
+    name: str | None = None
+    fingerprint: str | None = None
+    metadata: tuple[tuple[str, str], ...] = ()
+    stripe_customer: str | None = None  # an existing Stripe customer to link (`cus_…`)
+    stripe_create: bool = False  # create the Stripe customer now, not when billing needs it
+    collection: str = CHARGE_AUTOMATICALLY
+    days_until_due: int | None = None
+    plans: tuple[CustomerPlan, ...] = ()  # sorted by plan id
+    entities: tuple[Entity, ...] = ()  # sorted by id
+    rewards: tuple[str, ...] = ()  # sorted
+    # Known only in the current state:
+    internal_id: int | None = None
+    managed: bool = True  # False: created by the application, not (yet) by the file
+    stripe_id: str | None = None  # the Stripe customer the database records
+
+    @property
+    def address(self) -> str:
+        return f"customer{self.key}"
+
+    @property
+    def label(self) -> str:
+        return key_label(self.key)
+
+    def all_plans(self) -> tuple[tuple[str | None, CustomerPlan], ...]:
+        """(entity id or None, plan) for the customer's own plans and its entities'."""
+        own = tuple((None, plan) for plan in self.plans)
+        return own + tuple((e.id, plan) for e in self.entities for plan in e.plans)
+
+    def references(self) -> tuple[str, ...]:
+        refs = [f"plan.{plan.plan}" for _, plan in self.all_plans()]
+        refs += [f"feature.{entity.feature}" for entity in self.entities]
+        refs += [f"reward.{reward}" for reward in self.rewards]
+        return tuple(dict.fromkeys(refs))
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Usage given once, keyed by id (positive or negative), until `expires` if set."""
+
+    id: str
+    amount: Decimal
+    expires: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    """What the file declares of one customer's balance of one feature: an allowance that
+    overrides the plans' included usage (until `reset_at` if set) and grants. Usage is the
+    application's and never part of this record."""
+
+    customer: str  # the customer's key
+    feature: str
+    allowance: Decimal | None = None
+    reset_at: date | None = None
+    grants: tuple[Grant, ...] = ()  # sorted by id
+
+    @property
+    def address(self) -> str:
+        return f"balance{self.customer}.{self.feature}"
+
+    def references(self) -> tuple[str, ...]:
+        return (f"customer{self.customer}", f"feature.{self.feature}")
+
+    @property
+    def declared(self) -> bool:
+        return self.allowance is not None or self.reset_at is not None or bool(self.grants)
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """The ids and emails of the file's customers: the database reader also returns the
+    application's customers with these (the file may take over a customer the application
+    created), besides every customer the file already manages."""
+
+    ids: frozenset[str] = frozenset()
+    emails: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, customers: Iterable[Customer]) -> Lookup:
+        listed = list(customers)
+        return cls(
+            ids=frozenset(c.customer_id for c in listed if c.customer_id),
+            emails=frozenset(c.email for c in listed if c.email),
+        )

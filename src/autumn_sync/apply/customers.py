@@ -112,11 +112,7 @@ def _sync_plans(
             _attach(conn, now, iid, key[0], plan, new.fingerprint)
         elif _terms(before[key]) != _terms(plan):
             row_id = _plan_row_id(conn, iid, key)
-            conn.execute(
-                update(cp)
-                .where(cp.c.internal_id == row_id)
-                .values(**_plan_values(plan))
-            )
+            conn.execute(update(cp).where(cp.c.internal_id == row_id).values(**_plan_values(plan)))
             _replace_items(conn, row_id, plan)
 
 

@@ -65,7 +65,7 @@ def test_no_change_json_lists_no_ops(sqlite_url: str) -> None:
     run_cli("apply", "-f", EXAMPLE, "--auto-approve", db=sqlite_url)
     document = json.loads(run_cli("plan", "-f", EXAMPLE, "--format", "json", db=sqlite_url).stdout)
     actions = {r["address"]: r["change"]["actions"] for r in document["resource_changes"]}
-    assert len(actions) == 14
+    assert len(actions) == 17  # settings, 7 features, 4 plans, 2 rewards, 2 customers, 1 balance
     assert set(map(tuple, actions.values())) == {("no-op",)}
 
 
@@ -99,12 +99,12 @@ def test_archive_is_not_a_destroy(sqlite_url: str, tmp_path: Path) -> None:
     from autumn_sync.db.engine import connect
 
     run_cli("apply", "-f", EXAMPLE, "--auto-approve", db=sqlite_url)
-    add_customers(connect(sqlite_url), "business", 3)
-    smaller = _without(tmp_path / "billing.yaml", "plans", "business")
+    add_customers(connect(sqlite_url), "free", 3)
+    smaller = _without(tmp_path / "billing.yaml", "plans", "free")
     result = run_cli("apply", "-f", smaller, "--auto-approve", db=sqlite_url)
     assert result.exit_code == 0, result.output + result.stderr
-    assert "~ plan.business (archive: 3 customers stay on it)" in result.output
-    assert "plan.business: archived" in result.output
+    assert "~ plan.free (archive: 3 customers stay on it)" in result.output
+    assert "plan.free: archived" in result.output
     assert "0 archived" not in result.output
 
 

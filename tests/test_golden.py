@@ -26,7 +26,9 @@ After the comparison the plan is applied (destroys allowed), and then:
 - the catalog must equal what a fresh apply of `after.yaml` to an empty database gives:
   settings, features and rewards exactly, and the active plans' attributes (name, description,
   group, flags and current content), whatever their version numbers; plans that left the file
-  must be archived (customers kept them) or gone.
+  must be archived (customers kept them) or gone;
+- so must the customers the file manages and their declared balances, by attributes (not by
+  the versions their plans are on, nor their row ids): grants given once, nothing left over.
 
 To (re)generate the expected files after an intended change, run
 
@@ -185,10 +187,16 @@ def _compare(path: Path, actual: str) -> None:
 
 def catalog(state: State) -> dict[str, Any]:
     """What a catalog means, without its history: the active plans by their attributes, not
-    by version number or customers."""
+    by version number or customers; the managed customers and their balances by attributes."""
     return {
         "settings": state.settings,
         "features": state.features,
         "plans": {pid: attributes(plan) for pid, plan in state.active_plans.items()},
         "rewards": state.rewards,
+        "customers": {
+            key: attributes(customer)
+            for key, customer in state.customers.items()
+            if customer.managed
+        },
+        "balances": {address: attributes(b) for address, b in state.balances.items()},
     }

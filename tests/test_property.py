@@ -1,6 +1,7 @@
 """Property tests: random valid catalogs round-trip through the file format, applying any
 catalog after any other converges to exactly what a fresh apply gives (with or without
-customers on the plans), and planning is deterministic.
+customers on the plans, the application's or the file's own with their balances), and
+planning is deterministic.
 
 The generator draws from small pools of ids (features f1..f6, plans p1..p6, rewards r1..r3),
 so two random catalogs share most ids: the diff sees updates, not only creates and deletes.
@@ -10,16 +11,17 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from autumn_sync.config.export import dump_state
 from autumn_sync.config.load import load_text
@@ -29,6 +31,7 @@ from autumn_sync.db.engine import connect
 from autumn_sync.db.schema import metadata
 from autumn_sync.diff.catalog import PlanConflict, diff
 from autumn_sync.model.attributes import CONTENT_FIELDS, attributes
+from autumn_sync.model.customers import Lookup
 from autumn_sync.model.money import canonical, exponent
 from autumn_sync.model.records import (
     PRICE_INTERVALS,
@@ -54,7 +57,9 @@ from autumn_sync.pipeline import apply_plan, make_plan, read_current
 from autumn_sync.render.json import render_json
 from autumn_sync.render.markdown import render_markdown
 from autumn_sync.render.text import render_text
+from autumn_sync.sources.database import read_state
 from tests.conftest import reset_database, server_url
+from tests.customer_strategies import IDENTITIES, kept_or_new, with_customers
 from tests.helpers import add_customers, customer_versions
 
 CURRENCIES = ("usd", "jpy", "kwd", "eur")
@@ -316,6 +321,21 @@ def pairs(draw: st.DrawFn) -> tuple[State, State]:
     return first, draw(st.one_of(edited(first), catalogs()))
 
 
+@st.composite
+def customer_files(draw: st.DrawFn) -> State:
+    """A random valid catalog with customers and their balances."""
+    return draw(with_customers(draw(catalogs())))
+
+
+@st.composite
+def customer_pairs(draw: st.DrawFn) -> tuple[State, State]:
+    """Two files with customers: the second's catalog an edit of the first's or another,
+    its customers mostly the first's (where still valid) or new ones."""
+    first = draw(customer_files())
+    catalog = draw(st.one_of(edited(first), catalogs()))
+    return first, draw(kept_or_new(first, catalog))
+
+
 # How many customers join each plan of the pool (the plans a catalog offers, that is).
 customer_counts = st.lists(st.integers(0, 3), min_size=len(PLAN_IDS), max_size=len(PLAN_IDS)).map(
     lambda counts: {pid: n for pid, n in zip(PLAN_IDS, counts, strict=True) if n}
@@ -487,6 +507,9 @@ def reversed_state(state: State) -> State:
         plans=rev(state.plans),
         rewards=rev(state.rewards),
         feature_users=rev(state.feature_users),
+        customers=rev(state.customers),
+        balances=rev(state.balances),
+        app_customers=state.app_customers,
     )
 
 
@@ -547,6 +570,120 @@ def check_convergence_with_customers(
     assert view(after) == view(direct) == view(b)
 
 
+USAGE = Decimal("7.5")
+
+
+def use_balances(engine: Engine, state: State) -> None:
+    """What the application's `track` does: every balance row gets usage, and every managed
+    customer uses a metered feature it declares nothing for (a row of usage alone)."""
+    metered = sorted(f for f, feature in state.features.items() if feature.type.value != "boolean")
+    b, c = t.balances, t.customers
+    with engine.begin() as connection:
+        connection.execute(update(b).values(usage=USAGE))
+        if not metered:
+            return
+        have = {(row.customer_internal_id, row.feature_id) for row in connection.execute(select(b))}
+        for (iid,) in connection.execute(select(c.c.internal_id).where(c.c.managed)):
+            if (iid, metered[0]) not in have:
+                connection.execute(
+                    insert(b).values(customer_internal_id=iid, feature_id=metered[0], usage=USAGE)
+                )
+
+
+def usage_rows(engine: Engine) -> dict[tuple[str, str], Decimal]:
+    """(customer key, feature) → usage, for the managed customers."""
+    b, c = t.balances, t.customers
+    query = (
+        select(c.c.file_key, b.c.feature_id, b.c.usage)
+        .join(c, c.c.internal_id == b.c.customer_internal_id)
+        .where(c.c.managed)
+    )
+    with engine.connect() as connection:
+        return {(key, fid): Decimal(used) for key, fid, used in connection.execute(query)}
+
+
+def app_balances(engine: Engine) -> list[tuple[tuple[str | None, str | None], Decimal, Decimal]]:
+    """((id, email), usage, allowance) of the application's customers' balances."""
+    b, c = t.balances, t.customers
+    query = (
+        select(c.c.id, c.c.email, b.c.usage, b.c.allowance)
+        .join(c, c.c.internal_id == b.c.customer_internal_id)
+        .where(~c.c.managed)
+    )
+    with engine.connect() as connection:
+        found = [((i, e), Decimal(u), Decimal(a)) for i, e, u, a in connection.execute(query)]
+    return sorted(found, key=repr)
+
+
+def grant_count(engine: Engine) -> int:
+    with engine.connect() as connection:
+        query = select(func.count()).select_from(t.balance_grants)
+        return int(connection.execute(query).scalar_one())
+
+
+def add_app_customers(engine: Engine, identities: list[tuple[str | None, str | None]]) -> None:
+    """Customers the application created (not managed), each with usage and an allowance
+    of its own on f1."""
+    with engine.begin() as connection:
+        for cid, email in identities:
+            row = {"id": cid, "email": email, "created_at": datetime(2026, 1, 1), "managed": False}
+            iid = connection.execute(insert(t.customers).values(**row)).inserted_primary_key[0]  # type: ignore[index]
+            usage = {"customer_internal_id": iid, "feature_id": "f1", "usage": USAGE}
+            usage["allowance"] = Decimal(50)  # declared by the application itself
+            connection.execute(insert(t.balances).values(**usage))
+
+
+def read_state_for(engine: Engine, desired: State) -> State:
+    """The current state as planning `desired` reads it (with the application's customers the
+    file names)."""
+    with engine.connect() as connection:
+        return read_state(connection, Lookup.of(desired.customers.values()))
+
+
+def check_customer_convergence(
+    fresh: Fresh, a: State, b: State, apps: Sequence[tuple[str | None, str | None]] = ()
+) -> None:
+    """The application made `apps`; apply `a` (adopting those it lists), use the balances,
+    apply `b` (twice: the second is a no-op): the customers and balances equal a fresh apply
+    of `b`'s, grants are given once, the usage of every customer that stays is kept, and the
+    application's customers neither file lists are left alone."""
+    with opened(fresh) as engine:
+        add_app_customers(engine, list(apps))
+        apply(engine, a)
+        assert make_plan(engine, a).empty
+        use_balances(engine, a)
+        used = usage_rows(engine)
+        current = read_state_for(engine, b)
+        b = keep_used_features(current, b)
+        plan = make_plan(engine, b)
+        shuffled = diff(reversed_state(current), reversed_state(b))  # planning is deterministic
+        assert render_json(shuffled) == render_json(plan) and shuffled.checksum() == plan.checksum()
+        for change in plan.changes:
+            if change.kind in ("customer", "balance"):
+                event(
+                    f"{change.kind} {change.action}{': ' if change.reason else ''}"
+                    f"{(change.reason or '').split(' ')[0]}"
+                )
+        apply_plan(engine, plan, allow_destroy=True)
+        assert make_plan(engine, b).empty
+        after = read_current(engine)
+        kept = {k for k in b.customers if k in a.customers}
+        for (key, fid), value in usage_rows(engine).items():
+            assert key in b.customers
+            if key in kept and (key, fid) in used:
+                assert value == used[(key, fid)], (key, fid)
+        assert grant_count(engine) == sum(len(x.grants) for x in b.balances.values())
+        listed = {(c.customer_id, c.email) for c in (*a.customers.values(), *b.customers.values())}
+        assert after.app_customers == len([i for i in apps if i not in listed])
+        assert app_balances(engine) == [
+            (i, USAGE, Decimal(50)) for i in sorted(apps, key=repr) if i not in listed
+        ]
+    with opened(fresh) as engine:
+        apply(engine, b)
+        direct = read_current(engine)
+    assert view(after) == view(direct) == view(b)
+
+
 # --- The properties ---------------------------------------------------------------------------
 
 
@@ -577,6 +714,25 @@ def test_every_catalog_round_trips_through_the_file(state: State) -> None:
 @example(ab=(EMPTY, LONG_NUMBERS))
 def test_apply_converges_to_what_a_fresh_apply_gives(ab: tuple[State, State]) -> None:
     check_convergence(fresh_sqlite, *ab)
+
+
+@FAST
+@given(customer_files())
+def test_every_file_with_customers_round_trips(state: State) -> None:
+    text = dump_state(state)
+    assert load_text(text) == state
+    assert dump_state(load_text(text)) == text
+
+
+app_identities = st.lists(st.sampled_from(IDENTITIES), unique=True, max_size=3)
+
+
+@DATABASE
+@given(ab=customer_pairs(), apps=app_identities)
+def test_file_customers_converge_to_what_a_fresh_apply_gives(
+    ab: tuple[State, State], apps: list[tuple[str | None, str | None]]
+) -> None:
+    check_customer_convergence(fresh_sqlite, *ab, apps)
 
 
 @DATABASE
@@ -656,3 +812,11 @@ def test_apply_converges_on_servers(
     fresh = fresh_server(server)
     check_convergence(fresh, *ab)
     check_convergence_with_customers(fresh, *ab, counts)
+
+
+@SERVER
+@given(ab=customer_pairs(), apps=app_identities)
+def test_file_customers_converge_on_servers(
+    server: str, ab: tuple[State, State], apps: list[tuple[str | None, str | None]]
+) -> None:
+    check_customer_convergence(fresh_server(server), *ab, apps)

@@ -1,6 +1,7 @@
-"""The number of SQL statements does not grow with the catalog: reading the current state is a
-fixed number of `select()`s (no per-plan or per-feature query), a no-change apply only reads,
-and opening an already-migrated database does not migrate again.
+"""The number of SQL statements does not grow with the catalog nor with the customers: reading
+the current state is a fixed number of `select()`s (no per-plan, per-feature or per-customer
+query), a no-change apply only reads, and opening an already-migrated database does not
+migrate again.
 
 Catalogs come from `benchmarks/catalog.py`, the generator the benchmark uses.
 """
@@ -21,12 +22,15 @@ from autumn_sync.model.state import State
 from autumn_sync.pipeline import apply_plan, make_plan, read_current
 from benchmarks.catalog import make_catalog
 from tests.conftest import StatementCounter, count_statements, reset_database
+from tests.helpers import clone_customers
 
 # settings; features, credit costs; plans, their current versions, items, tiers, versions in
 # use; rewards, reward plans, promotion codes; plan versions in use per feature; managed
-# customers, the application's customers the file names, custom plan items, customer plans,
-# entities, customer rewards, the count of the application's customers, grants, balances.
-READ_STATEMENTS = 21
+# customers, custom plan items, customer plans, entities, customer rewards, grants, balances,
+# the count of the application's customers. (The application's customers the file names are
+# looked up only when the file names an id or email no managed customer has: never when
+# nothing changes.)
+READ_STATEMENTS = 20
 # `connect` on a migrated database: does the version table exist, and which revision is it.
 RECONNECT_STATEMENTS = 2
 
@@ -41,9 +45,9 @@ def _writes(counter: StatementCounter) -> list[str]:
 
 
 @cache
-def _desired(features: int, plans: int, revision: int = 0) -> State:
+def _desired(features: int, plans: int, revision: int = 0, customers: int = 0) -> State:
     """A generated catalog, loaded once per test session (states are immutable)."""
-    return load_text(make_catalog(features, plans, revision=revision))
+    return load_text(make_catalog(features, plans, revision=revision, customers=customers))
 
 
 def _add_customers(engine: Engine, targets: list[tuple[str, int]]) -> None:
@@ -147,6 +151,67 @@ def count_all_statements() -> Iterator[StatementCounter]:
         yield counter
     finally:
         event.remove(Engine, "before_cursor_execute", record)
+
+
+CUSTOMER_FILE = 100  # customers of the generated file; larger counts are copies of them
+
+
+def _apply_customers(engine: Engine, customers: int) -> State:
+    """A catalog with `CUSTOMER_FILE` customers of the file (balances with allowances and
+    grants, custom versions, entities, rewards), applied, then copied (rows and file alike)
+    up to `customers`; and as many of the application's own customers on its plans. Returns
+    the desired state the database now matches."""
+    desired = _desired(12, 12, customers=CUSTOMER_FILE)
+    apply_plan(engine, make_plan(engine, desired))
+    desired = clone_customers(engine, desired, customers // CUSTOMER_FILE - 1)
+    versions = _current_versions(engine)
+    _add_customers(engine, [versions[n % len(versions)] for n in range(customers)])
+    state = read_current(engine)
+    assert len(state.customers) == customers and state.app_customers == customers
+    assert len(state.balances) >= customers
+    assert sum(len(b.grants) for b in state.balances.values()) >= customers
+    assert any(p.custom for c in state.customers.values() for p in c.plans)
+    assert any(c.entities for c in state.customers.values())
+    assert any(c.customer_id is None for c in state.customers.values())  # pre-provisioned
+    return desired
+
+
+def _count_no_change_customers_plan(url: str, customers: int) -> StatementCounter:
+    engine = connect(url)
+    try:
+        desired = _apply_customers(engine, customers)
+        with count_statements(engine) as counter:
+            plan = make_plan(engine, desired)
+        assert plan.empty
+        return counter
+    finally:
+        engine.dispose()
+
+
+def test_plan_reads_the_same_statements_for_100_and_5000_customers(db_url: str) -> None:
+    small = _count_no_change_customers_plan(db_url, 100)
+    reset_database(db_url)
+    large = _count_no_change_customers_plan(db_url, 5000)
+    assert small.count == large.count == READ_STATEMENTS
+    assert small.statements == large.statements
+    assert _selects_only(large)
+
+
+def test_a_no_change_apply_with_customers_only_reads(db_url: str) -> None:
+    engine = connect(db_url)
+    try:
+        desired = _apply_customers(engine, 300)
+        with count_statements(engine) as reads:
+            plan = make_plan(engine, desired)
+        assert plan.empty
+        with count_statements(engine) as applying:
+            result = apply_plan(engine, plan)
+        assert result.applied == ()
+        assert applying.statements == reads.statements
+        assert applying.count == READ_STATEMENTS
+        assert _selects_only(applying)
+    finally:
+        engine.dispose()
 
 
 def test_connect_does_not_migrate_a_migrated_database(db_url: str) -> None:

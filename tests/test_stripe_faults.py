@@ -5,8 +5,9 @@ changes kept, and a re-apply once its cause is gone.
 
 Duplicates are counted straight from what the emulator holds, never through the reader
 (which keeps one object per address and archives older prices, so it would hide one): for
-a catalog applied from nothing, every address autumn-sync owns has exactly one object in
-Stripe, and it is active.
+a catalog and its customers applied from nothing, every address autumn-sync owns — customers
+and subscriptions included — has exactly one object in Stripe, and it is active (a
+subscription waiting for its customer's checkout has none).
 """
 
 from __future__ import annotations
@@ -32,26 +33,35 @@ from autumn_sync.db import schema as t
 from autumn_sync.db.engine import connect
 from autumn_sync.emulator import DEFAULT_API_KEY, Emulator
 from autumn_sync.emulator.faults import TokenBucket
-from autumn_sync.model.state import State
 from autumn_sync.model.stripe import OWNER_KEY, VERSION_KEY
 from autumn_sync.pipeline import apply_plan, make_plan, read_current
 from autumn_sync.plan.changes import Replace
+from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.stripe.executor import StripeApplyFailed
 from autumn_sync.stripe.gateway import Gateway, StripeConfig, StripeFailure, endpoint
 from autumn_sync.stripe.journal import REJECTED
-from autumn_sync.stripe.mapping import desired_stripe
 from autumn_sync.stripe.reader import ARCHIVED_KEY, METER_PREFIX
 from benchmarks.catalog import make_catalog
 from tests.conftest import EXAMPLES, run_cli
 from tests.helpers import add_customers
 
-KINDS = ("billing.meter", "product", "price", "coupon", "promotion_code")
+KINDS = (
+    "billing.meter",
+    "product",
+    "price",
+    "coupon",
+    "promotion_code",
+    "customer",
+    "subscription",
+)
 LIST_PATHS = {
     "billing.meter": "/v1/billing/meters",
     "product": "/v1/products",
     "price": "/v1/prices",
     "coupon": "/v1/coupons",
     "promotion_code": "/v1/promotion_codes",
+    "customer": "/v1/customers",
+    "subscription": "/v1/subscriptions",
 }
 MAX_RUNS = 5
 
@@ -72,16 +82,27 @@ def _address(kind: str, obj: Mapping[str, Any]) -> str | None:
 def _active(kind: str, obj: Mapping[str, Any]) -> bool:
     if kind == "billing.meter":
         return obj.get("status") == "active"
-    if kind == "coupon":
+    if kind in ("coupon", "customer"):
         return (obj.get("metadata") or {}).get(ARCHIVED_KEY) != "true"
+    if kind == "subscription":
+        live = obj.get("status") in ("active", "trialing")
+        return live and not obj.get("cancel_at_period_end")
     return bool(obj.get("active"))
 
 
+def expected_addresses(plan: ChangePlan) -> set[str]:
+    """The addresses of the Stripe objects `plan` (empty: the state is reached) wants, but
+    the subscriptions waiting for a checkout."""
+    assert plan.stripe is not None
+    wanted = {address for kind in plan.stripe.desired.kinds() for address in kind}
+    return wanted - {note.address for note in plan.notes}
+
+
 def assert_one_object_per_address(
-    objects: Mapping[str, Iterable[Mapping[str, Any]]], desired: State
+    objects: Mapping[str, Iterable[Mapping[str, Any]]], expected: set[str]
 ) -> None:
-    """Every address the catalog maps to has exactly one object in Stripe, active; no other
-    owned object exists (the catalog was applied from nothing, so nothing was replaced)."""
+    """Every address in `expected` has exactly one object in Stripe, active; no other owned
+    object exists (the catalog was applied from nothing, so nothing was replaced)."""
     total: Counter[str] = Counter()
     active: Counter[str] = Counter()
     for kind, objs in objects.items():
@@ -90,7 +111,6 @@ def assert_one_object_per_address(
             if address is not None:
                 total[address] += 1
                 active[address] += _active(kind, obj)
-    expected = {address for kind in desired_stripe(desired, {}).kinds() for address in kind}
     duplicates = sorted(address for address, count in total.items() if count > 1)
     assert duplicates == []
     assert set(total) == expected
@@ -170,7 +190,7 @@ def test_endpoints_are_named_without_ids() -> None:
 
 
 def test_apply_converges_through_faults_without_duplicates(tmp_path: Path) -> None:
-    desired = load_text(make_catalog(features=10, plans=30))
+    desired = load_text(make_catalog(features=10, plans=30, customers=40))
     engine = connect(f"sqlite:///{tmp_path / 'billing.db'}")
     with Emulator(seed=11, fault_rate=0.1, drop_rate=0.05) as emu:
         emu.faults.bucket = TokenBucket(50, burst=5)
@@ -190,7 +210,10 @@ def test_apply_converges_through_faults_without_duplicates(tmp_path: Path) -> No
         }
         replayed = {e.idempotency_key for e in entries if e.outcome == "replayed"}
         assert dropped and dropped <= replayed  # every lost write came back as a replay
-        assert_one_object_per_address(emulator_objects(emu), desired)
+        expected = expected_addresses(plan)
+        assert sum(a.startswith("stripe_subscription") for a in expected) >= 4  # invoiced
+        assert sum(a.startswith("stripe_customer") for a in expected) >= 30
+        assert_one_object_per_address(emulator_objects(emu), expected)
     engine.dispose()
 
 
@@ -232,6 +255,8 @@ def listed_objects(url: str) -> dict[str, list[dict[str, Any]]]:
         found, after = [], None
         while True:
             params: dict[str, Any] = {"limit": 100, **({"starting_after": after} if after else {})}
+            if kind == "subscription":
+                params["status"] = "all"  # ended ones too
             page = client.raw_request("get", path, **params)
             body = client.deserialize(page, api_mode="V1").to_dict()
             found.extend(body["data"])
@@ -259,7 +284,7 @@ def test_apply_killed_at_random_points_converges(tmp_path: Path) -> None:
     database and planning, eight once the plan is shown (the database transaction, then the
     Stripe writes); each is run again to completion, and the plan after it is empty."""
     catalog = tmp_path / "billing.yaml"
-    catalog.write_text(make_catalog(features=6, plans=12), encoding="utf-8")
+    catalog.write_text(make_catalog(features=6, plans=12, customers=20), encoding="utf-8")
     desired = load_text(catalog.read_text(encoding="utf-8"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
     env["PYTHONUNBUFFERED"] = "1"  # the plan's last line arrives when it is printed
@@ -276,9 +301,13 @@ def test_apply_killed_at_random_points_converges(tmp_path: Path) -> None:
         applying, planning = time.monotonic() - planned, planned - start
         assert process.stdout is not None
         process.stdout.close()
+        engine = connect(f"sqlite:///{tmp_path / 'full.db'}")
+        gateway = Gateway(StripeConfig(DEFAULT_API_KEY, url))
+        wanted = expected_addresses(make_plan(engine, desired, gateway))
+        engine.dispose()
 
     rng = random.Random(20260)
-    expected = len({address for kind in desired_stripe(desired, {}).kinds() for address in kind})
+    expected = len(wanted)
     kills: list[tuple[str, float, int]] = []  # (phase, delay, owned objects when killed)
     for trial in range(10):
         db = f"sqlite:///{tmp_path / f'killed-{trial}.db'}"
@@ -304,7 +333,7 @@ def test_apply_killed_at_random_points_converges(tmp_path: Path) -> None:
                 *stripe_options(url), "plan", "-f", str(catalog), "--detailed-exitcode", db=db
             )
             assert plan.exit_code == 0, (trial, plan.output)
-            assert_one_object_per_address(listed_objects(url), desired)
+            assert_one_object_per_address(listed_objects(url), wanted)
     mid_stripe = [kill for kill in kills if 0 < kill[2] < expected]
     print(f"planning {planning:.2f} s, applying {applying:.2f} s; {expected} objects; {kills}")
     assert len(mid_stripe) >= 3, kills  # most kills land among the Stripe writes

@@ -42,14 +42,35 @@ from tests.helpers import add_customers
 EXAMPLE = EXAMPLES / "billing.yaml"
 KEY = "sk_test_x"
 IN_SYNC = "No changes. The billing database and Stripe match the configuration.\n"
-LISTS = ("/v1/billing/meters", "/v1/products", "/v1/prices", "/v1/coupons", "/v1/promotion_codes")
+LISTS = (
+    "/v1/billing/meters",
+    "/v1/products",
+    "/v1/prices",
+    "/v1/coupons",
+    "/v1/promotion_codes",
+    "/v1/customers",
+    "/v1/subscriptions",
+)
+WAITING = (
+    "Not changed yet (nothing to apply until then):\n"
+    "  stripe_subscription.user_123.pro: waiting for checkout: stripe_customer.user_123 has no"
+    " payment method in Stripe yet\n\n"
+)
 Obj = dict[str, Any]
 Doc = dict[str, Any]
 
 
 # --- what the emulator holds -----------------------------------------------------------------
 
-KINDS = ("billing.meter", "product", "price", "coupon", "promotion_code")
+KINDS = (
+    "billing.meter",
+    "product",
+    "price",
+    "coupon",
+    "promotion_code",
+    "customer",
+    "subscription",
+)
 
 
 def stored(emu: Emulator, kind: str) -> list[Obj]:
@@ -80,7 +101,12 @@ def describe(emu: Emulator, *patterns: str) -> str:
         for seq, obj in enumerate(stored(emu, kind)):
             address = names.get(obj["id"])
             if address and (not patterns or any(fnmatch(address, p) for p in patterns)):
-                rows.append((rank, address, seq, LINES[kind](obj, names)))
+                line = (
+                    _subscription(obj, names, emu)
+                    if kind == "subscription"
+                    else LINES[kind](obj, names)
+                )
+                rows.append((rank, address, seq, line))
     return "\n".join(line for *_, line in sorted(rows)) + "\n"
 
 
@@ -155,12 +181,45 @@ def _status(obj: Obj) -> str:
     return "active" if obj["active"] else "archived"
 
 
+def _customer(obj: Obj, names: dict[str, str]) -> str:
+    method = (obj["invoice_settings"] or {}).get("default_payment_method")
+    archived = obj["metadata"].get("autumn_sync_archived") == "true"
+    return (
+        f"{names[obj['id']]}: {'archived' if archived else 'active'} {_quoted(obj['name'] or '')}"
+        f" <{obj['email']}> payment_method={'yes' if method else 'none'}"
+    )
+
+
+def _subscription(obj: Obj, names: dict[str, str], emu: Emulator) -> str:
+    items = []
+    for item_id in obj["items"]:
+        item = emu.state.get("subscription_item", item_id)
+        price = names.get(item["price"], item["price"])
+        version = emu.state.get("price", item["price"])["metadata"].get("autumn_sync_version")
+        count = "metered" if item["quantity"] is None else f"x{item['quantity']}"
+        items.append(f"{price} v{version} {count}")
+    coupons = [
+        names.get(c, c)
+        for c in (emu.state.get("discount", d)["source"]["coupon"] for d in obj["discounts"])
+    ]
+    status = obj["status"] + (" (cancels at period end)" if obj["cancel_at_period_end"] else "")
+    billing = obj["collection_method"]
+    if obj["days_until_due"] is not None:
+        billing += f" due in {obj['days_until_due']} days"
+    trial = f", trial until {obj['trial_end']}" if obj["trial_end"] else ""
+    return (
+        f"{names[obj['id']]}: {status} for {names.get(obj['customer'], obj['customer'])}, "
+        f"{billing}{trial}, items=[{', '.join(items)}], coupons={coupons}"
+    )
+
+
 LINES: dict[str, Callable[[Obj, dict[str, str]], str]] = {
     "billing.meter": _meter,
     "product": _product,
     "price": _price,
     "coupon": _coupon,
     "promotion_code": _promo,
+    "customer": _customer,
 }
 
 
@@ -200,11 +259,12 @@ class Sync:
         return make_plan(self.engine, load_desired(path), self.gateway)
 
     def apply(self, doc: Doc) -> ChangePlan:
-        """Plan, apply (destroys allowed), and check that the next plan is empty."""
+        """Plan, apply (destroys allowed), and check that the next plan is empty (it may
+        still say which subscriptions wait for a checkout)."""
         plan = self.plan(doc)
         apply_plan(self.engine, plan, gateway=self.gateway, allow_destroy=True)
         again = self.plan(doc)
-        assert render_text(again) == IN_SYNC, render_text(again)
+        assert again.empty and render_text(again).endswith(IN_SYNC), render_text(again)
         return plan
 
 
@@ -225,11 +285,17 @@ def sync_every_db(db_url: str, emu: Emulator, tmp_path: Path) -> Iterator[Sync]:
 
 
 def example(*changes: Callable[[Doc], object]) -> Doc:
-    """The example catalog, edited by `changes`."""
+    """The example file (its catalog and its two customers), edited by `changes`."""
     doc: Doc = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
     for change in changes:
         change(doc)
     return doc
+
+
+def catalog(*changes: Callable[[Doc], object]) -> Doc:
+    """The example's catalog without its customers (the app's customers, added with
+    `add_customers`, are the only ones on its plans), edited by `changes`."""
+    return example(lambda doc: doc.pop("customers"), *changes)
 
 
 def pro_price(amount: float, migrate: bool = False) -> Callable[[Doc], None]:
@@ -268,7 +334,9 @@ stripe_product.pro: active "Pro" default_price=stripe_price.pro.base description
 stripe_product.pro.messages: active "Pro \u2013 Messages"
 stripe_product.pro.seats: active "Pro \u2013 Seats"
 stripe_price.business.base v1: active on stripe_product.business, usd unit_amount_decimal=20000, every 1 year licensed, lookup_key=autumn_sync.business.base
+stripe_price.business.base[billing@acme.com] v1: active on stripe_product.business, usd unit_amount_decimal=200000, every 1 year licensed, lookup_key=None
 stripe_price.business.messages v1: active on stripe_product.business.messages, usd graduated tiers=[20000: 0, 100000: 4, inf: 3], every 1 year metered meter=stripe_meter.business.messages, lookup_key=autumn_sync.business.messages
+stripe_price.business.messages[billing@acme.com] v1: active on stripe_product.business.messages, usd graduated tiers=[1000000: 0, inf: 3], every 1 year metered meter=stripe_meter.business.messages, lookup_key=None
 stripe_price.extra_credits.credits v1: active on stripe_product.extra_credits.credits, usd unit_amount_decimal=1, every 1 month licensed, lookup_key=autumn_sync.extra_credits.credits
 stripe_price.pro.base v1: active on stripe_product.pro, usd unit_amount_decimal=2000, every 1 month licensed, lookup_key=autumn_sync.pro.base
 stripe_price.pro.messages v1: active on stripe_product.pro.messages, usd graduated tiers=[1000: 0, inf: 5], every 1 month metered meter=stripe_meter.pro.messages, lookup_key=autumn_sync.pro.messages
@@ -277,6 +345,10 @@ stripe_coupon.launch20 (launch20): active "Launch discount" 20% off repeating 3 
 stripe_coupon.welcome5 (welcome5): active "welcome5" 500 usd off once applies_to=[]
 stripe_promotion_code.launch20.LAUNCH20: active LAUNCH20 coupon=stripe_coupon.launch20
 stripe_promotion_code.welcome5.WELCOME5: active WELCOME5 coupon=stripe_coupon.welcome5
+stripe_customer.user_123: active "Jane Doe" <jane@example.com> payment_method=none
+stripe_customer[billing@acme.com]: active "Acme Corp" <billing@acme.com> payment_method=none
+stripe_subscription[billing@acme.com].business: active for stripe_customer[billing@acme.com], send_invoice due in 30 days, items=[stripe_price.business.base[billing@acme.com] v1 x1, stripe_price.business.messages[billing@acme.com] v1 metered], coupons=['stripe_coupon.launch20']
+stripe_subscription[billing@acme.com].extra_credits: active for stripe_customer[billing@acme.com], send_invoice due in 30 days, items=[stripe_price.extra_credits.credits v1 x1000], coupons=[]
 """  # noqa: E501
 
 
@@ -284,12 +356,19 @@ def test_example_converges_on_every_database(db_url: str, emu: Emulator) -> None
     first = stripe_cli(emu, "plan", "-f", str(EXAMPLE), "--detailed-exitcode", db=db_url)
     assert first.exit_code == 2
     assert first.stderr == ""
-    assert first.stdout.endswith("Plan: 34 to add, 0 to change, 0 to archive, 0 to destroy.\n")
+    # The database: settings, 7 features, 4 plans, 2 rewards, 2 customers and Acme's messages
+    # balance (17); Stripe: 2 meters, 8 products, 6 prices and Acme's own 2 (its negotiated
+    # base price and the messages price with its 1,000,000 included), 2 coupons, 2 codes, the
+    # 2 customers and Acme's 2 subscriptions, invoiced (26). Jane's Pro subscription waits for
+    # her checkout: she pays by card and has no payment method.
+    assert first.stdout.endswith(
+        WAITING + "Plan: 43 to add, 0 to change, 0 to archive, 0 to destroy.\n"
+    )
     applied = stripe_cli(emu, "apply", "-f", str(EXAMPLE), "--auto-approve", db=db_url)
     assert applied.exit_code == 0, applied.output
-    assert "Apply complete! 34 added, 0 changed, 0 archived, 0 destroyed." in applied.stdout
+    assert "Apply complete! 43 added, 0 changed, 0 archived, 0 destroyed." in applied.stdout
     again = stripe_cli(emu, "plan", "-f", str(EXAMPLE), "--detailed-exitcode", db=db_url)
-    assert (again.exit_code, again.stdout) == (0, IN_SYNC)
+    assert (again.exit_code, again.stdout) == (0, WAITING + IN_SYNC)
     assert describe(emu) == EXAMPLE_IN_STRIPE
 
 
@@ -366,8 +445,8 @@ def test_amounts_in_minor_units(
 
 
 def test_price_change_without_customers_replaces_the_price(sync: Sync) -> None:
-    sync.apply(example())
-    plan = sync.apply(example(pro_price(25)))
+    sync.apply(catalog())
+    plan = sync.apply(catalog(pro_price(25)))
     assert render_text(plan) == (
         "autumn-sync will perform the following actions:\n\n"
         "  ~ plan.pro (update in place)\n"
@@ -395,7 +474,7 @@ def test_price_change_with_customers_keeps_their_price(sync_every_db: Sync) -> N
     add_customers(sync.engine, "pro", 3)
     plan = sync.apply(example(pro_price(25)))
     assert render_text(plan).splitlines()[2:7] == [
-        "  ~ plan.pro: new version 2 (3 customers stay on version 1)",
+        "  ~ plan.pro: new version 2 (4 customers stay on version 1)",  # and Jane, of the file
         "      price.amount: 20 → 25",
         "",
         "  -/+ stripe_price.pro.base (replace: price terms cannot change in Stripe; a new price"
@@ -419,7 +498,7 @@ def test_price_change_with_migrate_customers_archives_the_old_price(sync: Sync) 
     sync.apply(example())
     add_customers(sync.engine, "pro", 3)
     plan = sync.apply(example(pro_price(25, migrate=True)))
-    assert "  ~ plan.pro: new version 2 (3 customers move to it)\n" in render_text(plan)
+    assert "  ~ plan.pro: new version 2 (4 customers move to it)\n" in render_text(plan)
     assert describe(sync.emu, "stripe_price.pro.base") == (
         "stripe_price.pro.base v1: archived on stripe_product.pro, usd unit_amount_decimal=2000,"
         " every 1 month licensed, lookup_key=None\n"
@@ -465,10 +544,10 @@ stripe_price.pro.seats v1: archived on stripe_product.pro.seats, usd graduated t
 
 
 def test_plan_removed_with_customers_is_archived_in_stripe(sync: Sync) -> None:
-    sync.apply(example())
+    sync.apply(catalog())
     add_customers(sync.engine, "pro", 2)
     before = ids(sync.emu)
-    plan = sync.apply(example(without_pro))
+    plan = sync.apply(catalog(without_pro))
     assert "  ~ plan.pro (archive: 2 customers stay on it)\n" in render_text(plan)
     assert read_current(sync.engine).plans["pro"].archived
     assert ids(sync.emu) >= before  # nothing deleted
@@ -481,9 +560,9 @@ def test_plan_removed_with_customers_is_archived_in_stripe(sync: Sync) -> None:
 
 
 def test_plan_removed_without_customers_is_archived_in_stripe(sync: Sync) -> None:
-    sync.apply(example())
+    sync.apply(catalog())
     before = ids(sync.emu)
-    plan = sync.apply(example(without_pro))
+    plan = sync.apply(catalog(without_pro))
     assert "  - plan.pro (destroy: no customers on any version)\n" in render_text(plan)
     assert "pro" not in read_current(sync.engine).plans
     assert ids(sync.emu) >= before
@@ -500,10 +579,10 @@ def test_plan_removed_without_customers_is_archived_in_stripe(sync: Sync) -> Non
 
 
 def test_an_archived_plan_offered_again_is_active_again_in_stripe(sync: Sync) -> None:
-    sync.apply(example())
+    sync.apply(catalog())
     add_customers(sync.engine, "pro", 2)
-    sync.apply(example(without_pro))
-    plan = sync.apply(example())  # its default price comes back too, in this one apply
+    sync.apply(catalog(without_pro))
+    plan = sync.apply(catalog())  # its default price comes back too, in this one apply
     assert "  ~ plan.pro (unarchive)\n" in render_text(plan)
     assert describe(sync.emu, "stripe_*.pro", "stripe_*.pro.*") == (
         'stripe_meter.pro.messages: active "Pro \u2013 Messages"'
@@ -559,8 +638,8 @@ PRO_MESSAGES = (
 
 
 def test_usage_price_removed_archives_price_meter_and_product(sync: Sync) -> None:
-    sync.apply(example())
-    plan = sync.apply(example(without_pro_messages_price))
+    sync.apply(catalog())
+    plan = sync.apply(catalog(without_pro_messages_price))
     assert [c.address for c in plan.changes if c.kind.startswith("stripe_")] == [
         "stripe_price.pro.messages",
         "stripe_product.pro.messages",
@@ -588,7 +667,7 @@ def test_a_dashboard_rename_is_cosmetic_until_the_file_renames(sync: Sync) -> No
     sync.apply(example())
     (pro,) = owned(sync.emu, "product", "stripe_product.pro")
     sync.emu.state.modify("product", pro["id"], name="Pro (legacy)")
-    assert render_text(sync.plan(example())) == IN_SYNC  # drift's job, not the plan's
+    assert render_text(sync.plan(example())) == WAITING + IN_SYNC  # drift's job, not the plan's
 
     def rename(doc: Doc) -> None:
         doc["plans"]["pro"]["name"] = "Pro Plus"
@@ -620,7 +699,8 @@ def test_ownership_metadata_removed_is_written_back_not_duplicated(sync: Sync) -
         "autumn-sync will perform the following actions:\n\n"
         "  ~ stripe_product.pro (update in place)\n"
         '      metadata.autumn_sync_address: (none) → "stripe_product.pro"\n\n'
-        "Plan: 0 to add, 1 to change, 0 to archive, 0 to destroy.\n"
+        + WAITING
+        + "Plan: 0 to add, 1 to change, 0 to archive, 0 to destroy.\n"
     )
     assert sync.emu.state.count("product") == count
     assert sync.emu.state.get("product", pro["id"])["metadata"] == {OWNER_KEY: "stripe_product.pro"}
@@ -647,12 +727,17 @@ def test_a_coupon_deleted_in_the_dashboard_is_made_again(sync: Sync) -> None:
 
 
 def test_a_no_change_plan_reads_each_list_once(sync: Sync) -> None:
+    """Seven requests: one page of each list, customers and subscriptions included (ended
+    subscriptions too, with their discounts expanded), whatever the objects in them."""
     sync.apply(example())
     sync.emu.requests.clear()
-    assert render_text(sync.plan(example())) == IN_SYNC
+    assert render_text(sync.plan(example())) == WAITING + IN_SYNC
     assert sync.emu.requests.counts() == Counter({("GET", path): 1 for path in LISTS})
     for entry in sync.emu.requests.entries():
         assert "limit=100" in entry.query
+    (subscriptions,) = [e for e in sync.emu.requests.entries() if e.path == "/v1/subscriptions"]
+    assert "status=all" in subscriptions.query
+    assert "expand" in subscriptions.query and "data.discounts" in subscriptions.query
 
 
 def test_a_large_no_change_plan_reads_pages_not_objects(
@@ -671,7 +756,8 @@ def test_a_large_no_change_plan_reads_pages_not_objects(
     sizes = {path: emu.state.count(kind) for path, kind in zip(LISTS, KINDS, strict=True)}
     assert sizes["/v1/products"] > 300 and sizes["/v1/prices"] > 300
     assert sizes["/v1/billing/meters"] > 100
-    pages = {("GET", path): math.ceil(size / 100) for path, size in sizes.items()}
+    assert sizes["/v1/customers"] == sizes["/v1/subscriptions"] == 0  # a page, empty
+    pages = {("GET", path): max(1, math.ceil(size / 100)) for path, size in sizes.items()}
     assert emu.requests.counts() == Counter(pages)
     small = _statements_of_a_small_plan(tmp_path / "small", emu)
     assert statements.count == small
@@ -707,8 +793,8 @@ def _statements_of_a_small_plan(folder: Path, emu: Emulator) -> int:
 
 
 def test_the_same_changes_sent_again_make_nothing_new(sync: Sync) -> None:
-    sync.apply(example())
-    plan = sync.plan(example(pro_price(25)))
+    sync.apply(catalog())
+    plan = sync.plan(catalog(pro_price(25)))
     apply_plan(sync.engine, plan, gateway=sync.gateway)
     made = ids(sync.emu)
     sync.emu.requests.clear()
@@ -723,15 +809,15 @@ def test_the_same_changes_sent_again_make_nothing_new(sync: Sync) -> None:
     # again with keys that count the writes already done to the address.
     assert [e.outcome for e in writes] == ["replayed", "ok", "ok"]
     assert ids(sync.emu) == made
-    assert render_text(sync.plan(example(pro_price(25)))) == IN_SYNC
+    assert render_text(sync.plan(catalog(pro_price(25)))) == IN_SYNC
 
 
 def test_a_price_made_again_is_a_new_price(sync: Sync) -> None:
     """A → B → A → B: the fourth price has the same parameters as the second; only the
     generation in its idempotency key keeps Stripe from replaying the archived one."""
-    sync.apply(example())
+    sync.apply(catalog())
     for amount in (25, 20, 25):
-        sync.apply(example(pro_price(amount)))
+        sync.apply(catalog(pro_price(amount)))
     prices = owned(sync.emu, "price", "stripe_price.pro.base")
     assert [(p["unit_amount"], p["active"]) for p in prices] == [
         (2000, False),
@@ -770,8 +856,8 @@ def _json_changes(plan: ChangePlan) -> dict[str, Any]:
 
 
 def test_json_replace_is_create_then_delete(sync: Sync) -> None:
-    sync.apply(example())
-    changes = _json_changes(sync.plan(example(pro_price(25))))
+    sync.apply(catalog())
+    changes = _json_changes(sync.plan(catalog(pro_price(25))))
     replace = changes["stripe_price.pro.base"]
     assert replace["type"] == "stripe_price" and replace["name"] == "pro.base"
     assert replace["action_reason"] == "replace_because_cannot_update"
@@ -807,8 +893,8 @@ def test_json_of_a_price_kept_for_customers(sync: Sync) -> None:
 
 
 def test_json_of_stripe_archives(sync: Sync) -> None:
-    sync.apply(example())
-    changes = _json_changes(sync.plan(example(without_pro)))
+    sync.apply(catalog())
+    changes = _json_changes(sync.plan(catalog(without_pro)))
     product = changes["stripe_product.pro"]
     assert product["change"]["actions"] == ["update"]
     assert product["action_reason"] == "archive"
@@ -832,8 +918,8 @@ def _without_launch20(doc: Doc) -> None:
 def test_archive_reactivate_archive_really_archives(sync: Sync) -> None:
     """Three writes to one address with the same parameters are three requests: the third
     is not a replay of the first (which Stripe would answer without deactivating anything)."""
-    sync.apply(example())
-    for doc in (example(_without_launch20), example(), example(_without_launch20)):
+    sync.apply(catalog())
+    for doc in (catalog(_without_launch20), catalog(), catalog(_without_launch20)):
         sync.apply(doc)
     (code,) = owned(sync.emu, "promotion_code", "stripe_promotion_code.launch20.LAUNCH20")
     assert code["active"] is False

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from autumn_sync.apply.context import Context
 from autumn_sync.apply.database import apply_change
@@ -18,13 +18,13 @@ from autumn_sync.model.customers import Lookup
 from autumn_sync.model.state import State
 from autumn_sync.plan.changes import Change
 from autumn_sync.plan.plan import ChangePlan, fingerprint
-from autumn_sync.sources.database import read_state
+from autumn_sync.sources.database import managed_versions, read_state
 from autumn_sync.stripe.apply import StripeContext
 from autumn_sync.stripe.drift import DriftReport, compute_drift
 from autumn_sync.stripe.executor import DEFAULT_WORKERS, run_stripe_changes
 from autumn_sync.stripe.gateway import Gateway
 from autumn_sync.stripe.journal import Journal, stored_ids, written_names
-from autumn_sync.stripe.planning import with_stripe
+from autumn_sync.stripe.planning import StripeInputs, with_stripe
 from autumn_sync.stripe.reader import read_stripe
 
 Clock = Callable[[], datetime]
@@ -50,17 +50,30 @@ def read_current(engine: Engine) -> State:
         return read_state(connection)
 
 
-def make_plan(engine: Engine, desired: State, gateway: Gateway | None = None) -> ChangePlan:
+def make_plan(
+    engine: Engine, desired: State, gateway: Gateway | None = None, clock: Clock = utc_now
+) -> ChangePlan:
     """Read the database (and Stripe, given a gateway) and diff against `desired`
     (raises `PlanConflict`, and `StripeFailure` when Stripe cannot be read)."""
     with engine.connect() as connection:
         current = read_state(connection, Lookup.of(desired.customers.values()))
-        names = written_names(connection) if gateway is not None else {}
-        recorded = stored_ids(connection) if gateway is not None else {}
+        if gateway is not None:
+            recorded = stored_ids(connection)
+            inputs = _stripe_inputs(connection, clock)
     plan = diff(current, desired)
     if gateway is None:
         return plan
-    return with_stripe(plan, current, desired, read_stripe(gateway, recorded), names)
+    return with_stripe(plan, current, desired, read_stripe(gateway, recorded), inputs)
+
+
+def _stripe_inputs(connection: Connection, clock: Clock) -> StripeInputs:
+    """What planning Stripe reads from the database besides the state (two queries and
+    three): the product names last written, the versions the file's customers are on."""
+    return StripeInputs(
+        written_names=written_names(connection),
+        contents=managed_versions(connection),
+        today=clock().date(),
+    )
 
 
 @dataclass(frozen=True)
@@ -122,11 +135,13 @@ def apply_plan(
     return ApplyResult(applied=plan.changes)
 
 
-def check_drift(engine: Engine, desired: State, gateway: Gateway | None) -> DriftReport:
+def check_drift(
+    engine: Engine, desired: State, gateway: Gateway | None, clock: Clock = utc_now
+) -> DriftReport:
     """Compare the database with Stripe (given a gateway) and with the file's `desired`."""
     with engine.connect() as connection:
         current = read_state(connection, Lookup.of(desired.customers.values()))
         stored = stored_ids(connection)
-        names = written_names(connection)
+        inputs = _stripe_inputs(connection, clock)
     stripe = read_stripe(gateway, stored) if gateway is not None else None
-    return compute_drift(current, desired, stripe, stored, names)
+    return compute_drift(current, desired, stripe, stored, inputs)

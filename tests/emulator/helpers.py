@@ -32,6 +32,17 @@ def seen(error: stripe.StripeError) -> Seen:
     )
 
 
+def make_paying_customer(client: stripe.StripeClient, email: str, **extra: Any) -> Any:
+    """A customer with a card as its default payment method (Stripe's test card id)."""
+    params = {
+        "email": email,
+        "payment_method": "pm_card_visa",
+        "invoice_settings": {"default_payment_method": "pm_card_visa"},
+        **extra,
+    }
+    return client.v1.customers.create(params=params)
+
+
 def make_product(client: stripe.StripeClient, name: str = "Pro", **extra: Any) -> Any:
     """A product created through the API."""
     return client.v1.products.create(params={"name": name, **extra})

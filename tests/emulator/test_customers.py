@@ -6,7 +6,7 @@ import pytest
 import stripe
 
 from autumn_sync.emulator import Emulator
-from tests.emulator.helpers import make_price, make_product, seen
+from tests.emulator.helpers import make_paying_customer, make_price, make_product, seen
 
 
 def test_create_update_retrieve(client: stripe.StripeClient) -> None:
@@ -42,7 +42,7 @@ def test_list_by_email(client: stripe.StripeClient) -> None:
 
 
 def test_delete_cancels_subscriptions(client: stripe.StripeClient) -> None:
-    customer = client.v1.customers.create(params={"email": "gone@example.com"})
+    customer = make_paying_customer(client, "gone@example.com")
     price = make_price(client, make_product(client).id)
     sub = client.v1.subscriptions.create(
         params={"customer": customer.id, "items": [{"price": price.id}]}

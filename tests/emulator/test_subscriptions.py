@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 import stripe
 
-from tests.emulator.helpers import make_meter, make_price, make_product, seen
+from tests.emulator.helpers import (
+    make_meter,
+    make_paying_customer,
+    make_price,
+    make_product,
+    seen,
+)
 
 
 @pytest.fixture
@@ -17,7 +23,7 @@ def setup(client: stripe.StripeClient) -> dict[str, Any]:
     meter = make_meter(client)
     metered = {"interval": "month", "usage_type": "metered", "meter": meter.id}
     return {
-        "customer": client.v1.customers.create(params={"email": "jane@example.com"}),
+        "customer": make_paying_customer(client, "jane@example.com"),
         "base": make_price(client, product.id, 2000),
         "usage": make_price(client, product.id, 5, recurring=metered),
     }

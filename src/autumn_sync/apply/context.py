@@ -1,9 +1,11 @@
-"""What every database applier gets: the connection of the apply's one transaction and the
-time the apply started."""
+"""What every database applier gets: the connection of the apply's one transaction, the
+time the apply started, and what the customer appliers keep for the rest of the apply: the
+customers it created (by key: their balances need their row, and have none yet) and the
+plans' current versions (read once)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -13,3 +15,6 @@ from sqlalchemy import Connection
 class Context:
     connection: Connection
     now: datetime
+    created_customers: dict[str, int] = field(default_factory=dict)  # key → internal id
+    # plan id → (current version, trial days, one trial per fingerprint)
+    plan_terms: dict[str, tuple[int, int | None, bool | None]] = field(default_factory=dict)

@@ -46,19 +46,21 @@ def create_customer(ctx: Context, change: Create) -> None:
     conn, now = ctx.connection, ctx.now
     customer = change.after
     assert isinstance(customer, Customer)
-    result = conn.execute(insert(t.customers).values(created_at=now, **_row(customer)))
+    # Parameters apart from the statement: one cached statement for thousands of customers.
+    result = conn.execute(insert(t.customers), {"created_at": now, **_row(customer)})
     iid = int(result.inserted_primary_key[0])  # type: ignore[index]
-    _sync_children(conn, now, iid, None, customer)
+    ctx.created_customers[customer.key] = iid
+    _sync_children(ctx, iid, None, customer)
 
 
 def update_customer(ctx: Context, change: Update) -> None:
-    conn, now = ctx.connection, ctx.now
+    conn = ctx.connection
     old, new = change.before, change.after
     assert isinstance(old, Customer) and isinstance(new, Customer)
     assert old.internal_id is not None
     c = t.customers
     conn.execute(update(c).where(c.c.internal_id == old.internal_id).values(**_row(new)))
-    _sync_children(conn, now, old.internal_id, old, new)
+    _sync_children(ctx, old.internal_id, old, new)
 
 
 def delete_customer(ctx: Context, change: Delete) -> None:
@@ -75,41 +77,46 @@ def delete_customer(ctx: Context, change: Delete) -> None:
     conn.execute(delete(t.customers).where(t.customers.c.internal_id == iid))
 
 
-def _sync_children(
-    conn: Connection, now: datetime, iid: int, old: Customer | None, new: Customer
-) -> None:
-    _sync_plans(conn, now, iid, new, dict(old_plans(old)) if old else {})
-    entities = [{"id": e.id, "feature_id": e.feature, "name": e.name} for e in new.entities]
-    _replace_rows(conn, t.entities, iid, entities)
-    _replace_rows(conn, t.customer_rewards, iid, [{"reward_id": r} for r in new.rewards])
+def _sync_children(ctx: Context, iid: int, old: Customer | None, new: Customer) -> None:
+    """Plans (with their custom items), entities and rewards of a customer made (`old` is
+    None: it has no rows yet) or updated (only what differs is rewritten)."""
+    conn = ctx.connection
+    _sync_plans(ctx, iid, new, dict(old_plans(old)) if old else {})
+    entities = [(e.id, e.feature, e.name) for e in new.entities]
+    if old is None or entities != [(e.id, e.feature, e.name) for e in old.entities]:
+        rows = [{"id": eid, "feature_id": feature, "name": name} for eid, feature, name in entities]
+        _replace_rows(conn, t.entities, iid, rows, old is not None)
+    if old is None or old.rewards != new.rewards:
+        rewards = [{"reward_id": r} for r in new.rewards]
+        _replace_rows(conn, t.customer_rewards, iid, rewards, old is not None)
 
 
 def old_plans(customer: Customer) -> list[tuple[tuple[str, str], CustomerPlan]]:
     return [((entity or "", plan.plan), plan) for entity, plan in customer.all_plans()]
 
 
-def _replace_rows(conn: Connection, table: Any, iid: int, rows: list[dict[str, Any]]) -> None:
-    conn.execute(delete(table).where(table.c.customer_internal_id == iid))
+def _replace_rows(
+    conn: Connection, table: Any, iid: int, rows: list[dict[str, Any]], existing: bool
+) -> None:
+    if existing:
+        conn.execute(delete(table).where(table.c.customer_internal_id == iid))
     if rows:
         conn.execute(insert(table), [{"customer_internal_id": iid, **row} for row in rows])
 
 
 def _sync_plans(
-    conn: Connection,
-    now: datetime,
-    iid: int,
-    new: Customer,
-    before: dict[tuple[str, str], CustomerPlan],
+    ctx: Context, iid: int, new: Customer, before: dict[tuple[str, str], CustomerPlan]
 ) -> None:
     """Attach new plans, detach removed ones (another plan of a group replaces one), and
     update the terms of the others in place."""
+    conn = ctx.connection
     wanted = dict(old_plans(new))
     cp = t.customer_plans
     for key in sorted(set(before) - set(wanted)):
         _detach(conn, iid, key)
     for key, plan in sorted(wanted.items()):
         if key not in before:
-            _attach(conn, now, iid, key[0], plan, new.fingerprint)
+            _attach(ctx, iid, key[0], plan, new.fingerprint)
         elif _terms(before[key]) != _terms(plan):
             row_id = _plan_row_id(conn, iid, key)
             conn.execute(update(cp).where(cp.c.internal_id == row_id).values(**_plan_values(plan)))
@@ -145,37 +152,42 @@ def _detach(conn: Connection, iid: int, key: tuple[str, str]) -> None:
     conn.execute(delete(t.customer_plans).where(t.customer_plans.c.internal_id == row_id))
 
 
-def _attach(
-    conn: Connection,
-    now: datetime,
-    iid: int,
-    entity: str,
-    plan: CustomerPlan,
-    fingerprint: str | None,
-) -> None:
-    p, v = t.plans, t.plan_versions
-    query = select(p.c.current_version, v.c.trial_days, v.c.trial_unique_fingerprint).join(
-        v, (v.c.plan_id == p.c.id) & (v.c.version == p.c.current_version)
-    )
-    version, plan_trial, unique = conn.execute(query.where(p.c.id == plan.plan)).one()
+def _attach(ctx: Context, iid: int, entity: str, plan: CustomerPlan, fp: str | None) -> None:
+    """Put the customer (or `entity`) on `plan` at the plan's current version, with the
+    plan's free trial unless the customer's terms say otherwise or its fingerprint had one."""
+    conn, now = ctx.connection, ctx.now
+    version, plan_trial, unique = _current_terms(ctx)[plan.plan]
     start = plan.start or now.date()
     days = plan.trial_days if plan.trial_days is not None else plan_trial
-    if days and unique and fingerprint and trial_used(conn, fingerprint):
+    if days and unique and fp and trial_used(conn, fp):
         days = None  # one free trial per fingerprint
     trial_end = start + timedelta(days=days) if days else None
-    result = conn.execute(
-        insert(t.customer_plans).values(
-            customer_internal_id=iid,
-            entity_id=entity,
-            plan_id=plan.plan,
-            version=version,
-            status=TRIALING if trial_end and trial_end > now.date() else ACTIVE,
-            attached_at=now,
-            trial_ends_at=trial_end,
-            **_plan_values(plan),
-        )
-    )
-    _replace_items(conn, int(result.inserted_primary_key[0]), plan)  # type: ignore[index]
+    row = {
+        "customer_internal_id": iid,
+        "entity_id": entity,
+        "plan_id": plan.plan,
+        "version": version,
+        "status": TRIALING if trial_end and trial_end > now.date() else ACTIVE,
+        "attached_at": now,
+        "trial_ends_at": trial_end,
+        **_plan_values(plan),
+    }
+    result = conn.execute(insert(t.customer_plans), row)
+    _insert_items(conn, int(result.inserted_primary_key[0]), plan)  # type: ignore[index]
+
+
+def _current_terms(ctx: Context) -> dict[str, tuple[int, int | None, bool | None]]:
+    """Plan id → (current version, trial days, one trial per fingerprint), read once per
+    apply at the first plan attached to a customer. The plan's changes all come before the
+    customers' (`plan.order`: customers reference their plans, and plan changes never wait
+    for a customer), so the versions are those the apply leaves."""
+    if not ctx.plan_terms:
+        p, v = t.plans, t.plan_versions
+        query = select(p.c.id, p.c.current_version, v.c.trial_days, v.c.trial_unique_fingerprint)
+        query = query.join(v, (v.c.plan_id == p.c.id) & (v.c.version == p.c.current_version))
+        for pid, version, days, unique in ctx.connection.execute(query):
+            ctx.plan_terms[pid] = (int(version), days, unique)
+    return ctx.plan_terms
 
 
 def trial_used(conn: Connection, fingerprint: str) -> bool:
@@ -193,6 +205,10 @@ def trial_used(conn: Connection, fingerprint: str) -> bool:
 def _replace_items(conn: Connection, row_id: int, plan: CustomerPlan) -> None:
     items = t.customer_plan_items
     conn.execute(delete(items).where(items.c.customer_plan_id == row_id))
+    _insert_items(conn, row_id, plan)
+
+
+def _insert_items(conn: Connection, row_id: int, plan: CustomerPlan) -> None:
     rows = [
         {
             "customer_plan_id": row_id,
@@ -203,38 +219,35 @@ def _replace_items(conn: Connection, row_id: int, plan: CustomerPlan) -> None:
         for item in plan.items
     ]
     if rows:
-        conn.execute(insert(items), rows)
+        conn.execute(insert(t.customer_plan_items), rows)
 
 
 # --- balances ------------------------------------------------------------------------------
 
 
 def customer_internal_id(conn: Connection, key: str) -> int:
-    """The row of the managed customer the file names `key` (set by its customer change;
-    a customer matched by id or email without changes keeps an older key)."""
+    """The row of the managed customer the file names `key` (its customer change, which
+    comes first, writes the key whenever it differs)."""
     c = t.customers
-    found = conn.execute(select(c.c.internal_id).where(c.c.file_key == key)).scalar()
-    if found is None:
-        column = c.c.id if key.startswith(".") else c.c.email
-        value = key[1:] if key.startswith(".") else key[1:-1]
-        query = select(c.c.internal_id).where((column == value) & c.c.managed)
-        found = conn.execute(query.order_by(c.c.internal_id)).scalars().first()
-    assert found is not None, f"no customer for {key}"
-    return int(found)
+    return int(conn.execute(select(c.c.internal_id).where(c.c.file_key == key)).scalar_one())
 
 
 def set_balance(ctx: Context, change: Create | Update) -> None:
+    """The declared allowance, reset date and grants of a balance; its usage is left alone
+    (a row the application made for usage is updated, not replaced)."""
     conn, now = ctx.connection, ctx.now
     new = change.after
     assert isinstance(new, Balance)
-    iid = customer_internal_id(conn, new.customer)
+    iid = ctx.created_customers.get(new.customer)
+    fresh = iid is not None  # a customer made by this apply has no balance rows yet
+    if iid is None:
+        iid = customer_internal_id(conn, new.customer)
     b = t.balances
     where = (b.c.customer_internal_id == iid) & (b.c.feature_id == new.feature)
     values = {"allowance": new.allowance, "reset_at": new.reset_at}
-    if conn.execute(select(b.c.feature_id).where(where)).first() is None:
-        conn.execute(
-            insert(b).values(customer_internal_id=iid, feature_id=new.feature, usage=0, **values)
-        )
+    if fresh or conn.execute(select(b.c.feature_id).where(where)).first() is None:
+        row = {"customer_internal_id": iid, "feature_id": new.feature, "usage": 0, **values}
+        conn.execute(insert(b), row)
     else:
         conn.execute(update(b).where(where).values(**values))
     _sync_grants(conn, now, iid, change.before, new)
@@ -250,24 +263,34 @@ def _sync_grants(conn: Connection, now: datetime, iid: int, old: object, new: Ba
     gone = sorted(set(before) - set(wanted))
     if gone:
         conn.execute(delete(g).where(mine & g.c.grant_id.in_(gone)))
+    given = [
+        {
+            "customer_internal_id": iid,
+            "feature_id": new.feature,
+            "grant_id": gid,
+            "amount": grant.amount,
+            "expires": grant.expires,
+            "granted_at": now,
+        }
+        for gid, grant in sorted(wanted.items())
+        if gid not in before
+    ]
+    if given:
+        conn.execute(insert(g), given)
     for gid, grant in sorted(wanted.items()):
-        if gid not in before:
-            conn.execute(
-                insert(g).values(
-                    customer_internal_id=iid,
-                    feature_id=new.feature,
-                    grant_id=gid,
-                    amount=grant.amount,
-                    expires=grant.expires,
-                    granted_at=now,
-                )
-            )
-        elif before[gid] != grant:
-            conn.execute(
-                update(g)
-                .where(mine & (g.c.grant_id == gid))
-                .values(amount=grant.amount, expires=grant.expires)
-            )
+        if gid in before and before[gid] != grant:
+            values = {"amount": grant.amount, "expires": grant.expires}
+            conn.execute(update(g).where(mine & (g.c.grant_id == gid)).values(**values))
+
+
+def delete_balance(ctx: Context, change: Delete) -> None:
+    """A balance that goes with its customer (whose delete removes the rest)."""
+    old = change.before
+    assert isinstance(old, Balance)
+    iid = customer_internal_id(ctx.connection, old.customer)
+    for table in (t.balance_grants, t.balances):
+        mine = (table.c.customer_internal_id == iid) & (table.c.feature_id == old.feature)
+        ctx.connection.execute(delete(table).where(mine))
 
 
 CUSTOMER_APPLIERS: dict[tuple[str, type[Change]], Callable[[Context, Any], None]] = {
@@ -276,4 +299,5 @@ CUSTOMER_APPLIERS: dict[tuple[str, type[Change]], Callable[[Context, Any], None]
     ("customer", Delete): delete_customer,
     ("balance", Create): set_balance,
     ("balance", Update): set_balance,
+    ("balance", Delete): delete_balance,
 }

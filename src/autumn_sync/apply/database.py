@@ -16,6 +16,7 @@ from autumn_sync.apply.customers import CUSTOMER_APPLIERS
 from autumn_sync.db import schema as t
 from autumn_sync.model.records import Feature, Plan, PlanContent, Reward, Settings
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Update
+from autumn_sync.sources.database import CREATE_CUSTOMERS
 
 Applier = Callable[[Context, Any], None]
 
@@ -28,8 +29,12 @@ def apply_change(ctx: Context, change: Change) -> None:
 def _settings(ctx: Context, change: Create | Update) -> None:
     settings = change.after
     assert isinstance(settings, Settings)
-    ctx.connection.execute(delete(t.settings).where(t.settings.c.key == "currency"))
+    keys = ("currency", CREATE_CUSTOMERS)
+    ctx.connection.execute(delete(t.settings).where(t.settings.c.key.in_(keys)))
     ctx.connection.execute(insert(t.settings).values(key="currency", value=settings.currency))
+    if settings.create_customers is not None:
+        values = {"key": CREATE_CUSTOMERS, "value": settings.create_customers}
+        ctx.connection.execute(insert(t.settings).values(**values))
 
 
 def _feature_row(feature: Feature) -> dict[str, Any]:

@@ -16,6 +16,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from autumn_sync import __version__
+from autumn_sync.cli.runtime import check as check_command
+from autumn_sync.cli.runtime import customer, track
+from autumn_sync.cli.show import show
 from autumn_sync.config import ConfigError
 from autumn_sync.config.export import dump_state
 from autumn_sync.config.schema import json_schema_text
@@ -288,6 +291,12 @@ def import_(options: Options, out: Path | None, force: bool) -> None:
 def schema() -> None:
     """Print the JSON Schema of the billing file format."""
     click.echo(json_schema_text(), nl=False)
+
+
+cli.add_command(customer)
+cli.add_command(check_command)
+cli.add_command(track)
+cli.add_command(show)
 
 
 def main() -> None:

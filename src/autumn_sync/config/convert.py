@@ -26,6 +26,7 @@ from autumn_sync.model.customers import (
 )
 from autumn_sync.model.money import canonical
 from autumn_sync.model.records import (
+    ALWAYS,
     Billing,
     Duration,
     Feature,
@@ -49,7 +50,10 @@ def to_state(spec: BillingFile) -> State:
     """The desired state a valid file describes."""
     customers = [_customer(c) for c in spec.customers]
     return State(
-        settings=Settings(currency=spec.settings.currency),
+        settings=Settings(
+            currency=spec.settings.currency,
+            create_customers=ALWAYS if spec.settings.stripe.create_customers == ALWAYS else None,
+        ),
         features={fid: _feature(fid, f) for fid, f in spec.features.items()},
         plans={pid: _plan(pid, p) for pid, p in spec.plans.items()},
         rewards={rid: _reward(rid, r) for rid, r in spec.rewards.items()},

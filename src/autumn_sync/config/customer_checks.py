@@ -4,6 +4,7 @@ plans, features and rewards, one plan per group, custom versions and balances.""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 from autumn_sync.config.checks import Context, amount_precision, unknown
 from autumn_sync.config.format import (
@@ -22,7 +23,7 @@ MAX_METADATA_KEYS = 50
 
 def check_customers(ctx: Context) -> Iterator[Problem]:
     """Every problem of the customers section."""
-    seen: dict[str, int] = {}
+    seen = _Seen()
     for index, customer in zip(ctx.customer_index, ctx.spec.customers, strict=True):
         here: Path = ("customers", index)
         yield from _identity(ctx, customer, here, seen)
@@ -33,45 +34,74 @@ def check_customers(ctx: Context) -> Iterator[Problem]:
         yield from _rewards(ctx, customer.rewards, here)
 
 
-def _identity(
-    ctx: Context, customer: CustomerSpec, here: Path, seen: dict[str, int]
-) -> Iterator[Problem]:
-    """A customer has an id or an email; ids are unique, and an email that names a customer
-    (one without an id) is on no other customer."""
+@dataclass
+class _Seen:
+    """The customers listed so far: index by id, by email (pre-provisioned: no id), and
+    (index, id) by the email of a customer with an id."""
+
+    ids: dict[str, int] = field(default_factory=dict)
+    emails: dict[str, int] = field(default_factory=dict)
+    emails_with_id: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+
+def _identity(ctx: Context, customer: CustomerSpec, here: Path, seen: _Seen) -> Iterator[Problem]:
+    """A customer has an id or an email; ids are unique, and the email of a pre-provisioned
+    customer (no id: the email is its identity) is on no other customer."""
     if customer.id is None and customer.email is None:
         yield ctx.marks.problem(
             here, "a customer needs an 'id', or an 'email' while it has no id yet (pre-provisioned)"
         )
-        return
-    index = int(here[1])
-    names = [f"id {customer.id!r}"] if customer.id else []
-    if customer.email is not None:
-        names.append(f"email {customer.email!r}" if customer.id is None else f"+{customer.email}")
-    for name in names:
-        clash = seen.get(name) if not name.startswith("+") else seen.get(f"email {name[1:]!r}")
-        if clash is not None:
-            line, _ = ctx.marks.at(("customers", clash))
-            key = "id" if name.startswith("id ") else "email"
-            label = name if not name.startswith("+") else f"email {name[1:]!r}"
-            yield ctx.marks.problem(
-                (*here, key), f"the customer with {label} is already listed (line {line})"
-            )
-        if not name.startswith("+"):
-            seen.setdefault(name, index)
-    if customer.id is None and customer.email is not None:
-        earlier = seen.get(f"+{customer.email}")
-        if earlier is not None:
-            line, _ = ctx.marks.at(("customers", earlier))
-            yield ctx.marks.problem(
-                (*here, "email"),
-                f"the customer with email {customer.email!r} is already listed with an id "
-                f"(line {line})",
-            )
+    elif customer.id is not None:
+        yield from _listed_by_id(ctx, customer.id, customer.email, here, seen)
     elif customer.email is not None:
-        seen.setdefault(f"+{customer.email}", index)
+        yield from _listed_by_email(ctx, customer.email, here, seen)
     if len(customer.metadata) > MAX_METADATA_KEYS:
         yield ctx.marks.problem(
             (*here, "metadata"), f"at most {MAX_METADATA_KEYS} metadata keys (Stripe's limit)"
+        )
+
+
+def _line(ctx: Context, index: int) -> int:
+    return ctx.marks.at(("customers", index))[0]
+
+
+def _listed_by_id(
+    ctx: Context, cid: str, email: str | None, here: Path, seen: _Seen
+) -> Iterator[Problem]:
+    index = int(here[1])
+    first = seen.ids.setdefault(cid, index)
+    if first != index:
+        yield ctx.marks.problem(
+            (*here, "id"),
+            f"the customer with id {cid!r} is already listed (line {_line(ctx, first)}): "
+            "list each customer once",
+        )
+    if email is None:
+        return
+    seen.emails_with_id.setdefault(email, (index, cid))
+    if email in seen.emails:
+        yield ctx.marks.problem(
+            (*here, "email"),
+            f"the customer with email {email!r} is already listed without an id (line "
+            f"{_line(ctx, seen.emails[email])}): list it once, with its id if it has one",
+        )
+
+
+def _listed_by_email(ctx: Context, email: str, here: Path, seen: _Seen) -> Iterator[Problem]:
+    index = int(here[1])
+    first = seen.emails.setdefault(email, index)
+    if first != index:
+        yield ctx.marks.problem(
+            (*here, "email"),
+            f"the customer with email {email!r} is already listed (line {_line(ctx, first)}): "
+            "list each customer once",
+        )
+    elif email in seen.emails_with_id:
+        other, cid = seen.emails_with_id[email]
+        yield ctx.marks.problem(
+            (*here, "email"),
+            f"email {email!r} is the email of customer {cid!r} (line {_line(ctx, other)}): "
+            "list that customer once, by its id",
         )
 
 
@@ -80,7 +110,8 @@ def _stripe_and_billing(ctx: Context, customer: CustomerSpec, here: Path) -> Ite
     if link is not None and link.customer and link.create:
         yield ctx.marks.problem(
             (*here, "stripe", "create"),
-            "'customer' links an existing Stripe customer, 'create' makes a new one: keep one",
+            "link an existing Stripe customer ('customer') or create one ('create'), not both: "
+            "remove one",
         )
     billing = customer.billing
     if billing is None:
@@ -93,7 +124,8 @@ def _stripe_and_billing(ctx: Context, customer: CustomerSpec, here: Path) -> Ite
     if billing.collection != "send_invoice" and billing.days_until_due is not None:
         yield ctx.marks.problem(
             (*here, "billing", "days_until_due"),
-            "'days_until_due' is for 'collection: send_invoice' only",
+            "days_until_due: only invoice billing has a due date; add 'collection: send_invoice' "
+            "or remove it",
         )
 
 
@@ -113,7 +145,9 @@ def _plan_refs(ctx: Context, refs: Sequence[PlanRef], here: Path) -> Iterator[Pr
             yield marks.problem(where, unknown("plan", "plans", pid, plans))
             continue
         if pid in first:
-            yield marks.problem(where, f"plan {pid!r} is listed twice")
+            yield marks.problem(
+                where, f"plan {pid!r} is listed twice: a customer is on a plan once (remove one)"
+            )
             continue
         first[pid] = index
         plan = plans.get(pid)
@@ -148,7 +182,18 @@ def _custom(ctx: Context, ref: CustomerPlanSpec, here: Path) -> Iterator[Problem
                 f"plan {ref.plan!r} has no item for feature {item.feature!r} (its items: "
                 f"{listed}): a custom version changes the included usage of the plan's items",
             )
+        elif _type(ctx, item.feature) == "boolean":
+            yield ctx.marks.problem(
+                where,
+                f"feature {item.feature!r} is boolean: it has no included usage to change "
+                "(the plan grants it as it is)",
+            )
         seen.add(item.feature)
+
+
+def _type(ctx: Context, fid: str) -> str | None:
+    feature = ctx.spec.features.get(fid)
+    return feature.type if feature is not None else None
 
 
 def _entities(ctx: Context, entities: Sequence[EntitySpec], here: Path) -> Iterator[Problem]:
@@ -158,10 +203,22 @@ def _entities(ctx: Context, entities: Sequence[EntitySpec], here: Path) -> Itera
         if entity.id in seen:
             yield ctx.marks.problem((*where, "id"), f"entity {entity.id!r} is listed twice")
         seen.add(entity.id)
-        if not ctx.known("features", entity.feature):
-            message = unknown("feature", "features", entity.feature, ctx.spec.features)
-            yield ctx.marks.problem((*where, "feature"), message)
+        yield from _entity_feature(ctx, entity.feature, (*where, "feature"))
         yield from _plan_refs(ctx, entity.plans, (*where, "plans"))
+
+
+def _entity_feature(ctx: Context, fid: str, where: Path) -> Iterator[Problem]:
+    """Entities (teams, seats) are counted by a continuous-use feature, as in Autumn."""
+    feature = ctx.spec.features.get(fid)
+    if not ctx.known("features", fid):
+        yield ctx.marks.problem(where, unknown("feature", "features", fid, ctx.spec.features))
+    elif feature is not None and (feature.type != "metered" or feature.consumable):
+        kind = "consumable" if feature.type == "metered" else feature.type
+        yield ctx.marks.problem(
+            where,
+            f"feature {fid!r} is {kind}: entities are counted by a continuous-use feature "
+            "(metered, consumable: false), like seats",
+        )
 
 
 def _balances(ctx: Context, customer: CustomerSpec, here: Path) -> Iterator[Problem]:
@@ -176,6 +233,13 @@ def _balances(ctx: Context, customer: CustomerSpec, here: Path) -> Iterator[Prob
                 where,
                 f"feature {fid!r} is {feature.type}: balances are for metered features and "
                 "credit systems",
+                key=True,
+            )
+        if balance.allowance is None and balance.reset_at is None and not balance.grants:
+            yield ctx.marks.problem(
+                where,
+                f"the balance of {fid!r} declares nothing: give it an 'allowance', a "
+                "'reset_at' or 'grants', or remove it",
                 key=True,
             )
         yield from _grants(ctx, balance, where)

@@ -1,5 +1,8 @@
 """The file that describes a state: `autumn-sync import` writes it, and planning it against
-the same database shows no changes. Archived plans are left out (they are not offered)."""
+the same database shows no changes. Archived plans are left out (they are not offered);
+customers are the ones the file manages, each under the identity the file gave it (a
+pre-provisioned customer stays listed by its email after the application bound an id to it),
+with their declared balances. The application's own customers are only counted."""
 
 from __future__ import annotations
 
@@ -8,6 +11,14 @@ from typing import Any
 
 import yaml
 
+from autumn_sync.model.customers import (
+    CHARGE_AUTOMATICALLY,
+    Balance,
+    Customer,
+    CustomerPlan,
+    Entity,
+    key_label,
+)
 from autumn_sync.model.money import canonical
 from autumn_sync.model.records import Feature, FeatureType, Plan, PlanItem, Reward, UsagePrice
 from autumn_sync.model.state import State
@@ -20,11 +31,24 @@ def dump_state(state: State) -> str:
     document: dict[str, Any] = {"version": 1}
     if state.settings is not None:
         document["settings"] = {"currency": state.settings.currency}
+        if state.settings.create_customers is not None:
+            document["settings"]["stripe"] = {"create_customers": state.settings.create_customers}
     document["features"] = {f.id: _feature(f) for f in _sorted(state.features)}
     document["plans"] = {p.id: _plan(p) for p in _sorted(state.active_plans)}
     document["rewards"] = {r.id: _reward(r) for r in _sorted(state.rewards)}
+    customers = [c for c in _sorted(state.customers) if c.managed]
+    if customers:
+        balances = _balances_by_customer(state)
+        document["customers"] = [_customer(c, balances.get(c.key, [])) for c in customers]
     body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
-    return HEADER + body
+    return HEADER + _app_customers(state.app_customers) + body
+
+
+def _app_customers(count: int) -> str:
+    if not count:
+        return ""
+    who = "customer" if count == 1 else "customers"
+    return f"# {count} {who} the application created not listed: the file does not manage them.\n"
 
 
 def _sorted(records: dict[str, Any]) -> list[Any]:
@@ -109,6 +133,87 @@ def _reward(reward: Reward) -> dict[str, Any]:
         data["plans"] = list(reward.plans)
     if reward.promo_codes:
         data["promo_codes"] = list(reward.promo_codes)
+    return data
+
+
+def _balances_by_customer(state: State) -> dict[str, list[Balance]]:
+    found: dict[str, list[Balance]] = {}
+    for address in sorted(state.balances):
+        balance = state.balances[address]
+        found.setdefault(balance.customer, []).append(balance)
+    return found
+
+
+def _customer(customer: Customer, balances: list[Balance]) -> dict[str, Any]:
+    """The customer under its file identity: `id` (and email) or, pre-provisioned, `email`."""
+    by_id = customer.key.startswith(".")
+    data: dict[str, Any] = {"id": key_label(customer.key)} if by_id else {}
+    optional = {
+        "email": customer.email,
+        "name": customer.name,
+        "fingerprint": customer.fingerprint,
+        "metadata": dict(customer.metadata) or None,
+        "stripe": _stripe_link(customer),
+        "billing": _billing(customer),
+        "plans": [_customer_plan(p) for p in customer.plans] or None,
+        "entities": [_entity(e) for e in customer.entities] or None,
+        "balances": {b.feature: _balance(b) for b in balances} or None,
+        "rewards": list(customer.rewards) or None,
+    }
+    data.update({k: v for k, v in optional.items() if v is not None})
+    return data
+
+
+def _stripe_link(customer: Customer) -> dict[str, Any] | None:
+    if customer.stripe_customer:
+        return {"customer": customer.stripe_customer}
+    return {"create": True} if customer.stripe_create else None
+
+
+def _billing(customer: Customer) -> dict[str, Any] | None:
+    if customer.collection == CHARGE_AUTOMATICALLY and customer.days_until_due is None:
+        return None
+    data: dict[str, Any] = {"collection": customer.collection}
+    if customer.days_until_due is not None:
+        data["days_until_due"] = customer.days_until_due
+    return data
+
+
+def _customer_plan(plan: CustomerPlan) -> str | dict[str, Any]:
+    """A plan id, or the plan with the terms set on it (a custom version: price, items)."""
+    optional = {
+        "quantity": plan.quantity if plan.quantity != 1 else None,
+        "start": plan.start,
+        "trial_days": plan.trial_days,
+        "price": {"amount": plan.price.amount, "interval": plan.price.interval}
+        if plan.price
+        else None,
+        "items": [_item(item) for item in plan.items] or None,
+    }
+    terms = {k: v for k, v in optional.items() if v is not None}
+    return {"plan": plan.plan, **terms} if terms else plan.plan
+
+
+def _entity(entity: Entity) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": entity.id, "feature": entity.feature}
+    if entity.name is not None:
+        data["name"] = entity.name
+    if entity.plans:
+        data["plans"] = [_customer_plan(p) for p in entity.plans]
+    return data
+
+
+def _balance(balance: Balance) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if balance.allowance is not None:
+        data["allowance"] = balance.allowance
+    if balance.reset_at is not None:
+        data["reset_at"] = balance.reset_at
+    if balance.grants:
+        data["grants"] = [
+            {"id": g.id, "amount": g.amount, **({"expires": g.expires} if g.expires else {})}
+            for g in balance.grants
+        ]
     return data
 
 

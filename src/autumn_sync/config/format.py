@@ -73,10 +73,21 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class StripeSettingsSpec(Spec):
+    create_customers: Annotated[
+        Literal["when_needed", "always"],
+        Field(
+            description="when_needed: a customer is made in Stripe once billing needs it (a paid "
+            "plan); always: every customer of the file is made in Stripe at once."
+        ),
+    ] = "when_needed"
+
+
 class SettingsSpec(Spec):
     currency: Annotated[str, Field(description="ISO 4217 code, lower case; new prices use it.")] = (
         "usd"
     )
+    stripe: StripeSettingsSpec = StripeSettingsSpec()
 
 
 class FeatureSpec(Spec):

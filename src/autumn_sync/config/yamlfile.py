@@ -62,13 +62,16 @@ def _start(node: yaml.Node) -> tuple[int, int]:
 
 
 _COLLECTION_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
-MAX_VALUES = 100_000  # with aliases expanded: a file of nested aliases can explode
+# With aliases expanded, a file of nested aliases can explode. A file without aliases holds
+# fewer values than characters, so the limit grows with the text (large customer lists).
+MAX_VALUES = 100_000
 _KEY_KINDS = {bool: "boolean", int: "number", float: "number", Decimal: "number"}
 
 
 class _Builder:
-    def __init__(self, marks: Marks) -> None:
+    def __init__(self, marks: Marks, limit: int = MAX_VALUES) -> None:
         self.marks = marks
+        self.limit = limit
         self.loader = _Loader("")
         self.problems: list[Problem] = []
         self.count = 0
@@ -77,9 +80,9 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.marks.values[path] = _start(node)
         self.count += 1
-        if self.count > MAX_VALUES:
+        if self.count > self.limit:
             line, column = _start(node)
-            message = f"the file has over {MAX_VALUES} values (with aliases expanded)"
+            message = f"the file has over {self.limit} values (with aliases expanded)"
             raise ConfigError([Problem(self.marks.file, line, column, message)])
         if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
             return self.loader.construct_object(node, deep=True)
@@ -149,7 +152,7 @@ def load_yaml(text: str, file: str) -> tuple[Any, Marks, list[Problem]]:
         node = _compose(text)
         if node is None:
             return None, marks, []
-        builder = _Builder(marks)
+        builder = _Builder(marks, max(MAX_VALUES, len(text)))
         data = builder.build(node, ())
     except yaml.MarkedYAMLError as exc:
         raise ConfigError([_syntax_problem(exc, file)]) from None

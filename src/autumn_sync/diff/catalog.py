@@ -110,7 +110,9 @@ def _plan_removal(plan: Plan) -> Iterator[Change]:
         return
     total = plan.customers_total
     if total:
-        yield Archive(plan.address, plan, None, reason=f"{_customers(total)} stay on it")
+        yield Archive(
+            plan.address, plan, None, reason=f"{_customers(total)} {_verb(total, 'stay')} on it"
+        )
     else:
         yield Delete(plan.address, plan, None, reason="no customers on any version")
 
@@ -128,10 +130,12 @@ def _plan_update(old: Plan, new: Plan) -> Iterator[Change]:
         return
     version = old.version + 1
     if new.migrate_customers:
-        reason = f"new version {version} ({_customers(old.customers)} move to it)"
+        moving = _verb(old.customers, "move")
+        reason = f"new version {version} ({_customers(old.customers)} {moving} to it)"
     else:
         reason = (
-            f"new version {version} ({_customers(old.customers)} stay on version {old.version})"
+            f"new version {version} ({_customers(old.customers)} {_verb(old.customers, 'stay')} on"
+            f" version {old.version})"
         )
     if unarchive:
         reason = f"{unarchive}, {reason}"
@@ -145,6 +149,11 @@ def _plan_update(old: Plan, new: Plan) -> Iterator[Change]:
         customers=old.customers,
         moving=new.migrate_customers,
     )
+
+
+def _verb(count: int, verb: str) -> str:
+    """`stays` for one customer, `stay` for several."""
+    return f"{verb}s" if count == 1 else verb
 
 
 def _customers(count: int) -> str:

@@ -34,6 +34,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "coupon": ("", "coupon"),
     "promotion_code": ("promo_", "promotion code"),
     "discount": ("di_", "discount"),
+    "payment_method": ("pm_", "payment method"),
 }
 ID_ALPHABET = string.ascii_letters + string.digits
 

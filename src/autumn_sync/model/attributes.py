@@ -58,32 +58,49 @@ def attributes(record: Record | StripeRecord) -> dict[str, Any]:
 
 
 def _customer(customer: Customer, data: dict[str, Any]) -> dict[str, Any]:
-    """A customer's data: plans keyed by plan id (custom items by feature), entities by id,
-    metadata as a map; the key and what only the database knows left out."""
+    """A customer's data: its plans as a set of ids, then keyed by plan id its custom
+    versions (its own price or items) and the terms it has on plans (its own quantity, start
+    or trial); entities by id, metadata as a map; the key and what only the database knows
+    left out."""
     for name in ("key", "internal_id", "managed"):
         del data[name]
     data = {"id": data.pop("customer_id"), **data}
     data["metadata"] = dict(customer.metadata)
-    data["plans"] = _customer_plans(customer.plans)
+    data = _insert_after(data, "plans", _plans(customer.plans))
     data["entities"] = {
-        e.id: {"feature": e.feature, "name": e.name, "plans": _customer_plans(e.plans)}
-        for e in customer.entities
+        e.id: {"feature": e.feature, "name": e.name, **_plans(e.plans)} for e in customer.entities
     }
     return data
 
 
-def _customer_plans(plans: tuple[CustomerPlan, ...]) -> dict[str, Any]:
+def _insert_after(data: dict[str, Any], key: str, entries: dict[str, Any]) -> dict[str, Any]:
+    """`data` with `entries` in place of `key` (the field order is the order shown)."""
     out: dict[str, Any] = {}
+    for name, value in data.items():
+        out.update(entries if name == key else {name: value})
+    return out
+
+
+def _plans(plans: tuple[CustomerPlan, ...]) -> dict[str, Any]:
+    """`plans` (ids), `custom` (plan id → price and items of the customer's own version) and
+    `terms` (plan id → quantity, start, trial days), each only with what is set."""
+    custom: dict[str, Any] = {}
+    terms: dict[str, Any] = {}
     for plan in plans:
-        entry = {
-            "quantity": plan.quantity,
-            "start": plan.start,
-            "trial_days": plan.trial_days,
+        own = {
             "price": _plain(plan.price),
             "items": {i.feature: _item(_without(_plain(i), "feature")) for i in plan.items},
         }
-        out[plan.plan] = entry
-    return out
+        set_terms = {
+            "quantity": plan.quantity if plan.quantity != 1 else None,
+            "start": plan.start,
+            "trial_days": plan.trial_days,
+        }
+        if plan.custom:
+            custom[plan.plan] = {k: v for k, v in own.items() if v not in (None, {})}
+        if any(v is not None for v in set_terms.values()):
+            terms[plan.plan] = {k: v for k, v in set_terms.items() if v is not None}
+    return {"plans": [p.plan for p in plans], "custom": custom, "terms": terms}
 
 
 def _without(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -113,10 +130,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-KEYED_BY_ID = ("items", "credit_costs", "plans", "entities", "grants")
+KEYED_BY_ID = ("items", "credit_costs", "custom", "terms", "entities", "grants")
 # Sets of ids or codes: compared and shown as one value, never element by element (an index
 # into a sorted set says nothing: adding "business" before "pro" is not "pro → business").
-WHOLE = ("plans", "promo_codes", "applies_to")
+WHOLE = ("plans", "promo_codes", "applies_to", "rewards")
 
 Value = Scalar | tuple[str, ...]
 

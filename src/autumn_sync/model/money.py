@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Context, Decimal, getcontext
+from decimal import Context, Decimal, Inexact, InvalidOperation, getcontext
 
 # ISO 4217 codes. The exponent is the number of minor-unit digits Stripe uses for the currency.
 _ZERO_DECIMAL = frozenset(
@@ -49,15 +49,30 @@ def decimals(amount: Decimal) -> int:
     return max(0, -exp) if isinstance(exp, int) else 0
 
 
+# Wide enough for every number the file and the database hold (30 digits); a number that
+# does not fit raises instead of rounding (`Inexact`), and takes the exact path.
+_WIDE = Context(prec=64, traps=[Inexact, InvalidOperation])
+_ONE = Decimal(1)
+
+
 def canonical(amount: Decimal) -> Decimal:
     """`amount` without trailing zeros and never in exponent form: 20.500 → 20.5, 1E+2 → 100.
     Exact at any length: the default context would round to 28 digits (a file's number may
     have 30, and 999999999999999999.999999999999 must not become 1E+18)."""
+    try:
+        if amount == amount.to_integral_value():
+            return amount.quantize(_ONE, context=_WIDE)
+        return amount.normalize(_WIDE)
+    except (Inexact, InvalidOperation):
+        return _canonical_exact(amount)
+
+
+def _canonical_exact(amount: Decimal) -> Decimal:
     _, digits, exp = amount.as_tuple()
     size = len(digits) + max(exp, 0) if isinstance(exp, int) else 0
     exact = Context(prec=max(size, getcontext().prec))
     if amount == amount.to_integral_value():
-        return amount.quantize(Decimal(1), context=exact)
+        return amount.quantize(_ONE, context=exact)
     return amount.normalize(exact)
 
 

@@ -37,9 +37,13 @@ PRICE_INTERVALS = ("one_off", "week", "month", "quarter", "semi_annual", "year")
 RESET_INTERVALS = ("day", "week", "month", "quarter", "semi_annual", "year")
 
 
+ALWAYS = "always"  # settings.stripe.create_customers: every customer in Stripe at once
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     currency: str
+    create_customers: str | None = None  # None: when billing needs them; "always"
 
     @property
     def address(self) -> str:

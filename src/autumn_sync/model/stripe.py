@@ -8,12 +8,17 @@ by address, and the reader resolves Stripe ids into addresses.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 
 from autumn_sync.model.state import Record
 
 OWNER_KEY = "autumn_sync_address"
 VERSION_KEY = "autumn_sync_version"
+ARCHIVED_KEY = "autumn_sync_archived"  # a coupon or customer no longer wanted (kept)
+PLAN_KEY = "autumn_sync_plan"  # a subscription's plan and entity
+ENTITY_KEY = "autumn_sync_entity"
+REWARDS_KEY = "autumn_sync_rewards"  # the rewards whose coupons were applied, comma-separated
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +146,100 @@ class StripePromotionCode:
         return (self.coupon,)
 
 
-StripeRecord = StripeProduct | StripePrice | StripeMeter | StripeCoupon | StripePromotionCode
+@dataclass(frozen=True, slots=True)
+class StripeCustomer:
+    """A customer the file manages, as a Stripe customer (`stripe_customer.user_123`).
+
+    `owner` is the address its ownership metadata names (another one when the file renamed
+    the customer, none on a linked customer not written yet); `recorded` is the Stripe id the
+    database holds for the customer (in the desired record: the one it should hold)."""
+
+    address: str
+    email: str | None = None
+    name: str | None = None
+    active: bool = True  # False: the customer left the file (marked, never deleted)
+    owner: str | None = None
+    recorded: str | None = None
+    has_payment_method: bool = False
+    stripe_id: str | None = None
+
+    @property
+    def owned(self) -> bool:
+        return self.owner == self.address
+
+    def references(self) -> tuple[str, ...]:
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionItem:
+    """What a subscription bills at one price address: the plan version the price was made
+    for and the quantity (None for a metered price, billed on usage)."""
+
+    version: int
+    quantity: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StripeSubscription:
+    """A paid plan of a customer (or of one of its entities) as a Stripe subscription
+    (`stripe_subscription.user_123.pro`, `stripe_subscription.user_123.pro[team-a]`).
+
+    `items` are keyed by price address (a customer's own price of a custom version is
+    `stripe_price.pro.base[user_123]`); `coupons` are the rewards' coupons applied to it (by
+    address, as recorded in its metadata: a coupon that ran out stays applied). `trial_end`
+    is set when it is made and not compared afterwards. `active` is False once it cancels at
+    period end."""
+
+    address: str
+    customer: str  # address of the Stripe customer
+    plan: str
+    entity: str | None = None
+    items: tuple[tuple[str, SubscriptionItem], ...] = ()
+    collection_method: str = "charge_automatically"
+    days_until_due: int | None = None
+    coupons: tuple[str, ...] = ()
+    trial_end: date | None = None
+    active: bool = True
+    owner: str | None = None
+    recorded: str | None = None
+    status: str | None = None  # current only: Stripe's status (`canceled` when it ended)
+    stripe_id: str | None = None
+
+    @property
+    def owned(self) -> bool:
+        return self.owner == self.address
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    def references(self) -> tuple[str, ...]:
+        return (self.customer, *(price for price, _ in self.items), *self.coupons)
+
+
+ENDED = frozenset({"canceled", "incomplete_expired"})
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionParts:
+    """What applying a change to an existing subscription needs beyond its record: its
+    customer, its items' ids and prices, and its discounts with their coupons."""
+
+    customer_id: str
+    items: tuple[tuple[str, str, str], ...] = ()  # (price address, item id, price id)
+    discounts: tuple[tuple[str, str], ...] = ()  # (discount id, coupon address)
+
+
+StripeRecord = (
+    StripeProduct
+    | StripePrice
+    | StripeMeter
+    | StripeCoupon
+    | StripePromotionCode
+    | StripeCustomer
+    | StripeSubscription
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +266,15 @@ class StripeState:
     unmanaged: tuple[UnmanagedObject, ...] = ()
     generations: dict[str, int] = field(default_factory=dict)  # objects ever made per address
     recorded: dict[str, str] = field(default_factory=dict)  # address → id the database holds
+    customers: dict[str, StripeCustomer] = field(default_factory=dict)
+    subscriptions: dict[str, StripeSubscription] = field(default_factory=dict)
+    # Read from Stripe before planning gives them addresses (see `stripe.assign`): every
+    # customer and subscription listed, owned or not.
+    found_customers: tuple[StripeCustomer, ...] = ()
+    found_subscriptions: tuple[StripeSubscription, ...] = ()
+    parts: dict[str, SubscriptionParts] = field(default_factory=dict)  # by subscription id
+    unmanaged_customers: int = 0  # customers and subscriptions the file does not manage
+    unmanaged_subscriptions: int = 0
 
     def kinds(self) -> tuple[dict[str, StripeRecord], ...]:
         return (
@@ -176,6 +283,8 @@ class StripeState:
             self.prices,
             self.coupons,  # type: ignore[return-value]
             self.promotion_codes,
+            self.customers,
+            self.subscriptions,
         )
 
 

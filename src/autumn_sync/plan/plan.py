@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autumn_sync.model.attributes import attributes
-from autumn_sync.model.customers import Customer, Lookup
+from autumn_sync.model.customers import Balance, Customer, Lookup, declared
 from autumn_sync.model.records import Plan
 from autumn_sync.model.state import Record, State
 from autumn_sync.model.stripe import StripeSnapshot
@@ -27,6 +27,15 @@ class Summary:
         return self.add + self.change + self.archive + self.destroy
 
 
+@dataclass(frozen=True, slots=True)
+class Note:
+    """Something the plan does not change yet, and why (a subscription waiting for its
+    customer's checkout): shown with the plan, never applied, not a change."""
+
+    address: str
+    text: str
+
+
 @dataclass(frozen=True)
 class ChangePlan:
     """What `apply` will do, in order, and the fingerprint of the state it was made against."""
@@ -39,6 +48,7 @@ class ChangePlan:
     lookup: Lookup = field(
         default_factory=Lookup
     )  # the file's customer ids and emails (re-read before apply)
+    notes: tuple[Note, ...] = ()  # what waits (not changes)
 
     @property
     def empty(self) -> bool:
@@ -86,12 +96,10 @@ def fingerprint(state: State) -> str:
     changes it; customers signing up on versions already in use do not."""
     data = []
     for record in state.records():
+        if isinstance(record, Customer | Balance):
+            data.append({"address": record.address, "record": _customer_print(record)})
+            continue
         entry: dict[str, Any] = {"address": record.address, **attributes(record)}
-        if isinstance(record, Customer):
-            entry.update(
-                managed=record.managed,
-                versions=sorted((e or "", p.plan, p.version or 0) for e, p in record.all_plans()),
-            )
         if isinstance(record, Plan):
             entry.update(
                 archived=record.archived,
@@ -102,6 +110,16 @@ def fingerprint(state: State) -> str:
             )
         data.append(entry)
     return digest(data)
+
+
+def _customer_print(record: Customer | Balance) -> str:
+    """What a customer declares, whether the file manages it and the plan versions it is on
+    (not its status: the application moves that); a balance as it is. `repr` of the frozen
+    records: thousands of customers are printed in a fraction of what `attributes` takes."""
+    if isinstance(record, Balance):
+        return repr(record)
+    versions = sorted((e or "", p.plan, p.version or 0) for e, p in record.all_plans())
+    return repr((declared(record), record.managed, versions))
 
 
 def digest(data: Any) -> str:

@@ -24,6 +24,21 @@ def _summary(report: DriftReport) -> str:
     return "Drift found: " + ", ".join(parts) + "."
 
 
+def _counted(report: DriftReport) -> str:
+    """The application's customers and subscriptions in Stripe, counted, never listed."""
+    customers, subscriptions = report.unmanaged_customers, report.unmanaged_subscriptions
+    if not customers and not subscriptions:
+        return ""
+    return (
+        f"Left alone in Stripe (not the file's): {customers} customer{_s(customers)}, "
+        f"{subscriptions} subscription{_s(subscriptions)}."
+    )
+
+
+def _s(count: int) -> str:
+    return "" if count == 1 else "s"
+
+
 def _item_line(item: DriftItem) -> str:
     return f"{item.address}: {item.message}"
 
@@ -42,6 +57,9 @@ def render_drift_text(report: DriftReport) -> str:
         lines += [f"Unmanaged Stripe objects, left alone: {len(report.unmanaged)}", ""]
         lines += [f"  {o.kind}: {o.stripe_id} {o.label}".rstrip() for o in report.unmanaged]
         lines.append("")
+    counted = _counted(report)
+    if counted:
+        lines += [counted, ""]
     lines.append(_summary(report))
     return "\n".join(lines) + "\n"
 
@@ -59,6 +77,10 @@ def render_drift_json(report: DriftReport) -> str:
         "unmanaged": [
             {"kind": o.kind, "id": o.stripe_id, "label": o.label} for o in report.unmanaged
         ],
+        "unmanaged_counts": {
+            "customers": report.unmanaged_customers,
+            "subscriptions": report.unmanaged_subscriptions,
+        },
         "summary": _summary(report),
     }
     return json.dumps(document, indent=2) + "\n"
@@ -87,6 +109,9 @@ def render_drift_markdown(report: DriftReport) -> str:
             "</details>",
             "",
         ]
+    counted = _counted(report)
+    if counted:
+        lines += [counted, ""]
     return "\n".join(lines)
 
 

@@ -40,7 +40,7 @@ def render_json(plan: ChangePlan) -> str:
 
 def plan_document(plan: ChangePlan) -> dict[str, Any]:
     summary = plan.summary()
-    return {
+    document = {
         "format_version": FORMAT_VERSION,
         "autumn_sync_version": __version__,
         "checksum": plan.checksum(),
@@ -56,6 +56,9 @@ def plan_document(plan: ChangePlan) -> dict[str, Any]:
         },
         "warnings": list(plan.warnings),
     }
+    if plan.notes:  # what waits, not a change (a subscription waiting for checkout)
+        document["notes"] = [{"address": n.address, "message": n.text} for n in plan.notes]
+    return document
 
 
 def _resource_change(change: Change) -> dict[str, Any]:

@@ -15,7 +15,7 @@ def render_markdown(plan: ChangePlan) -> str:
     lines = ["### autumn-sync plan", ""]
     lines += [f"> [!WARNING]\n> {w}\n" for w in plan.warnings]
     if plan.empty:
-        return "\n".join([*lines, no_changes(plan)]) + "\n"
+        return "\n".join([*lines, *_notes(plan), no_changes(plan)]) + "\n"
     lines += [f"**{summary_line(plan.summary())}**", ""]
     removals = [c for c in plan.changes if isinstance(c, Delete | Archive)]
     if removals:
@@ -25,7 +25,16 @@ def render_markdown(plan: ChangePlan) -> str:
     lines.append("")
     for change in plan.changes:
         lines += _details(change)
+    lines += _notes(plan)
     return "\n".join(lines) + "\n"
+
+
+def _notes(plan: ChangePlan) -> list[str]:
+    if not plan.notes:
+        return []
+    lines = ["Not changed yet (nothing to apply until then):", ""]
+    lines += [f"- `{note.address}`: {note.text}" for note in plan.notes]
+    return [*lines, ""]
 
 
 def _removals(removals: Sequence[Change]) -> list[str]:

@@ -6,20 +6,31 @@ from decimal import Decimal
 from typing import Any
 
 from autumn_sync.model.attributes import attributes, flatten
+from autumn_sync.model.customers import CHARGE_AUTOMATICALLY, Customer
 from autumn_sync.model.money import canonical
 from autumn_sync.model.records import Feature, FeatureType
 from autumn_sync.model.stripe import (
     AnyRecord,
     StripeCoupon,
+    StripeCustomer,
     StripeMeter,
     StripePrice,
     StripeProduct,
     StripePromotionCode,
+    StripeSubscription,
 )
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Replace, Update
 from autumn_sync.plan.plan import ChangePlan
 
-STRIPE_RECORDS = (StripeProduct, StripePrice, StripeMeter, StripeCoupon, StripePromotionCode)
+STRIPE_RECORDS = (
+    StripeProduct,
+    StripePrice,
+    StripeMeter,
+    StripeCoupon,
+    StripePromotionCode,
+    StripeCustomer,
+    StripeSubscription,
+)
 
 ACTION_WORDS: dict[type[Change], str] = {
     Create: "create",
@@ -79,11 +90,17 @@ def detail_lines(change: Change) -> list[str]:
 def _shown_whole(record: AnyRecord, path: str, value: Any) -> bool:
     """A create or destroy lists what the file sets: unset values, empty sets and false
     flags are left out, except a metered feature's `consumable: false` (the file must say it);
-    a Stripe object's `active: true` goes without saying."""
+    a Stripe object's `active: true` goes without saying, and so does the ownership metadata
+    of a Stripe customer or subscription (its address), and a customer charged automatically
+    (the default)."""
     if isinstance(record, Feature) and path == "consumable":
         return bool(value) or record.type is FeatureType.METERED
     if isinstance(record, STRIPE_RECORDS) and path == "active":
         return not value
+    if isinstance(record, StripeCustomer | StripeSubscription) and path == "owner":
+        return bool(value != record.address)
+    if isinstance(record, Customer) and path == "collection":
+        return bool(value != CHARGE_AUTOMATICALLY)  # the default: said for invoicing only
     return value is not None and value is not False and value != ()
 
 
@@ -93,6 +110,15 @@ def summary_line(plan_summary: Any) -> str:
         f"Plan: {s.add} to add, {s.change} to change, {s.archive} to archive, "
         f"{s.destroy} to destroy."
     )
+
+
+def note_lines(plan: ChangePlan) -> list[str]:
+    """What waits (not changes), followed by a blank line; nothing without notes."""
+    if not plan.notes:
+        return []
+    lines = ["Not changed yet (nothing to apply until then):"]
+    lines += [f"  {note.address}: {note.text}" for note in plan.notes]
+    return [*lines, ""]
 
 
 NO_CHANGES = "No changes. The billing database matches the configuration."

@@ -24,6 +24,10 @@ from autumn_sync.model.customers import (
 )
 from autumn_sync.model.records import FixedPrice, PlanItem
 
+# Values per `IN (...)` list: far below every database's limit on bound parameters (SQLite
+# 32,766, PostgreSQL 65,535), so a file naming tens of thousands of new customers still reads.
+CHUNK = 5000
+
 
 @dataclass(frozen=True)
 class CustomerRows:
@@ -33,37 +37,61 @@ class CustomerRows:
 
 
 def read_customers(connection: Connection, lookup: Lookup) -> CustomerRows:
-    """Managed customers, and the application's customers whose id or email `lookup` names."""
+    """Managed customers, and the application's customers whose id or email `lookup` names.
+
+    The managed ones take a fixed number of queries whatever their number. The application's
+    customers the file names (to be adopted) are looked up only when the file names an id or
+    email no managed customer has, `CHUNK` at a time."""
     c = t.customers
-    rows = list(connection.execute(select(c).where(c.c.managed)))
-    rows += _named(connection, lookup, rows)
-    internal = [row.internal_id for row in rows if not row.managed]
-    scope = c.c.managed | c.c.internal_id.in_(internal)
+    managed = list(connection.execute(select(c).where(c.c.managed)))
+    customers, balances = _assemble(connection, managed, c.c.managed)
+    named = _named(connection, lookup, managed)
+    for start in range(0, len(named), CHUNK):
+        chunk = named[start : start + CHUNK]
+        scope = c.c.internal_id.in_([row.internal_id for row in chunk])
+        more, more_balances = _assemble(connection, chunk, scope)
+        fresh = {key: customer for key, customer in more.items() if key not in customers}
+        customers.update(fresh)
+        balances.update({a: b for a, b in more_balances.items() if b.customer in fresh})
+    count = select(func.count()).select_from(c).where(c.c.managed == false())
+    unmanaged = sum(not customer.managed for customer in customers.values())
+    return CustomerRows(
+        customers=customers,
+        balances=balances,
+        app_customers=int(connection.execute(count).scalar_one()) - unmanaged,
+    )
+
+
+def _assemble(
+    connection: Connection, rows: list[Row[Any]], scope: ColumnElement[bool]
+) -> tuple[dict[str, Customer], dict[str, Balance]]:
+    """The customers of `rows` by key, and their declared balances (customers in `scope`)."""
     plans = _plans(connection, scope)
     entities = _entities(connection, scope)
     rewards = _rewards(connection, scope)
-    customers = {}
-    keys = {}
+    customers: dict[str, Customer] = {}
+    keys: dict[int, str] = {}
     for row in rows:
         customer = _customer(row, plans, entities, rewards)
-        customers[customer.key] = customer
-        keys[row.internal_id] = customer.key
-    count = select(func.count()).select_from(c).where(c.c.managed == false())
-    return CustomerRows(
-        customers=customers,
-        balances=_balances(connection, scope, keys),
-        app_customers=int(connection.execute(count).scalar_one()) - len(internal),
-    )
+        if customers.setdefault(customer.key, customer) is customer:
+            keys[row.internal_id] = customer.key
+    return customers, _balances(connection, scope, keys)
 
 
 def _named(connection: Connection, lookup: Lookup, managed: list[Row[Any]]) -> list[Row[Any]]:
     """The application's customers with an id or email of the file that no managed customer
-    has (one query, also when there are none)."""
+    has, by internal id (no query when there are none)."""
     ids = sorted(lookup.ids - {r.id for r in managed if r.id})
     emails = sorted(lookup.emails - {r.email for r in managed if r.email})
     c = t.customers
-    query = select(c).where(~c.c.managed & (c.c.id.in_(ids) | c.c.email.in_(emails)))
-    return list(connection.execute(query.order_by(c.c.internal_id)))
+    found: dict[int, Row[Any]] = {}
+    for start in range(0, max(len(ids), len(emails)), CHUNK):
+        names = c.c.id.in_(ids[start : start + CHUNK]) | c.c.email.in_(
+            emails[start : start + CHUNK]
+        )
+        for row in connection.execute(select(c).where(~c.c.managed & names)):
+            found[row.internal_id] = row
+    return [found[iid] for iid in sorted(found)]
 
 
 def _customer(
@@ -79,7 +107,7 @@ def _customer(
         email=row.email,
         name=row.name,
         fingerprint=row.fingerprint,
-        metadata=tuple(sorted(json.loads(row.metadata_json or "{}").items())),
+        metadata=_metadata(row.metadata_json),
         stripe_customer=row.stripe_link,
         stripe_create=bool(row.stripe_create),
         collection=row.collection or CHARGE_AUTOMATICALLY,
@@ -99,6 +127,10 @@ def _customer(
         managed=bool(row.managed),
         stripe_id=row.stripe_id,
     )
+
+
+def _metadata(text: str | None) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(json.loads(text).items())) if text else ()
 
 
 def _in_scope(table: Any, scope: ColumnElement[bool]) -> Any:
@@ -142,6 +174,7 @@ def _customer_plan(row: Row[Any], custom: dict[int, list[PlanItem]]) -> Customer
         version=row.version,
         status=row.status,
         trial_ends_at=row.trial_ends_at,
+        stripe_subscription_id=row.stripe_subscription_id,
     )
 
 
@@ -174,6 +207,8 @@ def _balances(
         declared[(row.customer_internal_id, row.feature_id)] = (row.allowance, row.reset_at)
     balances = {}
     for iid, feature in sorted(set(grants) | set(declared)):
+        if iid not in keys:
+            continue  # a customer left out (the application's, sharing another one's email)
         allowance, reset_at = declared.get((iid, feature), (None, None))
         balance = Balance(
             customer=keys[iid],

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import ColumnElement, Connection, Row, Subquery, Table, func, select
 
 from autumn_sync.db import schema as t
 from autumn_sync.model.customers import Lookup
@@ -32,6 +32,7 @@ from autumn_sync.model.state import State
 from autumn_sync.sources.customers import read_customers
 
 VersionKey = tuple[str, int]
+CREATE_CUSTOMERS = "stripe.create_customers"  # settings key; absent: when billing needs them
 
 
 def read_state(connection: Connection, lookup: Lookup | None = None) -> State:
@@ -40,7 +41,7 @@ def read_state(connection: Connection, lookup: Lookup | None = None) -> State:
     settings = dict(connection.execute(select(t.settings.c.key, t.settings.c.value)).all())
     customers = read_customers(connection, lookup or Lookup())
     return State(
-        settings=Settings(currency=settings["currency"]) if "currency" in settings else None,
+        settings=_settings(settings),
         features=_features(connection),
         plans=_plans(connection),
         rewards=_rewards(connection),
@@ -49,6 +50,12 @@ def read_state(connection: Connection, lookup: Lookup | None = None) -> State:
         balances=customers.balances,
         app_customers=customers.app_customers,
     )
+
+
+def _settings(values: dict[str, str]) -> Settings | None:
+    if "currency" not in values:
+        return None
+    return Settings(currency=values["currency"], create_customers=values.get(CREATE_CUSTOMERS))
 
 
 def _feature_users(connection: Connection) -> dict[str, tuple[tuple[str, int, int], ...]]:
@@ -116,21 +123,47 @@ def _versions_in_use(connection: Connection) -> dict[str, dict[int, int]]:
     return result
 
 
-def _contents(connection: Connection) -> dict[VersionKey, PlanContent]:
-    """The content of every current plan version, in three queries."""
-    current = (t.plan_versions.c.plan_id == t.plans.c.id) & (
-        t.plan_versions.c.version == t.plans.c.current_version
+def _current_versions() -> Subquery:
+    return select(
+        t.plans.c.id.label("plan_id"), t.plans.c.current_version.label("version")
+    ).subquery()
+
+
+def managed_versions(connection: Connection) -> dict[VersionKey, PlanContent]:
+    """The content of every plan version that customers the file manages are on (three
+    queries): their Stripe subscriptions bill the prices of those versions."""
+    cp, c = t.customer_plans, t.customers
+    versions = (
+        select(cp.c.plan_id, cp.c.version)
+        .join(c, c.c.internal_id == cp.c.customer_internal_id)
+        .where(c.c.managed)
+        .distinct()
+        .subquery()
     )
-    versions = connection.execute(select(t.plan_versions).join(t.plans, current))
-    items = _items(connection)
+    return _contents(connection, versions)
+
+
+def _contents(
+    connection: Connection, versions: Subquery | None = None
+) -> dict[VersionKey, PlanContent]:
+    """The content of the plan versions `versions` (plan_id, version) names, by default every
+    current one, in three queries."""
+    scope = versions if versions is not None else _current_versions()
+    pv = t.plan_versions
+    rows = connection.execute(select(pv).join(scope, _same_version(pv, scope)))
+    items = _items(connection, scope)
     return {
         (row.plan_id, row.version): PlanContent(
             price=_fixed_price(row),
             free_trial=_trial(row),
             items=tuple(sorted(items.get((row.plan_id, row.version), ()), key=_feature_id)),
         )
-        for row in versions
+        for row in rows
     }
+
+
+def _same_version(table: Table, scope: Subquery) -> ColumnElement[bool]:
+    return (table.c.plan_id == scope.c.plan_id) & (table.c.version == scope.c.version)
 
 
 def _feature_id(item: PlanItem) -> str:
@@ -153,13 +186,9 @@ def _trial(row: Row[Any]) -> FreeTrial | None:
     )
 
 
-def _items(connection: Connection) -> dict[VersionKey, list[PlanItem]]:
-    tiers = _tiers(connection)
-    query = select(t.plan_items).join(
-        t.plans,
-        (t.plan_items.c.plan_id == t.plans.c.id)
-        & (t.plan_items.c.version == t.plans.c.current_version),
-    )
+def _items(connection: Connection, scope: Subquery) -> dict[VersionKey, list[PlanItem]]:
+    tiers = _tiers(connection, scope)
+    query = select(t.plan_items).join(scope, _same_version(t.plan_items, scope))
     result: dict[VersionKey, list[PlanItem]] = defaultdict(list)
     for row in connection.execute(query):
         key = (row.plan_id, row.version)
@@ -188,16 +217,9 @@ def _usage_price(row: Row[Any], tiers: Iterable[Tier]) -> UsagePrice | None:
     )
 
 
-def _tiers(connection: Connection) -> dict[tuple[str, int, str], list[Tier]]:
+def _tiers(connection: Connection, scope: Subquery) -> dict[tuple[str, int, str], list[Tier]]:
     tiers = t.plan_item_tiers
-    query = (
-        select(tiers)
-        .join(
-            t.plans,
-            (tiers.c.plan_id == t.plans.c.id) & (tiers.c.version == t.plans.c.current_version),
-        )
-        .order_by(tiers.c.position)
-    )
+    query = select(tiers).join(scope, _same_version(tiers, scope)).order_by(tiers.c.position)
     result: dict[tuple[str, int, str], list[Tier]] = defaultdict(list)
     for row in connection.execute(query):
         result[(row.plan_id, row.version, row.feature_id)].append(Tier(row.up_to, row.amount))

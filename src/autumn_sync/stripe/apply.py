@@ -1,122 +1,25 @@
-"""Stripe appliers, one per (kind, change class), and deterministic idempotency keys.
-
-A key names the change and its generation: the address, the action, the parameters, how many
-objects autumn-sync already made at that address, and the id the database recorded for it
-before this change. A retry or a re-run of the same change sends the same key; re-creating an
-object after an earlier one was archived, deleted in the dashboard or lost its ownership sends
-a new one (Stripe would otherwise replay the old object for 24 hours).
-"""
+"""Stripe appliers of the catalog's objects, one per (kind, change class); the customers'
+and subscriptions' are in `stripe.billing_apply`. Keys: see `stripe.context`."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from autumn_sync.model.stripe import (
-    OWNER_KEY,
+    ARCHIVED_KEY,
     VERSION_KEY,
     StripeCoupon,
     StripeMeter,
     StripePrice,
     StripeProduct,
     StripePromotionCode,
-    StripeState,
 )
 from autumn_sync.plan.changes import Archive, Change, Create, Replace, Update
-from autumn_sync.stripe.gateway import Gateway, StripeFailure
-from autumn_sync.stripe.journal import REJECTED, Journal
-from autumn_sync.stripe.reader import ARCHIVED_KEY
+from autumn_sync.stripe.billing_apply import BILLING_APPLIERS
+from autumn_sync.stripe.context import StripeContext, owner_metadata, reclaim
 
-
-@dataclass
-class StripeContext:
-    gateway: Gateway
-    existing: StripeState
-    desired: StripeState
-    journal: Journal
-    ids: dict[str, str] = field(default_factory=dict)  # address → Stripe id
-    defaults: dict[str, str | None] = field(default_factory=dict)  # product → default price id
-
-    def __post_init__(self) -> None:
-        for kind in self.existing.kinds():
-            for address, record in kind.items():
-                if record.stripe_id:
-                    self.ids[address] = record.stripe_id
-        for address, product in self.existing.products.items():
-            self.defaults[address] = product.default_price_id
-
-    def write(
-        self,
-        change: Change,
-        path: str,
-        params: dict[str, Any],
-        step: str = "",
-        remember: str | None = None,
-        name: str | None = None,
-    ) -> dict[str, Any]:
-        """POST `params` to `path` for `change`, journaled, with its idempotency key. With
-        `remember` (an address), the object's id is recorded for it (and `name` as the
-        product name written) in the journal's transaction."""
-        # A create keeps its key across runs (a stale plan applied twice replays it, never
-        # makes a second object); any other write counts the earlier completed writes to the
-        # address, so archive → reactivate → archive are three requests, not one replayed.
-        earlier = 0 if path in CREATE_PATHS else self.journal.writes_before(change.address)
-        generation = (self.existing.generations.get(change.address, 0), earlier)
-        previous = self.existing.recorded.get(change.address)
-        key = idempotency_key(change, path, params, generation, step, previous)
-        key = self.journal.usable_key(key)
-        self.journal.record(change.address, change.action, key, "started")
-        try:
-            obj = self.gateway.post(path, params, key)
-        except Exception as exc:
-            status = REJECTED if isinstance(exc, StripeFailure) and exc.rejected else "failed"
-            self.journal.record(change.address, change.action, key, status, message=str(exc))
-            raise
-        self.journal.record(
-            change.address, change.action, key, "done", obj.get("id"), remember=remember, name=name
-        )
-        if remember is not None:
-            self.ids[remember] = obj["id"]
-        return obj
-
-
-CREATE_PATHS = frozenset(
-    {"/v1/products", "/v1/prices", "/v1/billing/meters", "/v1/coupons", "/v1/promotion_codes"}
-)
-
-
-def idempotency_key(
-    change: Change,
-    path: str,
-    params: dict[str, Any],
-    generation: tuple[int, int],
-    step: str,
-    previous: str | None = None,
-) -> str:
-    """The deterministic key of one request of `change`. `generation` is how many objects
-    were made at the address and how many writes to it completed before; `previous` is the
-    Stripe id the database recorded for the address before the change."""
-    text = json.dumps(
-        [change.address, change.action, step, path, params, generation, previous],
-        sort_keys=True,
-        default=str,
-    )
-    return "autumn-sync-" + hashlib.sha256(text.encode()).hexdigest()[:40]
-
-
-def _owner(address: str, **extra: str) -> dict[str, str]:
-    return {OWNER_KEY: address, **extra}
-
-
-def _reclaim(old: object, address: str, params: dict[str, Any]) -> dict[str, Any]:
-    """`params` plus the ownership metadata when `old` lost it outside the tool."""
-    if getattr(old, "owned", True):
-        return params
-    metadata = {**params.get("metadata", {}), OWNER_KEY: address}
-    return {**params, "metadata": metadata}
+__all__ = ["STRIPE_APPLIERS", "StripeContext", "apply_stripe_change"]
 
 
 # --- meters --------------------------------------------------------------------------------
@@ -155,7 +58,7 @@ def _archive_meter(ctx: StripeContext, change: Change) -> None:
 def _create_product(ctx: StripeContext, change: Change) -> None:
     product = change.after
     assert isinstance(product, StripeProduct)
-    params: dict[str, Any] = {"name": product.name, "metadata": _owner(product.address)}
+    params: dict[str, Any] = {"name": product.name, "metadata": owner_metadata(product.address)}
     if product.description:
         params["description"] = product.description
     ctx.write(change, "/v1/products", params, remember=product.address, name=product.name)
@@ -175,7 +78,7 @@ def _update_product(ctx: StripeContext, change: Change) -> None:
         default = ctx.ids.get(new.default_price, "") if new.default_price else ""
         params["default_price"] = default
         ctx.defaults[new.address] = default or None
-    params = _reclaim(old, new.address, params)
+    params = reclaim(old, new.address, params)
     path = f"/v1/products/{ctx.ids[new.address]}"
     ctx.write(change, path, params, remember=new.address, name=new.name)
 
@@ -193,7 +96,7 @@ def _price_params(ctx: StripeContext, price: StripePrice) -> dict[str, Any]:
         "currency": price.currency,
         "lookup_key": price.lookup_key,
         "transfer_lookup_key": True,
-        "metadata": _owner(price.address, **{VERSION_KEY: str(price.version)}),
+        "metadata": owner_metadata(price.address, **{VERSION_KEY: str(price.version)}),
     }
     if price.tiers:
         params["billing_scheme"] = "tiered"
@@ -260,7 +163,7 @@ def _update_price(ctx: StripeContext, change: Change) -> None:
         params["active"] = new.active
     if old.lookup_key != new.lookup_key:
         params.update(lookup_key=new.lookup_key, transfer_lookup_key=True)
-    params = _reclaim(old, new.address, params)
+    params = reclaim(old, new.address, params)
     ctx.write(change, f"/v1/prices/{ctx.ids[new.address]}", params)
     if new.active:  # an archived default price made active again is the default again
         _make_default(ctx, change, new, ctx.ids[new.address])
@@ -291,7 +194,7 @@ def _create_coupon(ctx: StripeContext, change: Change) -> None:
     params: dict[str, Any] = {
         "id": coupon.coupon_id,  # a replacement's is new (`launch20-v2`), set by the diff
         "duration": coupon.duration,
-        "metadata": _owner(coupon.address),
+        "metadata": owner_metadata(coupon.address),
     }
     if coupon.name:
         params["name"] = coupon.name
@@ -314,7 +217,7 @@ def _update_coupon(ctx: StripeContext, change: Change) -> None:
         params["name"] = new.name or ""
     if old.active != new.active:
         params["metadata"] = {ARCHIVED_KEY: "" if new.active else "true"}
-    params = _reclaim(old, new.address, params)
+    params = reclaim(old, new.address, params)
     ctx.write(change, f"/v1/coupons/{ctx.ids[new.address]}", params)
 
 
@@ -334,7 +237,7 @@ def _create_promo(ctx: StripeContext, change: Change) -> None:
     params = {
         "promotion": {"type": "coupon", "coupon": ctx.ids[promo.coupon]},
         "code": promo.code,
-        "metadata": _owner(promo.address),
+        "metadata": owner_metadata(promo.address),
     }
     ctx.write(change, "/v1/promotion_codes", params, remember=promo.address)
 
@@ -343,7 +246,7 @@ def _set_promo_active(ctx: StripeContext, change: Change) -> None:
     record = change.after
     assert isinstance(record, StripePromotionCode)
     path = f"/v1/promotion_codes/{ctx.ids[change.address]}"
-    ctx.write(change, path, _reclaim(change.before, change.address, {"active": record.active}))
+    ctx.write(change, path, reclaim(change.before, change.address, {"active": record.active}))
 
 
 def _replace_promo(ctx: StripeContext, change: Change) -> None:
@@ -376,6 +279,7 @@ STRIPE_APPLIERS: dict[tuple[str, type[Change]], StripeApplier] = {
     ("stripe_promotion_code", Update): _set_promo_active,
     ("stripe_promotion_code", Replace): _replace_promo,
     ("stripe_promotion_code", Archive): _set_promo_active,
+    **BILLING_APPLIERS,
 }
 
 

@@ -29,6 +29,7 @@ from autumn_sync.model.stripe import (
 )
 from autumn_sync.plan.changes import Archive, Change, Create, FieldChange, Replace, Update
 
+OWN_PRICE_UNUSED = "a customer's own price that no subscription bills any more"
 S = TypeVar("S", StripeProduct, StripePrice, StripeMeter, StripeCoupon, StripePromotionCode)
 
 
@@ -83,10 +84,13 @@ def retained(existing: StripeState, desired: StripeState, ctx: Context) -> Retai
 
 
 def _billed(existing: StripeState, ctx: Context) -> list[tuple[StripePrice, str]]:
-    """Each price that a plan version with customers bills, with those customers named."""
+    """Each price that a plan version with customers bills, with those customers named (a
+    customer's own price, `stripe_price.pro.base[user_1]`, is wanted while that customer's
+    subscription bills it, and not otherwise)."""
     siblings: dict[str, list[StripePrice]] = defaultdict(list)
     for price in (*existing.prices.values(), *existing.superseded):
-        siblings[price.address].append(price)
+        if "[" not in price.address:
+            siblings[price.address].append(price)
     billed = []
     for prices in siblings.values():
         for price in prices:
@@ -197,9 +201,8 @@ def _prices(existing: StripeState, desired: StripeState, keep: Retained) -> Iter
             yield Create(new.address, None, new)
         elif new is None and old is not None:
             if old.active and old.stripe_id not in keep.prices:
-                yield Archive(
-                    old.address, old, replace(old, active=False), reason="not in the catalog"
-                )
+                reason = OWN_PRICE_UNUSED if "[" in old.address else "not in the catalog"
+                yield Archive(old.address, old, replace(old, active=False), reason=reason)
         elif old is not None and new is not None:
             yield from _price_change(old, new, keep)
 

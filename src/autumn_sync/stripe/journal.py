@@ -1,14 +1,17 @@
 """The apply journal and the Stripe ids kept in the database (each write its own short
-transaction, so what was done in Stripe is on record even if the run dies next)."""
+transaction, so what was done in Stripe is on record even if the run dies next): catalog
+objects' in `stripe_objects`, customers' in `customers.stripe_id` and subscriptions' in
+`customer_plans.stripe_subscription_id`."""
 
 from __future__ import annotations
 
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from autumn_sync.db import schema as t
 
@@ -76,9 +79,11 @@ class Journal:
         message: str | None = None,
         remember: str | None = None,
         name: str | None = None,
+        also: Callable[[Connection, str], None] | None = None,
     ) -> None:
         """Add one journal row; with `remember` (an address), also store `stripe_id` as that
-        address's object (and `name` as the product name written), in the same transaction."""
+        address's object (and `name` as the product name written), and run `also` with the
+        id, in the same transaction."""
         now = self.clock()
         row = {
             "run_id": self.run_id,
@@ -94,6 +99,8 @@ class Journal:
             conn.execute(insert(t.apply_journal).values(**row))
             if remember is not None and stripe_id is not None:
                 _upsert(conn, remember, stripe_id, name, now)
+            if also is not None and stripe_id is not None:
+                also(conn, stripe_id)
             if status == REJECTED and self._rejected is not None:
                 self._rejected.add(key)
 
@@ -110,6 +117,73 @@ def _upsert(
             address=address, stripe_id=stripe_id, written_name=written, updated_at=now
         )
     )
+
+
+def in_transaction(engine: Engine, work: Callable[[Connection], None]) -> None:
+    """Run `work` in a short transaction of its own (recording an id without a write)."""
+    with engine.begin() as conn:
+        work(conn)
+
+
+def customer_row(conn: Connection, key: str) -> int | None:
+    """The row of the managed customer the file names `key`: its file key, else (a customer
+    matched by id or email without changes keeps an older key) its id or email."""
+    c = t.customers
+    found = conn.execute(select(c.c.internal_id).where(c.c.file_key == key)).scalar()
+    if found is None:
+        column = c.c.id if key.startswith(".") else c.c.email
+        value = key[1:] if key.startswith(".") else key[1:-1]
+        query = select(c.c.internal_id).where((column == value) & c.c.managed)
+        found = conn.execute(query.order_by(c.c.internal_id)).scalars().first()
+    return int(found) if found is not None else None
+
+
+def record_customer(key: str) -> Callable[[Connection, str], None]:
+    """Stores a Stripe customer id as the one of the customer `key`."""
+
+    def store(conn: Connection, stripe_id: str) -> None:
+        row = customer_row(conn, key)
+        if row is not None:
+            c = t.customers
+            conn.execute(update(c).where(c.c.internal_id == row).values(stripe_id=stripe_id))
+
+    return store
+
+
+def _plan_row(conn: Connection, key: str, entity: str | None, plan: str) -> Any:
+    row = customer_row(conn, key)
+    if row is None:
+        return None
+    cp = t.customer_plans
+    query = select(cp.c.internal_id, cp.c.trial_ends_at).where(
+        (cp.c.customer_internal_id == row)
+        & (cp.c.entity_id == (entity or ""))
+        & (cp.c.plan_id == plan)
+    )
+    return conn.execute(query).first()
+
+
+def record_subscription(
+    key: str, entity: str | None, plan: str
+) -> Callable[[Connection, str], None]:
+    """Stores a Stripe subscription id as the one of a customer's (or entity's) plan."""
+
+    def store(conn: Connection, stripe_id: str) -> None:
+        found = _plan_row(conn, key, entity, plan)
+        if found is not None:
+            cp = t.customer_plans
+            query = update(cp).where(cp.c.internal_id == found.internal_id)
+            conn.execute(query.values(stripe_subscription_id=stripe_id))
+
+    return store
+
+
+def trial_end(engine: Engine, key: str, entity: str | None, plan: str) -> date | None:
+    """When the free trial of a customer's plan ends, as the database recorded it when the
+    plan was attached (one query)."""
+    with engine.connect() as conn:
+        found = _plan_row(conn, key, entity, plan)
+    return found.trial_ends_at if found is not None else None
 
 
 def written_names(conn: Connection) -> dict[str, str]:

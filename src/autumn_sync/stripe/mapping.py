@@ -57,6 +57,13 @@ def desired_stripe(catalog: State, versions: dict[str, int]) -> StripeState:
     return state
 
 
+def plan_prices(plan: Plan, currency: str, version: int) -> dict[str, StripePrice]:
+    """The prices `plan` (with its content as it stands) maps to at `version`, by address."""
+    state = StripeState()
+    _add_plan(state, plan, currency, version, {})
+    return state.prices
+
+
 def product_address(plan_id: str, feature: str | None = None) -> str:
     return f"stripe_product.{plan_id}" + (f".{feature}" if feature else "")
 

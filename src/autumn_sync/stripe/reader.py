@@ -1,7 +1,9 @@
 """Reads the Stripe objects autumn-sync owns, through list endpoints only (`limit=100`,
-`expand` for price tiers and coupon products): the number of requests is the number of
-pages, never one per object. Owned objects carry `autumn_sync_address` in their metadata
-(meters, which have no metadata, are owned by their `autumn_sync.` event name)."""
+`expand` for price tiers, coupon products and subscription discounts): the number of
+requests is the number of pages, never one per object. Owned objects carry
+`autumn_sync_address` in their metadata (meters, which have no metadata, are owned by their
+`autumn_sync.` event name); customers and subscriptions are all read, and planning tells
+which are the file's (`stripe.assign`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any, TypeVar
 
 from autumn_sync.model.money import canonical
 from autumn_sync.model.stripe import (
+    ARCHIVED_KEY,
     OWNER_KEY,
     VERSION_KEY,
     Recurring,
@@ -24,10 +27,11 @@ from autumn_sync.model.stripe import (
     StripeTier,
     UnmanagedObject,
 )
+from autumn_sync.stripe.billing_reader import read_customers, read_subscriptions
 from autumn_sync.stripe.gateway import Gateway
 
 METER_PREFIX = "autumn_sync."
-ARCHIVED_KEY = "autumn_sync_archived"
+__all__ = ["ARCHIVED_KEY", "METER_PREFIX", "read_stripe"]
 Obj = dict[str, Any]
 
 
@@ -53,6 +57,8 @@ def read_stripe(gateway: Gateway, recorded: Mapping[str, str] | None = None) -> 
     for old in superseded:  # a default price left on an older price (a run died) is not current
         names[str(old.stripe_id)] = f"{old.address}#{old.stripe_id}"
     counts = Counter(o["metadata"][OWNER_KEY] for o in (*prices, *coupons))
+    customers = read_customers(gateway)
+    subscriptions, parts = read_subscriptions(gateway, names)
     return StripeState(
         products={r.address: r for r in (_product(p, names) for p in products)},
         prices=current,
@@ -63,6 +69,9 @@ def read_stripe(gateway: Gateway, recorded: Mapping[str, str] | None = None) -> 
         unmanaged=tuple(unmanaged),
         generations=dict(counts),
         recorded=dict(recorded or {}),
+        found_customers=customers,
+        found_subscriptions=subscriptions,
+        parts=parts,
     )
 
 

@@ -1,7 +1,10 @@
 """Customers: create, retrieve, update, list, delete.
 
 Deleting a customer cancels its subscriptions at once; afterwards retrieving it answers the
-short deleted form (`deleted: true`), and updating or deleting it again is a 404.
+short deleted form (`deleted: true`), and updating or deleting it again is a 404. Creating
+one with `payment_method` attaches that payment method; `invoice_settings.
+default_payment_method` must name one attached to the customer (a test card id given as
+`payment_method` in the same request counts as the card it attaches).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from autumn_sync.emulator import metadata
 from autumn_sync.emulator.errors import no_such
 from autumn_sync.emulator.listing import PAGING, equal_filter, list_response
 from autumn_sync.emulator.params import Params
+from autumn_sync.emulator.resources import payment_methods
 from autumn_sync.emulator.routing import Call, Route
 from autumn_sync.emulator.store import JsonDict, State, as_dict, mapping
 from autumn_sync.emulator.views import Expand, deleted, register
@@ -120,9 +124,25 @@ def _plain(value: object) -> object:
 
 def create(call: Call) -> JsonDict:
     """POST /v1/customers."""
-    call.params.check_known(CREATE_PARAMS)
-    customer = call.state.add(build_customer(call.state, call.params))
-    return view(call.state, customer, call.expand)
+    state, p = call.state, call.params
+    p.check_known(CREATE_PARAMS)
+    customer = build_customer(state, p)
+    settings = as_dict(customer["invoice_settings"])
+    default = settings.get("default_payment_method")
+    given = p.string("payment_method")
+    if given is not None:
+        method = payment_methods.attach_to(state, given, str(customer["id"]), "payment_method")
+        if default == given:
+            customer["invoice_settings"] = {**settings, "default_payment_method": method["id"]}
+    _check_default(state, customer)
+    return view(state, state.add(customer), call.expand)
+
+
+def _check_default(state: State, customer: JsonDict) -> None:
+    settings = as_dict(customer["invoice_settings"])
+    method = settings.get("default_payment_method")
+    param = "invoice_settings[default_payment_method]"
+    payment_methods.check_default(state, customer, str(method) if method else None, param)
 
 
 def _live(state: State, customer_id: str) -> JsonDict:
@@ -145,7 +165,9 @@ def update(call: Call) -> JsonDict:
     """POST /v1/customers/{id}."""
     customer = _live(call.state, call.arg("id"))
     call.params.check_known(UPDATE_PARAMS)
-    customer.update(_changes(customer, call.params))
+    changes = _changes(customer, call.params)
+    _check_default(call.state, {**customer, **changes})
+    customer.update(changes)
     return view(call.state, customer, call.expand)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from autumn_sync.emulator import metadata
 from autumn_sync.emulator.errors import invalid, no_such, refused
@@ -17,7 +18,8 @@ from autumn_sync.emulator.store import JsonDict, State, as_dict, mapping
 from autumn_sync.emulator.views import Expand, present, reference, register
 
 ITEM_PARAMS = ("discounts", "metadata", "price", "quantity", "tax_rates")
-DISCOUNT_PARAMS = ("coupon", "promotion_code")
+DISCOUNT_PARAMS = ("coupon", "discount", "promotion_code")
+Source = tuple[JsonDict, str | None, str | None]  # coupon, promotion code, discount kept
 DAY = 86400
 
 
@@ -92,6 +94,44 @@ def build_item(
     }
 
 
+def due_now(state: State, items: list[JsonDict]) -> bool:
+    """Whether the first invoice of `items` charges anything now (licensed prices bill in
+    advance; metered ones at the end of the period)."""
+    for item in items:
+        price = state.require("price", str(item["price"]))
+        if as_dict(price["recurring"]).get("usage_type") == "metered":
+            continue
+        quantity = item["quantity"] if isinstance(item["quantity"], int) else 0
+        if _amount(price, quantity) > 0:
+            return True
+    return False
+
+
+def _amount(price: JsonDict, quantity: int) -> Decimal:
+    """What `quantity` units of a price cost (tiers graduated or by volume)."""
+    if price["billing_scheme"] != "tiered":
+        return Decimal(str(price["unit_amount_decimal"] or 0)) * quantity
+    tiers = [as_dict(t) for t in price["tiers"]] if isinstance(price["tiers"], list) else []
+    total, floor = Decimal(0), 0
+    for tier in tiers:
+        up_to = tier["up_to"] if isinstance(tier["up_to"], int) else None
+        units = quantity if up_to is None else min(quantity, up_to)
+        if price["tiers_mode"] == "volume":
+            if up_to is None or quantity <= up_to:
+                return _tier_cost(tier, quantity)
+            continue
+        if units > floor:
+            total += _tier_cost(tier, units - floor)
+        floor = up_to or floor
+    return total
+
+
+def _tier_cost(tier: dict[str, object], units: int) -> Decimal:
+    unit = Decimal(str(tier.get("unit_amount_decimal") or 0))
+    flat = Decimal(str(tier.get("flat_amount_decimal") or 0))
+    return unit * units + (flat if units else Decimal(0))
+
+
 def check_prices(prices: list[JsonDict]) -> None:
     """Items of one subscription share a currency and never repeat a price."""
     if len({price["currency"] for price in prices}) > 1:
@@ -101,22 +141,37 @@ def check_prices(prices: list[JsonDict]) -> None:
         raise invalid("A subscription cannot have two items with the same price.", "items")
 
 
-def discount_sources(state: State, p: Params) -> list[tuple[JsonDict, str | None]]:
-    """The coupons (and promotion codes) named by the `discounts` parameter, validated."""
-    sources: list[tuple[JsonDict, str | None]] = []
+def discount_sources(state: State, p: Params, subscription: JsonDict | None = None) -> list[Source]:
+    """The coupons (and promotion codes) named by the `discounts` parameter, validated; on
+    an update, `discount` names one of the subscription's discounts to keep as it is."""
+    sources: list[Source] = []
     for row in p.items("discounts"):
         row.check_known(DISCOUNT_PARAMS)
-        coupon_id, promo_id = row.string("coupon"), row.string("promotion_code")
-        if (coupon_id is None) == (promo_id is None):
+        named = [row.string(name) for name in DISCOUNT_PARAMS]
+        if sum(value is not None for value in named) != 1:
             raise invalid(
-                "Each discount names exactly one coupon or promotion_code.", row.name("coupon")
+                "Each discount names exactly one coupon, discount or promotion_code.",
+                row.name("coupon"),
             )
+        coupon_id, discount_id, promo_id = named
+        if discount_id is not None:
+            sources.append(_kept(state, row, discount_id, subscription))
+            continue
         if promo_id is not None:
             coupon_id = _promotion_coupon(state, row, promo_id)
         assert coupon_id is not None
         coupon = state.require("coupon", coupon_id, row.name("coupon"), status=400)
-        sources.append((coupon, promo_id))
+        sources.append((coupon, promo_id, None))
     return sources
+
+
+def _kept(state: State, row: Params, discount_id: str, subscription: JsonDict | None) -> Source:
+    """An existing discount of the subscription (reused: its duration is not restarted)."""
+    discount = state.find("discount", discount_id)
+    if discount is None or subscription is None or discount["subscription"] != subscription["id"]:
+        raise no_such("discount", discount_id, row.name("discount"), status=400)
+    coupon_id = str(as_dict(discount["source"]).get("coupon"))
+    return state.require("coupon", coupon_id), None, discount_id
 
 
 def _promotion_coupon(state: State, row: Params, promo_id: str) -> str:
@@ -126,12 +181,14 @@ def _promotion_coupon(state: State, row: Params, promo_id: str) -> str:
     return str(mapping(promo["promotion"])["coupon"])
 
 
-def add_discounts(
-    state: State, sources: list[tuple[JsonDict, str | None]], subscription: JsonDict
-) -> list[str]:
-    """Store one discount per source on `subscription`; returns their ids."""
+def add_discounts(state: State, sources: list[Source], subscription: JsonDict) -> list[str]:
+    """Store one discount per new source on `subscription` (a kept one stays as it is);
+    returns their ids."""
     ids = []
-    for coupon, promo_id in sources:
+    for coupon, promo_id, kept in sources:
+        if kept is not None:
+            ids.append(kept)
+            continue
         start = state.now()
         months = coupon["duration_in_months"]
         end = add_interval(start, "month", months) if isinstance(months, int) else None

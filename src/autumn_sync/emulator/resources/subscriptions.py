@@ -1,9 +1,12 @@
 """Subscriptions: create, retrieve, update, list, cancel (DELETE); and the item list.
 
 The emulator does not bill: a new subscription is `active` (or `trialing` during a trial)
-whatever its collection method, and no invoices are made. What it keeps is what a reconciler
-needs to read back: customer, items with their prices and quantities, collection method,
-trial, cancellation, discounts and metadata.
+and no invoices are made. As in Stripe, charging automatically a first invoice that is due
+now needs a payment method: without one the request is refused (or, with
+`payment_behavior=default_incomplete`, the subscription is `incomplete`). What it keeps is
+what a reconciler needs to read back: customer, items with their prices and quantities,
+collection method, trial, cancellation, discounts (an update keeps those it names by
+`discounts[n][discount]`) and metadata.
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ def create(call: Call) -> JsonDict:
         rules.build_item(state, r, pr, str(sub["id"]), period)
         for r, pr in zip(rows, prices, strict=True)
     ]
+    _check_payment(state, p, sub, items)
     for item in items:
         state.add(item)
     sub["items"] = [item["id"] for item in items]
@@ -74,6 +78,40 @@ def create(call: Call) -> JsonDict:
     state.add(sub)
     sub["discounts"] = rules.add_discounts(state, sources, sub)
     return rules.view_subscription(state, sub, call.expand)
+
+
+PAYMENT_BEHAVIORS = (
+    "allow_incomplete",
+    "default_incomplete",
+    "error_if_incomplete",
+    "pending_if_incomplete",
+)
+
+
+def _check_payment(state: State, p: Params, sub: JsonDict, items: list[JsonDict]) -> None:
+    """Charging automatically a first invoice that is due now needs a payment method (the
+    subscription's, else the customer's default): without one Stripe refuses, or, with
+    `payment_behavior=default_incomplete`, makes the subscription `incomplete`."""
+    behavior = p.string("payment_behavior", choices=PAYMENT_BEHAVIORS)
+    if sub["collection_method"] != "charge_automatically" or sub["status"] == "trialing":
+        return
+    if not rules.due_now(state, items) or _payment_method(state, sub):
+        return
+    if behavior == "default_incomplete":
+        sub["status"] = "incomplete"
+        return
+    raise refused(
+        "This customer has no attached payment source or default payment method. Please "
+        "consider adding a default payment method."
+    )
+
+
+def _payment_method(state: State, sub: JsonDict) -> bool:
+    if sub["default_payment_method"]:
+        return True
+    customer = state.require("customer", str(sub["customer"]))
+    settings = as_dict(customer["invoice_settings"])
+    return bool(settings.get("default_payment_method") or customer.get("default_source"))
 
 
 def _customer(state: State, p: Params) -> str:
@@ -186,7 +224,7 @@ def update(call: Call) -> JsonDict:
         _check_canceled_update(p)
     changes = _plain_changes(p, sub)
     changes.update(_trial_changes(state, p, sub))
-    sources = rules.discount_sources(state, p) if p.has("discounts") else None
+    sources = rules.discount_sources(state, p, sub) if p.has("discounts") else None
     apply_item_changes(state, sub, p.items("items"))
     sub.update(changes)
     if "cancel_at_period_end" in changes:

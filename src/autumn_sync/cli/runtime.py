@@ -1,0 +1,96 @@
+"""The runtime API on the command line, JSON on stdout: `customer get-or-create`, `check`,
+`track`. The database is the global `--database-url`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from sqlalchemy.exc import SQLAlchemyError
+
+from autumn_sync.db.engine import DatabaseError
+from autumn_sync.render.json import exact_json
+from autumn_sync.runtime import Billing, BillingError
+
+if TYPE_CHECKING:
+    from autumn_sync.cli.main import Options
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def runtime_errors(func: F) -> F:
+    """Known errors become `Error: …` on stderr and exit code 1, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (BillingError, DatabaseError) as exc:
+            message = str(exc)
+        except SQLAlchemyError as exc:
+            message = f"database error: {str(exc).splitlines()[0]}"
+        click.echo(f"Error: {message}", err=True)
+        sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def billing(options: Options) -> Billing:
+    return Billing(engine=options.engine())
+
+
+def emit(document: dict[str, Any]) -> None:
+    click.echo(exact_json(document), nl=False)
+
+
+@click.group()
+def customer() -> None:
+    """The application's customers (runtime API)."""
+
+
+@customer.command("get-or-create")
+@click.option("--id", "customer_id", required=True, help="The application's id of the customer.")
+@click.option("--email", help="Binds a pre-provisioned customer with this email to the id.")
+@click.option("--name")
+@click.option("--fingerprint", help="Device or card fingerprint: one free trial per fingerprint.")
+@click.pass_obj
+@runtime_errors
+def get_or_create(
+    options: Options,
+    customer_id: str,
+    email: str | None,
+    name: str | None,
+    fingerprint: str | None,
+) -> None:
+    """Find the customer with --id, or bind a pre-provisioned one with --email to it, or
+    create it on the default plans. Prints the customer as JSON (`outcome`: found, claimed
+    or created)."""
+    found = billing(options).get_or_create(customer_id, email, name, fingerprint)
+    emit(found.as_dict())
+
+
+@click.command()
+@click.argument("customer_id", metavar="CUSTOMER")
+@click.argument("feature_id", metavar="FEATURE")
+@click.option("--required", default="1", show_default=True, help="Units about to be used.")
+@click.pass_obj
+@runtime_errors
+def check(options: Options, customer_id: str, feature_id: str, required: str) -> None:
+    """May CUSTOMER use FEATURE now? Prints allowed, limit, usage, balance, next reset (JSON).
+    Exit 0 whatever the answer; 1 on error."""
+    emit(billing(options).check(customer_id, feature_id, required).as_dict())
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("customer_id", metavar="CUSTOMER")
+@click.argument("feature_id", metavar="FEATURE")
+@click.argument("value", metavar="VALUE")
+@click.pass_obj
+@runtime_errors
+def track(options: Options, customer_id: str, feature_id: str, value: str) -> None:
+    """Record VALUE units of FEATURE used by CUSTOMER (a negative VALUE gives usage back).
+    Prints the balance after it (JSON)."""
+    emit(billing(options).track(customer_id, feature_id, value).as_dict())

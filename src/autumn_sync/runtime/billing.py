@@ -1,0 +1,112 @@
+"""The runtime API: what the application calls while it runs.
+
+    from autumn_sync import Billing
+
+    billing = Billing("postgresql+psycopg://…")        # or Billing(engine=engine, clock=…)
+    customer = billing.get_or_create("user_42", email="jane@example.com")
+    if billing.check("user_42", "messages").allowed:
+        billing.track("user_42", "messages", 1)
+
+The configuration file declares the catalog, the enterprise customers and their allowances;
+the application finds or makes its customers, checks what they may use and records what they
+used. `apply` never resets usage. The rules are in `runtime.entitlements`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine
+
+from autumn_sync.db.engine import connect
+from autumn_sync.runtime import usage
+from autumn_sync.runtime.customers import NewCustomer, get_or_create
+from autumn_sync.runtime.entitlements import FeatureBalance, feature_balance
+from autumn_sync.runtime.errors import UnknownCustomer
+from autumn_sync.runtime.queries import customer_by_id, customer_info, entitlements
+from autumn_sync.runtime.results import CheckResult, CustomerInfo, TrackResult
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """Now in UTC, without tzinfo (as `pipeline.utc_now`: stored times are UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Billing:
+    """The runtime API on one billing database.
+
+    `database_url` is opened (and migrated) as the command line does (`None`: the
+    `AUTUMN_SYNC_DATABASE_URL` environment variable, else `sqlite:///autumn-sync.db`), or an
+    existing `engine` is used. `clock` returns now as a UTC datetime without tzinfo.
+    Errors are `BillingError`s (`UnknownCustomer`, `UnknownFeature`, `InvalidRequest`).
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        engine: Engine | None = None,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._owns_engine = engine is None
+        self.engine = engine if engine is not None else connect(database_url)
+        self.clock = clock
+
+    def close(self) -> None:
+        """Close the database connections this object opened (not those of a given engine)."""
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def get_or_create(
+        self,
+        id: str,
+        email: str | None = None,
+        name: str | None = None,
+        fingerprint: str | None = None,
+    ) -> CustomerInfo:
+        """The customer with `id`, made if need be (idempotent, also across processes).
+
+        - known id: returned as it is (`outcome` "found"; nothing is updated);
+        - else a pre-provisioned customer of the file (no id yet) with this `email`: it gets
+          the id and keeps its plans, balances and everything the file says ("claimed");
+        - else a new customer, not managed by the file, on every default plan (not archived,
+          not an add-on) at its current version, with the plan's free trial unless the plan
+          allows one trial per fingerprint and `fingerprint` already had one ("created").
+        """
+        new = NewCustomer(id=id, email=email, name=name, fingerprint=fingerprint)
+        return get_or_create(self.engine, new, self.clock())
+
+    def check(self, customer_id: str, feature_id: str, required: usage.Number = 1) -> CheckResult:
+        """Whether the customer may use `required` units of the feature now, with the balance
+        (limit, usage, next reset) it is checked against. Reads only: nothing is recorded."""
+        needed = usage.amount(required, "required")
+        return usage.check(self.engine, customer_id, feature_id, needed, self.clock())
+
+    def track(self, customer_id: str, feature_id: str, value: usage.Number) -> TrackResult:
+        """Record `value` units of the feature used (negative values give usage back); a
+        feature counted in a credit system deducts `value × credit cost` credits. Usage never
+        goes below 0."""
+        used = usage.amount(value, "value")
+        return usage.track(self.engine, customer_id, feature_id, used, self.clock())
+
+    def customer(self, customer_id: str) -> CustomerInfo:
+        """The customer with `customer_id` and its plans (`UnknownCustomer`)."""
+        with self.engine.connect() as conn:
+            row = customer_by_id(conn, customer_id)
+            if row is None:
+                raise UnknownCustomer(customer_id)
+            return customer_info(conn, row, self.clock())
+
+    def balances(self, customer_id: str) -> list[FeatureBalance]:
+        """Every feature the customer has an item, an allowance or a grant for, with its
+        balance now."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            row = customer_by_id(conn, customer_id)
+            if row is None:
+                raise UnknownCustomer(customer_id)
+            ents = entitlements(conn, row)
+        return [feature_balance(ents, fid, now) for fid in ents.shown_features()]

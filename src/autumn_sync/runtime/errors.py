@@ -1,0 +1,27 @@
+"""The runtime API's errors: each message is safe to show as it is (`Error: …`)."""
+
+from __future__ import annotations
+
+
+class BillingError(Exception):
+    """A runtime request that cannot be answered; the message says why."""
+
+
+class UnknownCustomer(BillingError):
+    """No customer has this id."""
+
+    def __init__(self, customer_id: str):
+        super().__init__(f"no customer with id {customer_id!r}")
+        self.customer_id = customer_id
+
+
+class UnknownFeature(BillingError):
+    """The catalog has no feature with this id."""
+
+    def __init__(self, feature_id: str):
+        super().__init__(f"no feature {feature_id!r} in the catalog")
+        self.feature_id = feature_id
+
+
+class InvalidRequest(BillingError):
+    """The arguments do not make sense (an empty id, a value that is not a number...)."""

@@ -1,0 +1,222 @@
+"""The runtime's reads: one customer's entitlements (a fixed number of `select()`s), and the
+plans of any number of customers in one query."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Row, Select, func, select
+
+from autumn_sync.db import schema as t
+from autumn_sync.runtime.entitlements import (
+    BalanceRow,
+    Entitlements,
+    FeatureDef,
+    GrantRow,
+    Item,
+)
+from autumn_sync.runtime.intervals import midnight, next_boundary, recurs
+from autumn_sync.runtime.results import CustomerInfo, PlanInfo
+
+ENTITLED = ("active", "trialing", "past_due")  # plan statuses that give access
+TRIALING = "trialing"
+ACTIVE = "active"
+
+
+def customer_by_id(conn: Connection, customer_id: str) -> Row[Any] | None:
+    c = t.customers
+    return conn.execute(select(c).where(c.c.id == customer_id)).first()
+
+
+def features(conn: Connection) -> dict[str, FeatureDef]:
+    """Every feature of the catalog with its credit costs (two queries)."""
+    costs: dict[str, dict[str, Any]] = defaultdict(dict)
+    for row in conn.execute(select(t.credit_costs)):
+        costs[row.credit_feature_id][row.feature_id] = row.cost
+    return {
+        row.id: FeatureDef(
+            id=row.id,
+            name=row.name,
+            type=row.type,
+            consumable=bool(row.consumable),
+            credit_costs=costs.get(row.id, {}),
+        )
+        for row in conn.execute(select(t.features))
+    }
+
+
+def entitlements(conn: Connection, customer: Row[Any]) -> Entitlements:
+    """What `customer` (a `customers` row) is entitled to: six queries."""
+    iid = customer.internal_id
+    b, g = t.balances, t.balance_grants
+    balances = {
+        row.feature_id: BalanceRow(row.allowance, row.reset_at, row.usage, row.next_reset)
+        for row in conn.execute(select(b).where(b.c.customer_internal_id == iid))
+    }
+    grants = tuple(
+        GrantRow(row.feature_id, row.amount, row.expires)
+        for row in conn.execute(select(g).where(g.c.customer_internal_id == iid))
+    )
+    return Entitlements(
+        customer_id=customer.id,
+        created_at=customer.created_at,
+        features=features(conn),
+        items=_items(conn, iid),
+        balances=balances,
+        grants=grants,
+    )
+
+
+def _entitled_plans(iid: int) -> ColumnElement[bool]:
+    cp = t.customer_plans
+    return (cp.c.customer_internal_id == iid) & (cp.c.entity_id == "") & cp.c.status.in_(ENTITLED)
+
+
+def _items(conn: Connection, iid: int) -> tuple[Item, ...]:
+    """The items of the customer's own plans at their versions, custom items applied."""
+    cp, pi, ci = t.customer_plans, t.plan_items, t.customer_plan_items
+    found: dict[tuple[int, str], Item] = {}
+    versions = (pi.c.plan_id == cp.c.plan_id) & (pi.c.version == cp.c.version)
+    query = select(cp, pi.c.feature_id, pi.c.included, pi.c.reset_interval, pi.c.billing)
+    query = query.add_columns(pi.c.price_per, pi.c.price_interval.label("item_interval"))
+    for row in conn.execute(query.join(pi, versions).where(_entitled_plans(iid))):
+        found[(row.internal_id, row.feature_id)] = _item(row)
+    custom = select(cp, ci.c.feature_id, ci.c.included, ci.c.reset_interval.label("custom_reset"))
+    custom = custom.join(ci, ci.c.customer_plan_id == cp.c.internal_id)
+    for row in conn.execute(custom.where(_entitled_plans(iid))):
+        key = (row.internal_id, row.feature_id)
+        found[key] = _custom_item(row, found.get(key))
+    return tuple(found[key] for key in sorted(found))
+
+
+def _item(row: Row[Any]) -> Item:
+    return Item(
+        plan_id=row.plan_id,
+        feature=row.feature_id,
+        included=row.included,
+        reset=row.reset_interval,
+        billing=row.billing,
+        per=row.price_per,
+        price_interval=row.item_interval,
+        quantity=row.quantity,
+        anchor=_plan_start(row),
+    )
+
+
+def _custom_item(row: Row[Any], base: Item | None) -> Item:
+    """A custom item replaces the included usage and the reset of the plan's item (each when
+    it sets them) and keeps its price."""
+    if base is None:
+        return Item(
+            plan_id=row.plan_id,
+            feature=row.feature_id,
+            included=row.included,
+            reset=row.custom_reset,
+            quantity=row.quantity,
+            anchor=_plan_start(row),
+        )
+    included = base.included if row.included is None else row.included
+    return replace(base, included=included, reset=row.custom_reset or base.reset)
+
+
+def _plan_start(row: Row[Any]) -> datetime | None:
+    if row.started_at is not None:
+        return midnight(row.started_at)
+    return row.attached_at  # type: ignore[no-any-return]
+
+
+# --- plans of customers --------------------------------------------------------------------
+
+
+def plans_query(customers: Select[Any] | None = None) -> Select[Any]:
+    """The plans of the customers whose internal ids `customers` selects (all without it),
+    with the version's price and whether the customer has custom items."""
+    cp, pv, ci = t.customer_plans, t.plan_versions, t.customer_plan_items
+    custom_items = (
+        select(func.count()).where(ci.c.customer_plan_id == cp.c.internal_id).scalar_subquery()
+    )
+    query = select(
+        cp,
+        pv.c.price_amount.label("version_amount"),
+        pv.c.price_interval.label("version_interval"),
+        custom_items.label("custom_items"),
+    ).join(pv, (pv.c.plan_id == cp.c.plan_id) & (pv.c.version == cp.c.version))
+    if customers is not None:
+        query = query.where(cp.c.customer_internal_id.in_(customers))
+    return query.order_by(cp.c.customer_internal_id, cp.c.entity_id, cp.c.plan_id)
+
+
+def plans_by_customer(
+    conn: Connection, customers: Select[Any] | None, now: datetime
+) -> dict[int, list[PlanInfo]]:
+    """Internal id → plans, for every customer `customers` selects (one query)."""
+    found: dict[int, list[PlanInfo]] = defaultdict(list)
+    for row in conn.execute(plans_query(customers)):
+        found[row.customer_internal_id].append(plan_info(row, now))
+    return found
+
+
+def plan_info(row: Row[Any], now: datetime) -> PlanInfo:
+    custom_price = row.price_amount is not None
+    amount = row.price_amount if custom_price else row.version_amount
+    interval = row.price_interval if custom_price else row.version_interval
+    status = row.status
+    if status == TRIALING and (row.trial_ends_at is None or midnight(row.trial_ends_at) <= now):
+        status = ACTIVE
+    return PlanInfo(
+        plan_id=row.plan_id,
+        version=row.version,
+        status=status,
+        custom=custom_price or bool(row.custom_items),
+        entity_id=row.entity_id or None,
+        quantity=row.quantity,
+        started_at=row.started_at,
+        attached_at=row.attached_at,
+        trial_ends_at=row.trial_ends_at,
+        price_amount=amount,
+        price_interval=interval,
+        next_renewal=_renewal(row, amount, interval, now),
+        stripe_subscription_id=row.stripe_subscription_id,
+    )
+
+
+def _renewal(row: Row[Any], amount: Any, interval: str | None, now: datetime) -> datetime | None:
+    """The next billing date: the end of a running trial, else the next period boundary from
+    the trial's end, the declared start, or the attach time."""
+    if amount is None or not recurs(interval):
+        return None
+    assert interval is not None
+    if row.trial_ends_at is not None:
+        anchor = midnight(row.trial_ends_at)
+    elif row.started_at is not None:
+        anchor = midnight(row.started_at)
+    else:
+        anchor = row.attached_at
+    return None if anchor is None else next_boundary(anchor, interval, now)
+
+
+def customer_info(
+    conn: Connection, row: Row[Any], now: datetime, outcome: str | None = None
+) -> CustomerInfo:
+    """`row` (a `customers` row) with its plans (one more query)."""
+    mine = select(t.customers.c.internal_id).where(t.customers.c.internal_id == row.internal_id)
+    plans = plans_by_customer(conn, mine, now).get(row.internal_id, [])
+    return info_of(row, plans, outcome)
+
+
+def info_of(row: Row[Any], plans: list[PlanInfo], outcome: str | None = None) -> CustomerInfo:
+    return CustomerInfo(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        fingerprint=row.fingerprint,
+        managed=bool(row.managed),
+        created_at=row.created_at,
+        plans=tuple(plans),
+        stripe_id=row.stripe_id,
+        file_key=row.file_key,
+        outcome=outcome,
+    )

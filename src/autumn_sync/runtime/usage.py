@@ -1,0 +1,153 @@
+"""`check` and `track`: a customer's balances at run time (rules in `runtime.entitlements`).
+
+`track` adds to the usage with one atomic `UPDATE balances SET usage = usage + :value` under a
+row lock, after resetting the usage when its reset date has passed; the balance row is made
+on first use (a concurrent first use of the same balance is told apart by its primary key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, case, insert, literal_column, select, update
+from sqlalchemy.exc import IntegrityError
+
+from autumn_sync.db import schema as t
+from autumn_sync.runtime.entitlements import (
+    BOOLEAN,
+    BalanceRow,
+    Entitlements,
+    advance,
+    feature_balance,
+    first_reset,
+    route,
+)
+from autumn_sync.runtime.errors import InvalidRequest, UnknownCustomer, UnknownFeature
+from autumn_sync.runtime.queries import customer_by_id, entitlements
+from autumn_sync.runtime.results import CheckResult, TrackResult
+
+Number = Decimal | int | str
+MAX_PLACES = 12  # what the database keeps (NUMERIC(30, 12))
+MAX_DIGITS = 30 - MAX_PLACES
+LARGEST = Decimal(10) ** MAX_DIGITS
+
+
+def amount(value: Number | float, what: str) -> Decimal:
+    """`value` as an exact decimal (`InvalidRequest` when it is not a finite number that the
+    database can keep)."""
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise InvalidRequest(f"{what} must be a number, not {value!r}") from None
+    exponent = number.as_tuple().exponent
+    if not number.is_finite() or not isinstance(exponent, int):
+        raise InvalidRequest(f"{what} must be a finite number, not {value!r}")
+    if -exponent > MAX_PLACES:
+        raise InvalidRequest(f"{what} has more than {MAX_PLACES} decimal places")
+    if abs(number) >= LARGEST:
+        raise InvalidRequest(f"{what} is too large (at most {MAX_DIGITS} digits before the point)")
+    return number
+
+
+def load(engine: Engine, customer_id: str, feature_id: str) -> tuple[Row[Any], Entitlements]:
+    """The customer's row and entitlements (`UnknownCustomer`, `UnknownFeature`)."""
+    with engine.connect() as conn:
+        row = customer_by_id(conn, customer_id)
+        if row is None:
+            raise UnknownCustomer(customer_id)
+        ents = entitlements(conn, row)
+    if feature_id not in ents.features:
+        raise UnknownFeature(feature_id)
+    return row, ents
+
+
+def evaluate(
+    ents: Entitlements, customer_id: str, feature_id: str, required: Decimal, now: datetime
+) -> CheckResult:
+    """Whether `required` units of `feature_id` may be used at `now`."""
+    if ents.features[feature_id].type == BOOLEAN:
+        balance = feature_balance(ents, feature_id, now)
+        return CheckResult(customer_id, feature_id, required, balance.access, balance)
+    target = route(ents, feature_id)
+    balance = feature_balance(ents, target.feature, now)
+    cost = target.cost if target.credit_system else None
+    return CheckResult(
+        customer_id=customer_id,
+        feature_id=feature_id,
+        required=required,
+        allowed=balance.covers(required * target.cost),
+        balance=balance,
+        credit_system=target.credit_system,
+        credit_cost=cost,
+    )
+
+
+def check(
+    engine: Engine, customer_id: str, feature_id: str, required: Decimal, now: datetime
+) -> CheckResult:
+    """Read-only: a reset that is due shows as usage 0, without being written."""
+    _, ents = load(engine, customer_id, feature_id)
+    return evaluate(ents, customer_id, feature_id, required, now)
+
+
+def track(
+    engine: Engine, customer_id: str, feature_id: str, value: Decimal, now: datetime
+) -> TrackResult:
+    """Record `value` units of `feature_id` (negative gives usage back; usage never goes
+    below 0), counted in the credit system that covers the feature when the customer has no
+    item for it."""
+    row, ents = load(engine, customer_id, feature_id)
+    if ents.features[feature_id].type == BOOLEAN:
+        raise InvalidRequest(f"feature {feature_id!r} is boolean: there is no usage to track")
+    target = route(ents, feature_id)
+    charged = value * target.cost
+    if target.feature not in ents.balances:
+        _first_use(engine, row.internal_id, target.feature)
+    with engine.begin() as conn:
+        stored = _add(conn, ents, row.internal_id, target.feature, charged, now)
+    after = replace(ents, balances={**ents.balances, target.feature: stored})
+    return TrackResult(
+        customer_id=customer_id,
+        feature_id=feature_id,
+        value=value,
+        charged_feature=target.feature,
+        charged=charged,
+        balance=feature_balance(after, target.feature, now),
+    )
+
+
+def _first_use(engine: Engine, iid: int, feature_id: str) -> None:
+    """Make the balance row (usage 0); another process may just have made it."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(t.balances).values(customer_internal_id=iid, feature_id=feature_id, usage=0)
+            )
+    except IntegrityError:
+        pass
+
+
+def _add(
+    conn: Connection, ents: Entitlements, iid: int, feature_id: str, charged: Decimal, now: datetime
+) -> BalanceRow:
+    """Reset the usage if due, add `charged`, and return the row as it now stands."""
+    b = t.balances
+    mine = (b.c.customer_internal_id == iid) & (b.c.feature_id == feature_id)
+    locked = conn.execute(select(b).where(mine).with_for_update()).one()
+    row = BalanceRow(locked.allowance, locked.reset_at, locked.usage, locked.next_reset)
+    added = b.c.usage + charged
+    values: dict[str, Any] = {"usage": case((added < literal_column("0"), 0), else_=added)}
+    if ents.features[feature_id].resets:
+        if row.next_reset is None:
+            values["next_reset"] = first_reset(ents, feature_id, row, now)
+        elif now >= row.next_reset:
+            values = {
+                "usage": max(charged, Decimal(0)),
+                "next_reset": advance(ents, feature_id, row.next_reset, now),
+            }
+    conn.execute(update(b).where(mine).values(**values))
+    fresh = conn.execute(select(b.c.usage, b.c.next_reset).where(mine)).one()
+    return replace(row, usage=fresh.usage, next_reset=fresh.next_reset)

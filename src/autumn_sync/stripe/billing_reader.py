@@ -1,0 +1,148 @@
+"""Reads Stripe customers and subscriptions through two list requests per page
+(`/v1/customers`, `/v1/subscriptions?status=all` with `expand[]=data.discounts`): every one
+of them, owned or not; which customer of the file each one is, is decided by
+`stripe.assign` with the ids the database recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from autumn_sync.model.stripe import (
+    ARCHIVED_KEY,
+    ENTITY_KEY,
+    OWNER_KEY,
+    PLAN_KEY,
+    REWARDS_KEY,
+    VERSION_KEY,
+    StripeCustomer,
+    StripeSubscription,
+    SubscriptionItem,
+    SubscriptionParts,
+)
+from autumn_sync.stripe.gateway import Gateway
+
+Obj = dict[str, Any]
+
+
+def read_customers(gateway: Gateway) -> tuple[StripeCustomer, ...]:
+    """Every (not deleted) customer, with the address its metadata names, if any."""
+    return tuple(_customer(obj) for obj in gateway.list_all("/v1/customers"))
+
+
+def _customer(obj: Obj) -> StripeCustomer:
+    metadata = obj.get("metadata") or {}
+    settings = obj.get("invoice_settings") or {}
+    owner = metadata.get(OWNER_KEY)
+    return StripeCustomer(
+        address=owner or "",
+        email=obj.get("email"),
+        name=obj.get("name"),
+        active=metadata.get(ARCHIVED_KEY) != "true",
+        owner=owner,
+        has_payment_method=bool(
+            settings.get("default_payment_method") or obj.get("default_source")
+        ),
+        stripe_id=obj["id"],
+    )
+
+
+def read_subscriptions(
+    gateway: Gateway, coupons: Mapping[str, str]
+) -> tuple[tuple[StripeSubscription, ...], dict[str, SubscriptionParts]]:
+    """Every subscription, ended ones too, and the ids applying changes to them needs;
+    `coupons` names the owned coupons' addresses by id."""
+    found = []
+    parts = {}
+    objects = gateway.list_all("/v1/subscriptions", status="all", expand=["data.discounts"])
+    for obj in objects:
+        record, part = _subscription(obj, coupons)
+        found.append(record)
+        parts[obj["id"]] = part
+    return tuple(found), parts
+
+
+def _subscription(
+    obj: Obj, coupons: Mapping[str, str]
+) -> tuple[StripeSubscription, SubscriptionParts]:
+    metadata = obj.get("metadata") or {}
+    owner = metadata.get(OWNER_KEY)
+    items = [_item(item) for item in (obj.get("items") or {}).get("data") or ()]
+    discounts = tuple(_discount(d, coupons) for d in obj.get("discounts") or () if d)
+    applied = metadata.get(REWARDS_KEY)
+    if applied is not None:
+        used = tuple(f"stripe_coupon.{r}" for r in applied.split(",") if r)
+    else:
+        used = tuple(coupon for _, coupon in discounts)
+    customer = _id(obj.get("customer"))
+    record = StripeSubscription(
+        address=owner or "",
+        customer="",  # an address: given by `stripe.assign`
+        plan=metadata.get(PLAN_KEY) or "",
+        entity=metadata.get(ENTITY_KEY) or None,
+        items=_unique(items),
+        collection_method=obj.get("collection_method") or "charge_automatically",
+        days_until_due=obj.get("days_until_due"),
+        coupons=tuple(sorted(set(used))),
+        trial_end=_date(obj.get("trial_end")),
+        active=not obj.get("cancel_at_period_end"),
+        owner=owner,
+        status=obj.get("status"),
+        stripe_id=obj["id"],
+    )
+    part = SubscriptionParts(
+        customer_id=customer,
+        items=tuple((address, item_id, price_id) for address, _, item_id, price_id in items),
+        discounts=discounts,
+    )
+    return record, part
+
+
+def _item(item: Obj) -> tuple[str, SubscriptionItem, str, str]:
+    """(price address, item, item id, price id); a price autumn-sync does not own is
+    `unmanaged:<id>`."""
+    price = item.get("price") or {}
+    if not isinstance(price, dict):
+        price = {"id": price}
+    metadata = price.get("metadata") or {}
+    address = metadata.get(OWNER_KEY) or f"unmanaged:{price['id']}"
+    version = int(metadata.get(VERSION_KEY) or 0)
+    return address, SubscriptionItem(version, item.get("quantity")), item["id"], price["id"]
+
+
+def _unique(
+    items: list[tuple[str, SubscriptionItem, str, str]],
+) -> tuple[tuple[str, SubscriptionItem], ...]:
+    """Items by price address (a second item at one address is told apart by its price id)."""
+    keyed: dict[str, SubscriptionItem] = {}
+    for address, item, _, price_id in items:
+        keyed[address if address not in keyed else f"{address}#{price_id}"] = item
+    return tuple(sorted(keyed.items()))
+
+
+def _discount(discount: Any, coupons: Mapping[str, str]) -> tuple[str, str]:
+    """(discount id, coupon address); the coupon is `source.coupon` (or `coupon`, as older
+    API versions show it)."""
+    if not isinstance(discount, dict):
+        return str(discount), ""
+    coupon = (discount.get("source") or {}).get("coupon") or discount.get("coupon")
+    coupon_id = _id(coupon)
+    return discount["id"], coupons.get(coupon_id, f"unmanaged:{coupon_id}")
+
+
+def _id(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("id") or "")
+    return str(value or "")
+
+
+def _date(timestamp: Any) -> date | None:
+    if not isinstance(timestamp, int):
+        return None
+    return datetime.fromtimestamp(timestamp, UTC).date()
+
+
+def timestamp(day: date) -> int:
+    """Midnight UTC of `day`, as Stripe's timestamps count."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp())

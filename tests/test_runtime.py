@@ -1,0 +1,366 @@
+"""The runtime API against real databases: get_or_create (idempotent, binding a
+pre-provisioned customer, default plans, one trial per fingerprint), check and track (limits
+from plans, custom items, allowances and grants; resets on an injected clock; credit
+systems), and usage surviving re-apply. The other runtime test files reuse the helpers here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from autumn_sync import Billing, InvalidRequest, UnknownCustomer, UnknownFeature
+from autumn_sync.db import schema as t
+from autumn_sync.db.engine import connect
+from autumn_sync.pipeline import apply_plan, load_desired, make_plan
+from tests.conftest import count_statements
+
+T0 = datetime(2026, 1, 10, 12, 0)
+
+CATALOG = """\
+version: 1
+features:
+  messages: {name: Messages, type: metered, consumable: true}
+  seats: {name: Seats, type: metered, consumable: false}
+  sso: {name: SSO, type: boolean}
+  images: {name: Images, type: metered, consumable: true}
+  credits: {name: Credits, type: credit_system, credit_costs: {images: 4}}
+plans:
+  free:
+    name: Free
+    group: main
+    default: true
+    items:
+      - {feature: messages, included: 100, reset: month}
+      - {feature: seats, included: 1}
+  pro:
+    name: Pro
+    group: main
+    price: {amount: 20, interval: month}
+    items:
+      - {feature: messages, included: 1000, reset: month,
+         price: {amount: 5, per: 100, billing: pay_per_use}}
+      - {feature: seats}
+      - {feature: sso}
+  credit_pack:
+    name: Credit pack
+    add_on: true
+    items:
+      - {feature: credits, price: {amount: 10, per: 1000, billing: prepaid, interval: month}}
+customers:
+  - email: billing@acme.com
+    name: Acme Corp
+    plans:
+      - plan: pro
+        price: {amount: 2000, interval: year}
+        items: [{feature: messages, included: 1000000, reset: month}]
+      - credit_pack
+    balances:
+      messages:
+        grants: [{id: onboarding, amount: 50000, expires: 2027-01-01}]
+  - id: jane
+    plans: [pro]
+"""
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def write(tmp_path: Path, text: str = CATALOG, name: str = "billing.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def apply_file(engine: Engine, path: Path, clock: Clock) -> None:
+    """Plan and apply `path`, then check the plan after it is empty."""
+    desired = load_desired(path)
+    apply_plan(engine, make_plan(engine, desired), clock=clock)
+    assert make_plan(engine, desired).empty
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def catalog(tmp_path: Path) -> Path:
+    return write(tmp_path)
+
+
+@pytest.fixture
+def billing(db_url: str, catalog: Path, clock: Clock) -> Iterator[Billing]:
+    """The runtime API on a database where CATALOG was applied at T0."""
+    engine = connect(db_url)
+    apply_file(engine, catalog, clock)
+    yield Billing(engine=engine, clock=clock)
+    engine.dispose()
+
+
+def customer_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(t.customers)).scalar_one())
+
+
+def stored_usage(engine: Engine, customer_id: str, feature_id: str) -> Decimal:
+    b, c = t.balances, t.customers
+    query = (
+        select(b.c.usage)
+        .join(c, c.c.internal_id == b.c.customer_internal_id)
+        .where((c.c.id == customer_id) & (b.c.feature_id == feature_id))
+    )
+    with engine.connect() as conn:
+        return Decimal(conn.execute(query).scalar_one())
+
+
+# --- get_or_create -------------------------------------------------------------------------
+
+
+def test_enterprise_flow_binds_the_id_and_the_next_plan_shows_no_change(
+    billing: Billing, catalog: Path
+) -> None:
+    before = customer_count(billing.engine)
+    acme = billing.get_or_create("acme_1", email="billing@acme.com", name="ACME (from the app)")
+    assert acme.outcome == "claimed" and acme.managed and acme.id == "acme_1"
+    assert acme.name == "Acme Corp"  # the file's fields stay the file's
+    assert [(p.plan_id, p.version, p.custom) for p in acme.plans] == [
+        ("credit_pack", 1, False),
+        ("pro", 1, True),
+    ]
+    assert customer_count(billing.engine) == before
+    assert make_plan(billing.engine, load_desired(catalog)).empty
+
+    messages = billing.check("acme_1", "messages")
+    assert messages.allowed and messages.balance.overage_allowed
+    assert (messages.balance.included, messages.balance.granted) == (1_000_000, 50_000)
+    assert messages.balance.limit == 1_050_000 and messages.balance.usage == 0
+
+    again = billing.get_or_create("acme_1", email="billing@acme.com")
+    assert again.outcome == "found" and again.plans == acme.plans
+    assert customer_count(billing.engine) == before
+
+
+def test_get_or_create_is_idempotent(billing: Billing, clock: Clock, catalog: Path) -> None:
+    first = billing.get_or_create("user_1", email="u1@example.com", name="U1", fingerprint="fp1")
+    clock.now = datetime(2026, 2, 1)
+    second = billing.get_or_create("user_1", email="other@example.com")
+    assert (first.outcome, second.outcome) == ("created", "found")
+    assert not first.managed and second.email == "u1@example.com"
+    assert first.plans == second.plans
+    assert [(p.plan_id, p.version, p.status) for p in first.plans] == [("free", 1, "active")]
+    with billing.engine.connect() as conn:
+        rows = conn.execute(select(t.customers).where(t.customers.c.id == "user_1")).all()
+        plans = conn.execute(select(func.count()).select_from(t.customer_plans)).scalar_one()
+    assert len(rows) == 1 and rows[0].created_at == T0 and not rows[0].managed
+    assert plans == 2 + 1 + 1  # Acme's two, Jane's pro, user_1's free
+    assert make_plan(billing.engine, load_desired(catalog)).empty  # the file ignores user_1
+
+
+def test_an_application_customer_with_the_same_email_is_not_claimed(billing: Billing) -> None:
+    first = billing.get_or_create("a", email="shared@example.com")
+    second = billing.get_or_create("b", email="shared@example.com")
+    assert (first.outcome, second.outcome) == ("created", "created")
+    assert customer_count(billing.engine) == 4
+
+
+def test_new_customers_get_the_current_version_of_the_default_plans(
+    billing: Billing, tmp_path: Path, clock: Clock
+) -> None:
+    billing.get_or_create("early")
+    changed = CATALOG.replace("included: 100, reset: month", "included: 150, reset: month")
+    apply_file(billing.engine, write(tmp_path, changed, "v2.yaml"), clock)
+    late = billing.get_or_create("late")
+    assert [(p.plan_id, p.version) for p in late.plans] == [("free", 2)]
+    assert billing.check("early", "messages").balance.limit == 100
+    assert billing.check("late", "messages").balance.limit == 150
+
+
+TRIALS = """\
+version: 1
+features:
+  messages: {name: Messages, type: metered, consumable: true}
+plans:
+  starter:
+    name: Starter
+    default: true
+    price: {amount: 9, interval: month}
+    free_trial: {days: 7, unique_fingerprint: %s}
+    items:
+      - {feature: messages, included: 10, reset: month}
+"""
+
+
+@pytest.mark.parametrize("unique", [True, False])
+def test_one_free_trial_per_fingerprint(
+    db_url: str, tmp_path: Path, clock: Clock, unique: bool
+) -> None:
+    engine = connect(db_url)
+    apply_file(engine, write(tmp_path, TRIALS % ("true" if unique else "false")), clock)
+    billing = Billing(engine=engine, clock=clock)
+    first = billing.get_or_create("a", fingerprint="card_1").plans[0]
+    again = billing.get_or_create("b", fingerprint="card_1").plans[0]
+    other = billing.get_or_create("c", fingerprint="card_2").plans[0]
+    unknown = billing.get_or_create("d").plans[0]
+    assert (first.status, str(first.trial_ends_at)) == ("trialing", "2026-01-17")
+    assert first.next_renewal == datetime(2026, 1, 17)
+    assert (again.status, again.trial_ends_at) == (
+        ("active", None) if unique else ("trialing", first.trial_ends_at)
+    )
+    assert other.status == unknown.status == "trialing"
+    clock.now = datetime(2026, 1, 17)
+    assert billing.customer("a").plans[0].status == "active"  # the trial has ended
+    assert billing.customer("a").plans[0].next_renewal == datetime(2026, 2, 17)
+    engine.dispose()
+
+
+# --- check and track -----------------------------------------------------------------------
+
+
+def test_track_check_and_monthly_resets(billing: Billing, clock: Clock) -> None:
+    billing.get_or_create("user_1")  # on free from T0: 100 messages a month, 1 seat
+    tracked = billing.track("user_1", "messages", 30)
+    assert (tracked.balance.usage, tracked.balance.balance) == (30, 70)
+    assert tracked.balance.next_reset == datetime(2026, 2, 10, 12, 0)
+    assert billing.check("user_1", "messages", 70).allowed
+    refused = billing.check("user_1", "messages", 71)
+    assert not refused.allowed and refused.balance.balance == 70
+
+    clock.now = datetime(2026, 2, 10, 12, 0)  # the reset is due: check shows it, writes nothing
+    due = billing.check("user_1", "messages")
+    assert (due.balance.usage, due.balance.next_reset) == (0, datetime(2026, 3, 10, 12, 0))
+    assert stored_usage(billing.engine, "user_1", "messages") == 30
+    assert billing.track("user_1", "messages", 5).balance.usage == 5
+
+    clock.now = datetime(2026, 5, 20)  # months later: by whole intervals past now
+    after = billing.track("user_1", "messages", 1).balance
+    assert (after.usage, after.next_reset) == (1, datetime(2026, 6, 10, 12, 0))
+
+
+def test_continuous_features_never_reset_and_usage_never_goes_below_zero(
+    billing: Billing, clock: Clock
+) -> None:
+    billing.get_or_create("user_1")
+    assert billing.track("user_1", "seats", 1).balance.next_reset is None
+    assert not billing.check("user_1", "seats").allowed  # 1 seat included, 1 used
+    clock.now = datetime(2027, 1, 1)
+    assert billing.check("user_1", "seats").balance.usage == 1
+    assert billing.track("user_1", "seats", -3).balance.usage == 0
+    assert billing.track("user_1", "seats", "0.5").balance.usage == Decimal("0.5")
+
+
+def test_booleans_overage_and_unlimited_items(billing: Billing) -> None:
+    billing.get_or_create("user_1")
+    assert billing.check("jane", "sso").allowed and not billing.check("user_1", "sso").allowed
+    assert billing.check("jane", "sso").as_dict()["type"] == "boolean"
+    seats = billing.check("jane", "seats", 1_000_000).balance  # pro's seats: no included, no price
+    assert seats.unlimited and seats.limit is None and seats.balance is None
+    billing.track("jane", "messages", 1500)
+    overage = billing.check("jane", "messages", 10)
+    assert overage.allowed and overage.balance.overage_allowed
+    assert overage.balance.balance == -500
+
+
+def test_credit_systems_deduct_their_credit_cost(billing: Billing) -> None:
+    billing.get_or_create("acme_1", email="billing@acme.com")
+    tracked = billing.track("acme_1", "images", 10)
+    assert (tracked.charged_feature, tracked.charged) == ("credits", 40)
+    assert tracked.balance.limit == 1000 and tracked.balance.usage == 40  # 1 pack of 1,000
+    images = billing.check("acme_1", "images", 240)
+    assert images.allowed and images.credit_system == "credits" and images.needed == 960
+    assert not billing.check("acme_1", "images", 241).allowed
+    assert billing.check("acme_1", "credits").balance.usage == 40
+    assert stored_usage(billing.engine, "acme_1", "credits") == 40
+    billing.get_or_create("user_1")  # on free: no images, no credits
+    nothing = billing.check("user_1", "images")
+    assert not nothing.allowed and not nothing.balance.access and nothing.credit_system is None
+
+
+def test_usage_survives_reapply_and_grants_are_given_once(
+    billing: Billing, tmp_path: Path, clock: Clock, catalog: Path
+) -> None:
+    billing.get_or_create("acme_1", email="billing@acme.com")
+    billing.track("acme_1", "messages", 123)
+    billing.track("jane", "messages", 5)  # a balance row the file never declared
+    assert make_plan(billing.engine, load_desired(catalog)).empty
+    apply_file(billing.engine, catalog, clock)
+    more = CATALOG.replace(
+        "grants: [{id: onboarding, amount: 50000, expires: 2027-01-01}]",
+        "grants: [{id: onboarding, amount: 50000, expires: 2027-01-01}, {id: bonus, amount: 7}]",
+    )
+    for _ in range(2):
+        apply_file(billing.engine, write(tmp_path, more, "more.yaml"), clock)
+    after = billing.check("acme_1", "messages").balance
+    assert after.usage == 123 and after.granted == 50_007
+    assert billing.check("jane", "messages").balance.usage == 5
+
+
+def test_grants_count_until_they_expire(billing: Billing, clock: Clock) -> None:
+    billing.get_or_create("acme_1", email="billing@acme.com")
+    clock.now = datetime(2026, 12, 31, 23, 59)
+    assert billing.check("acme_1", "messages").balance.limit == 1_050_000
+    clock.now = datetime(2027, 1, 1)
+    assert billing.check("acme_1", "messages").balance.limit == 1_000_000
+
+
+ALLOWANCE = """\
+  - id: bob
+    plans: [free]
+    balances:
+      messages: {allowance: 500, reset_at: 2026-02-01}
+"""
+
+
+def test_a_declared_allowance_applies_until_its_reset_date(
+    db_url: str, tmp_path: Path, clock: Clock
+) -> None:
+    engine = connect(db_url)
+    apply_file(engine, write(tmp_path, CATALOG + ALLOWANCE), clock)
+    billing = Billing(engine=engine, clock=clock)
+    first = billing.track("bob", "messages", 450).balance
+    assert (first.limit, first.next_reset) == (500, datetime(2026, 2, 1))
+    clock.now = datetime(2026, 2, 1)
+    after = billing.check("bob", "messages").balance
+    # the plan's included usage again; resets go on monthly from the declared date
+    assert (after.limit, after.usage, after.next_reset) == (100, 0, datetime(2026, 3, 1))
+    engine.dispose()
+
+
+def test_errors_are_clear(billing: Billing) -> None:
+    with pytest.raises(UnknownCustomer, match="no customer with id 'nobody'"):
+        billing.check("nobody", "messages")
+    with pytest.raises(UnknownFeature, match="no feature 'nope' in the catalog"):
+        billing.track("jane", "nope", 1)
+    with pytest.raises(InvalidRequest, match="boolean"):
+        billing.track("jane", "sso", 1)
+    with pytest.raises(InvalidRequest, match="value must be a number"):
+        billing.track("jane", "messages", "ten")
+    with pytest.raises(InvalidRequest, match="finite"):
+        billing.track("jane", "messages", "NaN")
+    with pytest.raises(InvalidRequest, match="decimal places"):
+        billing.check("jane", "messages", "0.0000000000001")
+    with pytest.raises(InvalidRequest, match="must not be empty"):
+        billing.get_or_create(" ")
+
+
+def test_check_and_get_or_create_issue_a_fixed_number_of_statements(billing: Billing) -> None:
+    billing.get_or_create("user_1")
+    with count_statements(billing.engine) as checks:
+        billing.check("jane", "messages")
+    with count_statements(billing.engine) as found:
+        billing.get_or_create("user_1")
+    with count_statements(billing.engine) as tracks:
+        billing.track("jane", "messages", 1)  # first use: the balance row is made
+    assert (checks.count, found.count) == (7, 2)
+    assert tracks.count == 7 + 1 + 3  # read; insert; lock, update, read back

@@ -1,0 +1,107 @@
+"""`autumn-sync customer get-or-create`, `check` and `track`: JSON on stdout, `Error: …` and
+exit code 1 on bad requests (never a traceback)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import run_cli
+from tests.test_runtime import write
+
+
+@pytest.fixture
+def db(db_url: str, tmp_path: Path) -> str:
+    """A database with the runtime tests' catalog applied."""
+    result = run_cli("apply", "-f", str(write(tmp_path)), "--auto-approve", db=db_url)
+    assert result.exit_code == 0, result.output
+    return db_url
+
+
+def run_json(*args: str, db: str) -> dict[str, Any]:
+    result = run_cli(*args, db=db)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def test_get_or_create_check_and_track(db: str) -> None:
+    made = run_json("customer", "get-or-create", "--id", "u1", "--email", "u1@x.io", db=db)
+    assert (made["id"], made["email"], made["managed"], made["outcome"]) == (
+        "u1",
+        "u1@x.io",
+        False,
+        "created",
+    )
+    assert [(p["plan_id"], p["version"], p["status"]) for p in made["plans"]] == [
+        ("free", 1, "active")
+    ]
+    found = run_json("customer", "get-or-create", "--id", "u1", db=db)
+    assert found["outcome"] == "found" and found["plans"] == made["plans"]
+
+    tracked = run_json("track", "u1", "messages", "2.5", db=db)
+    assert (tracked["charged_feature"], tracked["usage"], tracked["balance"]) == (
+        "messages",
+        2.5,
+        97.5,
+    )
+    checked = run_json("check", "u1", "messages", "--required", "98", db=db)
+    assert (checked["allowed"], checked["limit"], checked["usage"]) == (False, 100, 2.5)
+    assert checked["next_reset"] is not None
+    back = run_json("track", "u1", "messages", "-1", db=db)  # a negative value is not an option
+    assert back["usage"] == 1.5
+
+
+def test_claiming_a_pre_provisioned_customer(db: str) -> None:
+    claimed = run_json(
+        "customer", "get-or-create", "--id", "acme_1", "--email", "billing@acme.com", db=db
+    )
+    assert (claimed["outcome"], claimed["name"], claimed["managed"]) == (
+        "claimed",
+        "Acme Corp",
+        True,
+    )
+    images = run_json("check", "acme_1", "images", "--required", "10", db=db)
+    assert (images["allowed"], images["credit_system"], images["needed"]) == (True, "credits", 40)
+    assert run_json("check", "acme_1", "sso", db=db) == {
+        "customer_id": "acme_1",
+        "feature_id": "sso",
+        "allowed": True,
+        "required": 1,
+        "type": "boolean",
+    }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("check", "nobody", "messages"), "Error: no customer with id 'nobody'"),
+        (("check", "jane", "nope"), "Error: no feature 'nope' in the catalog"),
+        (("check", "jane", "messages", "--required", "x"), "Error: required must be a number"),
+        (("track", "jane", "sso", "1"), "Error: feature 'sso' is boolean"),
+        (("track", "jane", "messages", "1e-13"), "Error: value has more than 12 decimal"),
+        (("track", "jane", "messages", "1e18"), "Error: value is too large"),
+        (("track", "jane", "messages", "inf"), "Error: value must be a finite number"),
+        (("customer", "get-or-create", "--id", ""), "Error: a customer id must not be empty"),
+    ],
+)
+def test_bad_requests_exit_1_with_a_message(
+    sqlite_url: str, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    applied = run_cli("apply", "-f", str(write(tmp_path)), "--auto-approve", db=sqlite_url)
+    assert applied.exit_code == 0
+    result = run_cli(*args, db=sqlite_url)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(message)
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unusable_database_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    result = run_cli("check", "a", "b", db="nosuchdriver://x")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: cannot use database URL")

@@ -1,0 +1,278 @@
+"""`autumn-sync show`: a customer (plans, versions, renewals, usage, limits, resets, Stripe
+ids), the list of customers (two queries whatever their number), plans, features, rewards and
+the summary; exact lines for small cases, JSON, and clear errors."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, update
+
+from autumn_sync import Billing
+from autumn_sync.db import schema as t
+from autumn_sync.db.engine import connect
+from autumn_sync.runtime.inspect import list_customers, show_address
+from autumn_sync.runtime.report import text
+from tests.conftest import EXAMPLES, count_statements, run_cli
+from tests.test_runtime import CATALOG, Clock, apply_file, write
+
+TEAM = """\
+  - id: team_co
+    name: Team Co
+    entities:
+      - {id: team_a, feature: seats, name: Team A, plans: [pro]}
+"""
+
+ACME = """\
+customer.acme_1
+  id:              acme_1
+  email:           billing@acme.com
+  name:            Acme Corp
+  fingerprint:     -
+  in the file:     customer[billing@acme.com]
+  created:         2026-01-10 12:00
+  stripe customer: cus_123
+  rewards:         -
+
+Plans:
+  PLAN         VERSION     STATUS  PRICE      NEXT RENEWAL      STRIPE SUBSCRIPTION
+  credit_pack  1           active  -          -                 -
+  pro          1 (custom)  active  2000/year  2027-01-10 12:00  sub_456
+
+Features:
+  FEATURE   USAGE  LIMIT      BALANCE  NEXT RESET        NOTES
+  credits   20     1000       980      2026-02-10 12:00
+  messages  10     1050000    1049990  2026-02-10 12:00  1000000 + 50000 granted, overage allowed
+  seats     0      unlimited  -        -
+  sso       -      included   -        -
+"""
+
+TEAM_CO = """\
+customer.team_co
+  id:              team_co
+  email:           -
+  name:            Team Co
+  fingerprint:     -
+  in the file:     customer.team_co
+  created:         2026-01-10 12:00
+  stripe customer: -
+  rewards:         -
+
+Plans:
+  PLAN         VERSION  STATUS  PRICE     NEXT RENEWAL      STRIPE SUBSCRIPTION
+  team_a: pro  1        active  20/month  2026-02-10 12:00  -
+
+Features:
+  (none)
+
+Entities:
+  ENTITY  FEATURE  NAME
+  team_a  seats    Team A
+"""
+
+CUSTOMERS = """\
+ID       EMAIL             NAME       IN FILE  PLANS
+jane     -                 -          yes      pro v1
+team_co  -                 Team Co    yes      team_a: pro v1
+acme_1   billing@acme.com  Acme Corp  yes      credit_pack v1, pro v1 (custom)
+user_1   u1@example.com    User One   no       free v1
+4 customers.
+"""
+
+
+@pytest.fixture
+def shop(db_url: str, tmp_path: Path) -> tuple[Engine, Clock]:
+    """CATALOG (and Team Co) applied at T0; Acme claimed and using messages and credits;
+    an application customer; Stripe ids recorded; the clock ten days later."""
+    engine = connect(db_url)
+    clock = Clock()
+    apply_file(engine, write(tmp_path, CATALOG + TEAM), clock)
+    billing = Billing(engine=engine, clock=clock)
+    billing.get_or_create("acme_1", email="billing@acme.com")
+    billing.track("acme_1", "messages", 10)
+    billing.track("acme_1", "images", 5)
+    billing.get_or_create("user_1", email="u1@example.com", name="User One")
+    c, cp = t.customers, t.customer_plans
+    with engine.begin() as conn:
+        conn.execute(update(c).where(c.c.id == "acme_1").values(stripe_id="cus_123"))
+        conn.execute(update(cp).where(cp.c.plan_id == "pro").values(stripe_subscription_id=None))
+        acme = conn.execute(c.select().where(c.c.id == "acme_1")).one()
+        mine = (cp.c.customer_internal_id == acme.internal_id) & (cp.c.plan_id == "pro")
+        conn.execute(update(cp).where(mine).values(stripe_subscription_id="sub_456"))
+    clock.now = datetime(2026, 1, 20)
+    return engine, clock
+
+
+def shown_text(engine: Engine, address: str | None, now: datetime) -> str:
+    with engine.connect() as conn:
+        shown = show_address(conn, address, now)
+    return text(shown.kind, shown.document)
+
+
+def test_a_customer_by_id_or_by_the_email_the_file_knows_it_by(
+    shop: tuple[Engine, Clock],
+) -> None:
+    engine, clock = shop
+    assert shown_text(engine, "customer.acme_1", clock.now) == ACME
+    assert shown_text(engine, "customer[billing@acme.com]", clock.now) == ACME
+    assert shown_text(engine, "customer.team_co", clock.now) == TEAM_CO
+
+
+def test_the_customer_list_and_its_filters(shop: tuple[Engine, Clock], db_url: str) -> None:
+    assert run_cli("show", "customers", db=db_url).stdout == CUSTOMERS
+    searched = run_cli("show", "customers", "--search", "ACME", db=db_url).stdout
+    assert searched.splitlines()[1:] == [
+        "acme_1  billing@acme.com  Acme Corp  yes      credit_pack v1, pro v1 (custom)",
+        "1 customer.",
+    ]
+    by_name = run_cli("show", "customers", "--search", "user one", "--format", "json", db=db_url)
+    assert [c["id"] for c in json.loads(by_name.stdout)["customers"]] == ["user_1"]
+    on_pro = run_cli("show", "customers", "--plan", "pro", "--format", "json", db=db_url)
+    assert [c["address"] for c in json.loads(on_pro.stdout)["customers"]] == [
+        "customer.jane",
+        "customer.team_co",  # through its entity
+        "customer.acme_1",
+    ]
+    assert run_cli("show", "customers", "--search", "%", db=db_url).stdout == "0 customers.\n"
+    underscore = run_cli("show", "customers", "--search", "_", "--format", "json", db=db_url)
+    assert [c["id"] for c in json.loads(underscore.stdout)["customers"]] == [
+        "team_co",
+        "acme_1",
+        "user_1",  # not jane: `_` is no wildcard
+    ]
+
+
+def test_a_customer_as_json(shop: tuple[Engine, Clock], db_url: str) -> None:
+    result = run_cli("show", "customer.acme_1", "--format", "json", db=db_url)
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert (doc["address"], doc["declared_as"], doc["stripe_id"]) == (
+        "customer.acme_1",
+        "customer[billing@acme.com]",
+        "cus_123",
+    )
+    pro = next(p for p in doc["plans"] if p["plan_id"] == "pro")
+    assert (pro["version"], pro["custom"], pro["price"]) == (
+        1,
+        True,
+        {"amount": 2000, "interval": "year"},
+    )
+    assert pro["stripe_subscription_id"] == "sub_456"
+    messages = next(f for f in doc["features"] if f["feature_id"] == "messages")
+    # the command line's clock is the real one: the usage of January has been reset since
+    assert messages["included"] == 1000000 and messages["overage_allowed"]
+    assert datetime.fromisoformat(messages["next_reset"]) > datetime.now(UTC).replace(tzinfo=None)
+
+
+def test_listing_customers_is_two_queries_whatever_their_number(
+    shop: tuple[Engine, Clock],
+) -> None:
+    engine, clock = shop
+    counts = []
+    for more in (0, 30):
+        billing = Billing(engine=engine, clock=clock)
+        for n in range(more):
+            billing.get_or_create(f"more_{n}")
+        with engine.connect() as conn, count_statements(engine) as counter:
+            listed = list_customers(conn, None, None, clock.now)
+        assert len(listed) == 4 + more
+        counts.append(counter.count)
+    assert counts == [2, 2]
+
+
+EXAMPLE_SHOWN = {
+    None: """\
+features (7):  credits, image_generations, messages, priority_support, seats, sso, storage_gb
+plans (4):     business v1, extra_credits v1, free v1 (default), pro v1
+rewards (2):   launch20, welcome5
+customers (2): 2 in the file, 0 created by the application (autumn-sync show customers)
+""",
+    "plan.pro": """\
+plan.pro: Pro
+  description:     For small teams.
+  group:           main
+  default:         no
+  add-on:          no
+  archived:        no
+  current version: 1
+  customers:       v1: 1
+  price:           20/month
+  free trial:      14 days, card required, once per fingerprint
+
+Items (version 1):
+  FEATURE     INCLUDED  RESET  PRICE
+  messages    1000      month  pay_per_use: 5 per 100
+  seats       3         -      prepaid per month: up to 10 at 10, then 8 (graduated)
+  sso         -         -      -
+  storage_gb  50        -      -
+""",
+    "feature.messages": """\
+feature.messages: Messages
+  type:                     metered (consumable)
+  counted in:               credits (0.5 per unit)
+  plans:                    business v1, free v1, pro v1
+  customers with a balance: 1
+""",
+    "feature.credits": """\
+feature.credits: AI credits
+  type:                     credit_system
+  credit costs:             image_generations (4 per unit), messages (0.5 per unit)
+  plans:                    extra_credits v1
+  customers with a balance: 0
+""",
+    "reward.launch20": """\
+reward.launch20: Launch discount
+  type:        percentage_discount
+  off:         20%
+  duration:    3 months
+  plans:       business, pro
+  promo codes: LAUNCH20
+  customers:   1
+""",
+}
+
+
+def test_catalog_objects_and_the_summary(sqlite_url: str) -> None:
+    applied = run_cli(
+        "apply", "-f", str(EXAMPLES / "billing.yaml"), "--auto-approve", db=sqlite_url
+    )
+    assert applied.exit_code == 0
+    for address, expected in EXAMPLE_SHOWN.items():
+        result = run_cli("show", *([address] if address else []), db=sqlite_url)
+        assert (result.exit_code, result.stdout) == (0, expected)
+    plan = json.loads(run_cli("show", "plan.pro.v1", "--format", "json", db=sqlite_url).stdout)
+    assert plan["version"]["free_trial"] == {
+        "days": 14,
+        "card_required": True,
+        "unique_fingerprint": True,
+    }
+    assert [v["customers"] for v in plan["versions"]] == [1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nope",), "Error: 'nope' is not an address: use customer.ID, customer[EMAIL]"),
+        (("customer.nobody",), "Error: no customer with id 'nobody'"),
+        (("customer[who@x.io]",), "Error: no customer with email 'who@x.io'"),
+        (("customerjane",), "Error: 'customerjane' is not an address"),
+        (("plan.nope",), "Error: no plan 'nope' in the database"),
+        (("plan.pro.v9",), "Error: plan 'pro' has no version 9"),
+        (("feature.nope",), "Error: no feature 'nope' in the database"),
+        (("reward.nope",), "Error: no reward 'nope' in the database"),
+        (("plan.pro", "--plan", "pro"), "Error: --search and --plan go with `show customers`"),
+    ],
+)
+def test_unknown_addresses_are_errors(
+    sqlite_url: str, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    assert (
+        run_cli("apply", "-f", str(write(tmp_path)), "--auto-approve", db=sqlite_url).exit_code == 0
+    )
+    result = run_cli("show", *args, db=sqlite_url)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(message)

@@ -49,6 +49,7 @@ def diff(existing: State, desired: State) -> ChangePlan:
         warnings=tuple(_warnings(existing, desired)),
         unchanged=unchanged,
         lookup=Lookup.of(desired.customers.values()),
+        app_customers=existing.app_customers,
     )
 
 

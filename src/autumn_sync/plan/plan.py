@@ -49,6 +49,7 @@ class ChangePlan:
         default_factory=Lookup
     )  # the file's customer ids and emails (re-read before apply)
     notes: tuple[Note, ...] = ()  # what waits (not changes)
+    app_customers: int = 0  # customers the application made, not in the file: left alone
 
     @property
     def empty(self) -> bool:

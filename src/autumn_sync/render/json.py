@@ -55,6 +55,7 @@ def plan_document(plan: ChangePlan) -> dict[str, Any]:
             "destroy": summary.destroy,
         },
         "warnings": list(plan.warnings),
+        "unmanaged_customers": plan.app_customers,
     }
     if plan.notes:  # what waits, not a change (a subscription waiting for checkout)
         document["notes"] = [{"address": n.address, "message": n.text} for n in plan.notes]

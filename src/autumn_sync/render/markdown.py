@@ -7,7 +7,13 @@ from collections.abc import Sequence
 
 from autumn_sync.plan.changes import Archive, Change, Delete
 from autumn_sync.plan.plan import ChangePlan
-from autumn_sync.render.values import action_text, detail_lines, no_changes, summary_line
+from autumn_sync.render.values import (
+    action_text,
+    app_customers_line,
+    detail_lines,
+    no_changes,
+    summary_line,
+)
 
 
 def render_markdown(plan: ChangePlan) -> str:
@@ -15,8 +21,8 @@ def render_markdown(plan: ChangePlan) -> str:
     lines = ["### autumn-sync plan", ""]
     lines += [f"> [!WARNING]\n> {w}\n" for w in plan.warnings]
     if plan.empty:
-        return "\n".join([*lines, *_notes(plan), no_changes(plan)]) + "\n"
-    lines += [f"**{summary_line(plan.summary())}**", ""]
+        return "\n".join([*lines, *_notes(plan), *_apps(plan), no_changes(plan)]) + "\n"
+    lines += [f"**{summary_line(plan.summary())}**", "", *_apps(plan)]
     removals = [c for c in plan.changes if isinstance(c, Delete | Archive)]
     if removals:
         lines += _removals(removals)
@@ -27,6 +33,11 @@ def render_markdown(plan: ChangePlan) -> str:
         lines += _details(change)
     lines += _notes(plan)
     return "\n".join(lines) + "\n"
+
+
+def _apps(plan: ChangePlan) -> list[str]:
+    line = app_customers_line(plan)
+    return [*line, ""] if line else []
 
 
 def _notes(plan: ChangePlan) -> list[str]:

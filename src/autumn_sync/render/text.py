@@ -5,6 +5,7 @@ from __future__ import annotations
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Replace, Update
 from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.render.values import (
+    app_customers_line,
     detail_lines,
     headline,
     no_changes,
@@ -27,13 +28,17 @@ def render_text(plan: ChangePlan, color: bool = False) -> str:
     """The plan in text; ANSI colours only when `color`."""
     lines = [f"Warning: {w}" for w in plan.warnings]
     if plan.empty:
-        return "\n".join([*lines, *note_lines(plan), no_changes(plan)]) + "\n"
+        return (
+            "\n".join([*lines, *note_lines(plan), *app_customers_line(plan), no_changes(plan)])
+            + "\n"
+        )
     if lines:
         lines.append("")
     lines += ["autumn-sync will perform the following actions:", ""]
     for change in plan.changes:
         lines += _change_lines(change, color)
     lines += note_lines(plan)
+    lines += app_customers_line(plan)
     lines.append(_paint(summary_line(plan.summary()), _BOLD, color))
     return "\n".join(lines) + "\n"
 

@@ -121,6 +121,16 @@ def note_lines(plan: ChangePlan) -> list[str]:
     return [*lines, ""]
 
 
+def app_customers_line(plan: ChangePlan) -> list[str]:
+    """How many customers the application made that the file leaves alone (when any)."""
+    count = plan.app_customers
+    if not count:
+        return []
+    noun = "customer" if count == 1 else "customers"
+    verb = "is" if count == 1 else "are"
+    return [f"{count} {noun} the application created {verb} not in the file: left alone."]
+
+
 NO_CHANGES = "No changes. The billing database matches the configuration."
 NO_CHANGES_WITH_STRIPE = "No changes. The billing database and Stripe match the configuration."
 

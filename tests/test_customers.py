@@ -523,3 +523,34 @@ def test_import_writes_the_managed_customers_and_plans_to_nothing(
     assert imported.balances == load_text(path.read_text("utf-8")).balances
     replan = run_cli("plan", "-f", str(out), "--detailed-exitcode", db=db_url)
     assert replan.exit_code == 0, replan.output
+
+
+def test_a_fingerprint_gets_one_trial_even_after_leaving_the_plan(engine: Engine) -> None:
+    """The record of a trial outlives the plan it came with: leaving Pro and coming back, or
+    a second customer with the same fingerprint, gets no second trial."""
+    trial = CATALOG.replace(
+        "    migrate_customers: MIGRATE\n",
+        "    migrate_customers: false\n    free_trial: {days: 14, unique_fingerprint: true}\n",
+    ).replace("PRICE", "20")
+
+    def with_customers(*entries: str) -> str:
+        return trial + "customers:\n" + "".join(entries)
+
+    x_pro = "  - {id: x1, fingerprint: fp_z, plans: [pro]}\n"
+    x_free = "  - {id: x1, fingerprint: fp_z, plans: [free]}\n"
+    y_pro = "  - {id: y1, fingerprint: fp_z, plans: [pro]}\n"
+    cp, c = t.customer_plans, t.customers
+    apply_text(engine, with_customers(x_pro))
+    statuses = rows(engine, cp, cp.c.plan_id, cp.c.status)
+    assert statuses == [("pro", "trialing")]  # the first time, the trial is given
+    apply_text(engine, with_customers(x_free))
+    apply_text(engine, with_customers(x_pro, y_pro))
+    query = (
+        select(c.c.id, cp.c.plan_id, cp.c.status, cp.c.trial_ends_at)
+        .join(c, c.c.internal_id == cp.c.customer_internal_id)
+        .order_by(c.c.id)
+    )
+    with engine.connect() as conn:
+        found = [tuple(row) for row in conn.execute(query)]
+    assert found == [("x1", "pro", "active", None), ("y1", "pro", "active", None)]
+    assert rows(engine, t.fingerprint_trials, t.fingerprint_trials.c.fingerprint) == [("fp_z",)]

@@ -64,7 +64,7 @@ plans:
     group: main
     price: {amount: 50, interval: month}
     items:
-      - {feature: seats, included: 5, price: {amount: 10, billing: prepaid}}
+      - {feature: seats, price: {amount: 10, billing: prepaid}}  # seats bought with the plan
 rewards:
   launch20:
     name: Launch discount
@@ -289,6 +289,18 @@ def test_a_pre_provisioned_customer_binding_an_id_is_never_duplicated(sync_every
 
 
 # --- 4. subscriptions ----------------------------------------------------------------------
+
+
+def test_seats_the_plan_includes_are_not_billed(sync: Sync) -> None:
+    """A prepaid price with included units (5 seats included, $10 a seat beyond) bills
+    nothing until more are bought: the subscription has the plan's base price only."""
+    doc = billing(acme({"plan": "team", "quantity": 2}))
+    team = doc["plans"]["team"]
+    team["items"] = [{**team["items"][0], "included": 5}]
+    sync.apply(doc)
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].team")
+    assert items_of(sync.emu, sub) == [("stripe_price.team.base", "1", 2)]
+    assert sync.plan(doc).empty
 
 
 def test_an_invoiced_customer_gets_a_subscription_with_days_until_due(sync: Sync) -> None:

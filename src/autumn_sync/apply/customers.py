@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from autumn_sync.apply.context import Context
 from autumn_sync.db import schema as t
@@ -159,7 +160,7 @@ def _attach(ctx: Context, iid: int, entity: str, plan: CustomerPlan, fp: str | N
     version, plan_trial, unique = _current_terms(ctx)[plan.plan]
     start = plan.start or now.date()
     days = plan.trial_days if plan.trial_days is not None else plan_trial
-    if days and unique and fp and trial_used(conn, fp):
+    if days and unique and fp and not take_trial(conn, fp, now):
         days = None  # one free trial per fingerprint
     trial_end = start + timedelta(days=days) if days else None
     row = {
@@ -190,16 +191,20 @@ def _current_terms(ctx: Context) -> dict[str, tuple[int, int | None, bool | None
     return ctx.plan_terms
 
 
-def trial_used(conn: Connection, fingerprint: str) -> bool:
-    """Whether a customer with `fingerprint` has had a free trial."""
-    c, cp = t.customers, t.customer_plans
-    query = (
-        select(cp.c.internal_id)
-        .join(c, c.c.internal_id == cp.c.customer_internal_id)
-        .where((c.c.fingerprint == fingerprint) & cp.c.trial_ends_at.is_not(None))
-        .limit(1)
-    )
-    return conn.execute(query).first() is not None
+def take_trial(conn: Connection, fingerprint: str, now: datetime) -> bool:
+    """Whether a customer with `fingerprint` may have a free trial: True once per
+    fingerprint, recorded for good (leaving the plan does not give the trial back)."""
+    ft = t.fingerprint_trials
+    used = select(ft.c.fingerprint).where(ft.c.fingerprint == fingerprint)
+    if conn.execute(used).first() is not None:
+        return False
+    # Insert unless another run recorded it since; the insert says whether this one did.
+    values = {"fingerprint": fingerprint, "trial_at": now}
+    if conn.dialect.name == "postgresql":
+        taken = pg_insert(ft).values(**values).on_conflict_do_nothing().returning(ft.c.fingerprint)
+        return conn.execute(taken).first() is not None
+    ignore = "OR IGNORE" if conn.dialect.name == "sqlite" else "IGNORE"
+    return bool(conn.execute(insert(ft).values(**values).prefix_with(ignore)).rowcount == 1)
 
 
 def _replace_items(conn: Connection, row_id: int, plan: CustomerPlan) -> None:

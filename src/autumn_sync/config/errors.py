@@ -77,10 +77,11 @@ def _relevant(group: list[ErrorDetails]) -> list[ErrorDetails]:
 def _other_member(
     path: Path, group: list[ErrorDetails], by_place: dict[Path, list[ErrorDetails]]
 ) -> bool:
-    """True for "not one of the choices" on a mapping or list when errors inside it show that
-    it was meant as the union's other, mapping or list shaped, member."""
+    """True for "not one of the choices" (or "must be text") on a mapping or list when errors
+    inside it show that it was meant as the union's other, mapping or list shaped, member."""
     shaped = all(
-        d["type"] == "literal_error" and isinstance(d.get("input"), dict | list) for d in group
+        d["type"] in ("literal_error", "string_type") and isinstance(d.get("input"), dict | list)
+        for d in group
     )
     return shaped and any(len(p) > len(path) and p[: len(path)] == path for p in by_place)
 

@@ -220,7 +220,7 @@ class CustomItemSpec(Spec):
 
 class CustomerPlanSpec(Spec):
     plan: Id
-    quantity: Annotated[int, Field(ge=1)] = 1
+    quantity: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     start: date | None = None
     trial_days: Annotated[int, Field(ge=0, le=730)] | None = None
     price: Annotated[

@@ -85,7 +85,7 @@ class _Builder:
             message = f"the file has over {self.limit} values (with aliases expanded)"
             raise ConfigError([Problem(self.marks.file, line, column, message)])
         if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
-            return self.loader.construct_object(node, deep=True)
+            return self._scalar(node)
         if id(node) in self.open:
             self._report(node, "this mapping or list contains an alias to itself: remove it")
             return None
@@ -97,6 +97,14 @@ class _Builder:
             return self._collection(node, path)
         finally:
             self.open.discard(id(node))
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        """The value of a scalar; one YAML reads as an impossible date (`2026-02-30`) is left
+        as its text, for the file's model to report where a date is wanted."""
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except ValueError:
+            return node.value
 
     def _collection(self, node: yaml.MappingNode | yaml.SequenceNode, path: Path) -> Any:
         if isinstance(node, yaml.MappingNode):

@@ -252,6 +252,15 @@ balances = Table(
     Column("next_reset", DateTime),
 )
 
+# Every fingerprint that has had a free trial: kept when the plan it came with is left, so a
+# plan with one trial per fingerprint never gives a second.
+fingerprint_trials = Table(
+    "fingerprint_trials",
+    metadata,
+    Column("fingerprint", String(255), primary_key=True),
+    Column("trial_at", DateTime, nullable=False),
+)
+
 # Grants keyed by id: given once, whatever how often the file is applied.
 balance_grants = Table(
     "balance_grants",

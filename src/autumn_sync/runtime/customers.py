@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, insert, select, true, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from autumn_sync.apply.customers import trial_used
+from autumn_sync.apply.customers import take_trial
 from autumn_sync.db import schema as t
 from autumn_sync.runtime.errors import InvalidRequest
 from autumn_sync.runtime.queries import ACTIVE, TRIALING, customer_by_id, customer_info
@@ -127,7 +127,12 @@ def _attach(
     conn: Connection, iid: int, plan: Row[Any], fingerprint: str | None, now: datetime
 ) -> None:
     days = plan.trial_days
-    if days and plan.trial_unique_fingerprint and fingerprint and trial_used(conn, fingerprint):
+    if (
+        days
+        and plan.trial_unique_fingerprint
+        and fingerprint
+        and not take_trial(conn, fingerprint, now)
+    ):
         days = None  # one free trial per fingerprint
     trial_end = now.date() + timedelta(days=days) if days else None
     conn.execute(

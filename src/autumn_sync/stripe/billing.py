@@ -27,7 +27,7 @@ from datetime import date, timedelta
 
 from autumn_sync.diff.customers import match_customers
 from autumn_sync.model.customers import Customer, CustomerPlan
-from autumn_sync.model.records import ALWAYS, Plan, PlanContent, PlanItem
+from autumn_sync.model.records import ALWAYS, Billing, Plan, PlanContent, PlanItem
 from autumn_sync.model.state import State
 from autumn_sync.model.stripe import (
     StripeCustomer,
@@ -226,10 +226,13 @@ class _Mapper:
             prices = plan_prices(custom, self.currency, version)
         whose = customer.label + (f"/{entity}" if entity else "")
         per = {item.feature: item.price.per for item in content.items if item.price is not None}
+        included = _prepaid_included(content)
         items = []
         for address, price in sorted(prices.items()):
             if price.recurring is None:
                 continue  # one-off: billed on an invoice, not by the subscription
+            if address.split(".")[2] in included:
+                continue  # the plan includes these units; more are bought at run time
             own = address not in standard or standard[address].terms() != price.terms()
             if own:
                 address = f"{address}[{whose}]"
@@ -280,6 +283,16 @@ def _custom_item(item: PlanItem, custom: PlanItem | None) -> PlanItem:
         return item
     included = custom.included if custom.included is not None else item.included
     return replace(item, included=included, reset=custom.reset or item.reset)
+
+
+def _prepaid_included(content: PlanContent) -> frozenset[str]:
+    """Prepaid features the plan includes units of (seats: 3 included, $10 each beyond): the
+    subscription does not bill them until the customer buys more than the plan includes."""
+    return frozenset(
+        item.feature
+        for item in content.items
+        if item.price is not None and item.price.billing is Billing.PREPAID and item.included
+    )
 
 
 def _quantity(price: StripePrice, quantity: int, per: Mapping[str, int]) -> int | None:

@@ -97,6 +97,11 @@ def upgrade() -> None:
         sa.Column("next_reset", sa.DateTime),
     )
     op.create_table(
+        "fingerprint_trials",
+        sa.Column("fingerprint", sa.String(255), primary_key=True),
+        sa.Column("trial_at", sa.DateTime, nullable=False),
+    )
+    op.create_table(
         "balance_grants",
         _customer_fk(primary_key=True),
         sa.Column("feature_id", sa.String(ID), primary_key=True),
@@ -108,7 +113,13 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("balance_grants", "balances", "customer_rewards", "entities"):
+    for table in (
+        "balance_grants",
+        "fingerprint_trials",
+        "balances",
+        "customer_rewards",
+        "entities",
+    ):
         op.drop_table(table)
     op.drop_table("customer_plan_items")
     with op.batch_alter_table("customer_plans") as batch:

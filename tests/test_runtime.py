@@ -152,6 +152,14 @@ def test_enterprise_flow_binds_the_id_and_the_next_plan_shows_no_change(
     assert customer_count(billing.engine) == before
 
 
+def test_the_email_of_a_claim_matches_whatever_its_case(billing: Billing, catalog: Path) -> None:
+    before = customer_count(billing.engine)
+    acme = billing.get_or_create("acme_1", email="Billing@ACME.com")
+    assert acme.outcome == "claimed" and acme.email == "billing@acme.com"
+    assert customer_count(billing.engine) == before
+    assert make_plan(billing.engine, load_desired(catalog)).empty
+
+
 def test_get_or_create_is_idempotent(billing: Billing, clock: Clock, catalog: Path) -> None:
     first = billing.get_or_create("user_1", email="u1@example.com", name="U1", fingerprint="fp1")
     clock.now = datetime(2026, 2, 1)

@@ -40,7 +40,7 @@ def match_customers(existing: State, desired: State) -> dict[str, Customer]:
     by_email: dict[str, Customer] = {}
     for customer in sorted(existing.customers.values(), key=lambda c: not c.managed):
         if customer.email:
-            by_email.setdefault(customer.email, customer)
+            by_email.setdefault(customer.email.lower(), customer)
     taken: set[str] = set()
     matches: dict[str, Customer] = {}
     for key in sorted(desired.customers):
@@ -62,7 +62,7 @@ def _candidate(
         return same_key
     if new.customer_id and new.customer_id in by_id:
         return by_id[new.customer_id]
-    old = by_email.get(new.email) if new.email else None
+    old = by_email.get(new.email.lower()) if new.email else None
     if old is not None and (new.customer_id is None or old.customer_id is None):
         return old
     return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, insert, select, true, update
+from sqlalchemy import Connection, Engine, Row, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from autumn_sync.apply.customers import take_trial
@@ -82,7 +82,10 @@ def _claim(conn: Connection, customer_id: str, email: str | None) -> int | None:
     """Give `customer_id` to the pre-provisioned customer with `email`, if there is one
     (the first made, should there be several) and no one else claimed it meanwhile."""
     c = t.customers
-    waiting = c.c.managed & c.c.id.is_(None) & (c.c.email == email)
+    if email is None:
+        return None
+    # Emails match whatever their case (Billing@Acme.com is billing@acme.com).
+    waiting = c.c.managed & c.c.id.is_(None) & (func.lower(c.c.email) == email.lower())
     query = select(c.c.internal_id).where(waiting).order_by(c.c.internal_id).limit(1)
     iid = conn.execute(query).scalar()
     if iid is None:

@@ -143,6 +143,18 @@ promo_codes = Table(
     Column("reward_id", String(ID), ForeignKey("rewards.id"), nullable=False),
 )
 
+
+def _customer_key() -> Column[int]:
+    """The customer a row of a per-customer table belongs to, first part of its key."""
+    return Column(
+        "customer_internal_id",
+        Integer,
+        ForeignKey("customers.internal_id"),
+        primary_key=True,
+        autoincrement=False,
+    )
+
+
 # Customers: the application's (`managed` false: only counted) and the file's (`managed`
 # true). `file_key` is how the file names a managed customer (`.user_1`, `[a@b.com]`).
 customers = Table(
@@ -208,13 +220,7 @@ customer_plan_items = Table(
 entities = Table(
     "entities",
     metadata,
-    Column(
-        "customer_internal_id",
-        Integer,
-        ForeignKey("customers.internal_id"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    _customer_key(),
     Column("id", String(255), primary_key=True),
     Column("feature_id", String(ID), nullable=False),
     Column("name", String(200)),
@@ -223,13 +229,7 @@ entities = Table(
 customer_rewards = Table(
     "customer_rewards",
     metadata,
-    Column(
-        "customer_internal_id",
-        Integer,
-        ForeignKey("customers.internal_id"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    _customer_key(),
     Column("reward_id", String(ID), primary_key=True),
 )
 
@@ -238,13 +238,7 @@ customer_rewards = Table(
 balances = Table(
     "balances",
     metadata,
-    Column(
-        "customer_internal_id",
-        Integer,
-        ForeignKey("customers.internal_id"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    _customer_key(),
     Column("feature_id", String(ID), primary_key=True),
     Column("allowance", Exact),
     Column("reset_at", Date),
@@ -265,13 +259,7 @@ fingerprint_trials = Table(
 balance_grants = Table(
     "balance_grants",
     metadata,
-    Column(
-        "customer_internal_id",
-        Integer,
-        ForeignKey("customers.internal_id"),
-        primary_key=True,
-        autoincrement=False,
-    ),
+    _customer_key(),
     Column("feature_id", String(ID), primary_key=True),
     Column("grant_id", String(ID), primary_key=True),
     Column("amount", Exact, nullable=False),

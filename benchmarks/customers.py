@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import sys
 import tempfile
 import tracemalloc
@@ -57,7 +56,7 @@ from autumn_sync.pipeline import apply_plan, make_plan
 from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.stripe.gateway import Gateway, StripeConfig
 from benchmarks.catalog import make_catalog
-from benchmarks.run import TIME_RATIO_TARGET, Counter, Databases, measure
+from benchmarks.run import TIME_RATIO_TARGET, Counter, Databases, measure, median_plans
 
 T = TypeVar("T")
 
@@ -129,20 +128,11 @@ def prepare(counter: Counter, databases: Databases, args: argparse.Namespace, n:
 
 def no_change_plans(counter: Counter, sizes: list[Size], repeat: int) -> None:
     """The no-change plan of every size, `repeat` times taking turns; medians recorded."""
-    runs: list[list[tuple[int, float, int]]] = [[] for _ in sizes]
-    for _ in range(repeat):
-        for size, times in zip(sizes, runs, strict=True):
-            plan, seconds, statements = measure(
-                counter, partial(make_plan, size.engine, size.desired)
-            )
-            times.append((len(plan.changes), seconds, statements))
-    for size, times in zip(sizes, runs, strict=True):
-        counts = {statements for _, _, statements in times}
-        assert len(counts) == 1, f"statement counts vary between runs: {sorted(counts)}"
-        median = statistics.median(seconds for _, seconds, _ in times)
+    medians = median_plans(counter, [(size.engine, size.desired) for size in sizes], repeat)
+    for size, (median, statements, changes) in zip(sizes, medians, strict=True):
         _, memory = peak_memory(partial(make_plan, size.engine, size.desired))
         name = f"no-change plan (median of {repeat})"
-        size.no_change = Line(name, median, counts.pop(), times[-1][0], memory=memory)
+        size.no_change = Line(name, median, statements, changes, memory=memory)
         size.lines.append(size.no_change)
 
 

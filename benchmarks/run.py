@@ -194,23 +194,34 @@ def prepare(
     return Size(plans, engine, desired, steps if full else [])
 
 
+def median_plans(
+    counter: Counter, targets: list[tuple[Engine, State]], repeat: int
+) -> list[tuple[float, int, int]]:
+    """Plan each (engine, desired) `repeat` times, taking turns (so a burst of load on the
+    machine slows all alike): per target the median seconds, the statements (the same every
+    run) and the number of changes."""
+    runs: list[list[tuple[int, float, int]]] = [[] for _ in targets]
+    for _ in range(repeat):
+        for (engine, desired), times in zip(targets, runs, strict=True):
+            plan, seconds, statements = measure(counter, partial(make_plan, engine, desired))
+            times.append((len(plan.changes), seconds, statements))
+    medians = []
+    for times in runs:
+        counts = {statements for _, _, statements in times}
+        assert len(counts) == 1, f"statement counts vary between runs: {sorted(counts)}"
+        median = statistics.median(seconds for _, seconds, _ in times)
+        medians.append((median, counts.pop(), times[-1][0]))
+    return medians
+
+
 def no_change_plans(counter: Counter, sizes: list[Size], repeat: int) -> None:
     """Time the no-change plan of every size, `repeat` times, taking turns (so a burst of
     load on the machine slows all sizes alike), and record the medians; then a no-change
     apply of each."""
-    runs: list[list[tuple[int, float, int]]] = [[] for _ in sizes]
-    for _ in range(repeat):
-        for size, times in zip(sizes, runs, strict=True):
-            plan, seconds, statements = measure(
-                counter, partial(make_plan, size.engine, size.desired)
-            )
-            times.append((len(plan.changes), seconds, statements))
-    for size, times in zip(sizes, runs, strict=True):
-        counts = {statements for _, _, statements in times}
-        assert len(counts) == 1, f"statement counts vary between runs: {sorted(counts)}"
-        median = statistics.median(seconds for _, seconds, _ in times)
+    medians = median_plans(counter, [(size.engine, size.desired) for size in sizes], repeat)
+    for size, (median, statements, changes) in zip(sizes, medians, strict=True):
         name = f"no-change plan (median of {repeat})"
-        size.steps.append(Step(name, median, counts.pop(), times[-1][0]))
+        size.steps.append(Step(name, median, statements, changes))
         plan = make_plan(size.engine, size.desired)
         result, seconds, statements = measure(counter, partial(apply_plan, size.engine, plan))
         size.steps.append(Step("no-change apply", seconds, statements, len(result.applied)))

@@ -71,8 +71,10 @@ def test_no_change_json_lists_no_ops(sqlite_url: str) -> None:
 
 def test_markdown_has_a_headline(sqlite_url: str) -> None:
     result = run_cli("plan", "-f", EXAMPLE, "--format", "markdown", db=sqlite_url)
-    assert result.stdout.startswith("### autumn-sync plan\n")
-    assert "**Plan: 17 to add, 0 to change, 0 to archive, 0 to destroy.**" in result.output
+    assert result.stdout.startswith(
+        "<!-- autumn-sync-plan -->\n"
+        "### autumn-sync plan: 17 to add, 0 to change, 0 to archive, 0 to destroy\n"
+    )
 
 
 def test_apply_without_terminal_needs_auto_approve(sqlite_url: str) -> None:

@@ -12,7 +12,8 @@ Every folder of `tests/golden/` is one case:
 - `plan.txt`, `plan.json`, `plan.md`: the expected plan from the text (no colour), JSON and
   Markdown renderers;
 - `stripe.txt`: the Stripe part of the plan when the same case runs with Stripe connected
-  (the emulator, on SQLite).
+  (the emulator, on SQLite);
+- `stripe.md`: the whole of that plan in Markdown (the database's and Stripe's sections).
 
 Each case runs on SQLite, and on PostgreSQL and MariaDB when their URLs are set (see
 `conftest.py`), against the same expected files: the three databases must read the same state.
@@ -75,6 +76,7 @@ RENDERINGS: dict[str, Callable[[ChangePlan], str]] = {
     "plan.json": lambda plan: VERSION_FIELD.sub(r'\1"<version>"', render_json(plan)),
     "plan.md": render_markdown,
 }
+STRIPE_RENDERINGS = ("stripe.txt", "stripe.md")
 
 
 def test_cases_are_complete() -> None:
@@ -82,9 +84,9 @@ def test_cases_are_complete() -> None:
     for case in CASES:
         names = {path.name for path in (GOLDEN / case).iterdir()}
         inputs = {"before.yaml", "customers.yaml", "before-2.yaml", "after.yaml"}
-        assert names <= inputs | set(RENDERINGS) | {"stripe.txt"}, case
+        assert names <= inputs | set(RENDERINGS) | set(STRIPE_RENDERINGS), case
         if not UPDATE:
-            assert set(RENDERINGS) | {"stripe.txt"} <= names, (
+            assert set(RENDERINGS) | set(STRIPE_RENDERINGS) <= names, (
                 f"{case}: run with AUTUMN_SYNC_UPDATE_GOLDEN=1"
             )
 
@@ -122,8 +124,9 @@ def test_golden(case: str, db_url: str) -> None:
 @pytest.mark.parametrize("case", CASES)
 def test_golden_with_stripe(case: str, sqlite_url: str) -> None:
     """The same case with Stripe connected (the emulator): the Stripe part of the plan is
-    `stripe.txt`, the apply converges, and every address has one active object (older prices
-    stay active only for customers on older plan versions)."""
+    `stripe.txt` and the whole plan in Markdown `stripe.md`; the apply converges, and every
+    address has one active object (older prices stay active only for customers on older plan
+    versions)."""
     folder = GOLDEN / case
     desired = load_desired(folder / "after.yaml")
     engine = connect(sqlite_url)
@@ -133,6 +136,7 @@ def test_golden_with_stripe(case: str, sqlite_url: str) -> None:
         plan = make_plan(engine, desired, gateway)
         stripe_part = replace(plan, changes=tuple(c for c in plan.changes if _stripe(c)))
         _compare(folder / "stripe.txt", render_text(stripe_part))
+        _compare(folder / "stripe.md", render_markdown(plan))
         apply_plan(engine, plan, allow_destroy=True, gateway=gateway)
         assert make_plan(engine, desired, gateway).empty, "the plan does not converge"
         _assert_no_duplicates(emu)

@@ -9,13 +9,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 DEFAULT_URL = "sqlite:///autumn-sync.db"
 ENV_VAR = "AUTUMN_SYNC_DATABASE_URL"
 VERSION_TABLE = "autumn_sync_schema_version"
 _MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATING_KEY = int.from_bytes(b"autumnmg", "big")  # PostgreSQL advisory key while migrating
+_MIGRATING = "autumn_sync_migrate"  # + the database: MariaDB's lock name while migrating
 
 
 class DatabaseError(Exception):
@@ -44,6 +46,21 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
+def database_identity(url: str | None = None) -> str:
+    """A digest naming the database at `url` (see `database_url`) without its password: a
+    saved plan remembers it, so that it is not applied to another database."""
+    import hashlib
+
+    from sqlalchemy.engine import make_url
+
+    resolved = database_url(url)
+    try:
+        named = make_url(resolved).set(password=None).render_as_string(hide_password=False)
+    except ArgumentError:
+        named = resolved
+    return hashlib.sha256(named.encode()).hexdigest()[:16]
+
+
 def _safe(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -68,23 +85,52 @@ def head_revision() -> str:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema up to the newest migration; a no-op when it already is."""
+    """Bring the schema up to the newest migration; a no-op when it already is. Runs that
+    start at once on a new database migrate it once: the second waits for the first and
+    then finds the schema up to date."""
     with engine.connect() as connection:
-        current = MigrationContext.configure(
-            connection, opts={"version_table": VERSION_TABLE}
-        ).get_current_revision()
-    if current == head_revision():
-        return
+        if _revision(connection) == head_revision():
+            return
     with engine.begin() as connection:
-        if connection.dialect.name == "sqlite":
-            # The sqlite3 module begins a transaction only before INSERT/UPDATE/DELETE, so
-            # each CREATE TABLE would commit on its own and a run killed half-way would leave
-            # a half-made schema that no later run can migrate. One explicit BEGIN makes the
-            # whole migration one transaction, as it is on PostgreSQL.
-            connection.exec_driver_sql("BEGIN")
-        config = _config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        _serialize(connection)
+        try:
+            if _revision(connection) == head_revision():
+                return
+            config = _config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        finally:
+            if "migrating" in connection.info:
+                name = connection.info.pop("migrating")
+                connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+
+
+def _revision(connection: Connection) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()
+
+
+def _serialize(connection: Connection) -> None:
+    """Make this migration the only one running on the database until it commits."""
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        # The sqlite3 module begins a transaction only before INSERT/UPDATE/DELETE, so each
+        # CREATE TABLE would commit on its own and a run killed half-way would leave a
+        # half-made schema that no later run can migrate. One explicit BEGIN makes the whole
+        # migration one transaction, as it is on PostgreSQL; IMMEDIATE takes the write lock
+        # now, so a second run waits here (the driver's busy timeout) and re-reads.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATING_KEY})
+    elif dialect in ("mysql", "mariadb"):
+        database = connection.execute(text("SELECT DATABASE()")).scalar_one()
+        name = f"{_MIGRATING}.{database}"[:64]
+        taken = connection.execute(
+            text("SELECT GET_LOCK(:name, :wait)"), {"name": name, "wait": 120}
+        ).scalar()
+        if taken != 1:
+            raise DatabaseError(f"another run has been migrating {database} for 2 minutes")
+        connection.info["migrating"] = name
 
 
 def connect(url: str | None = None) -> Engine:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Date,
@@ -292,4 +293,18 @@ apply_journal = Table(
     Column("stripe_id", String(255)),
     Column("message", String(1000)),
     Column("at", DateTime, nullable=False),
+)
+
+# Who holds the apply lock and since when. The lock itself is the database's (a PostgreSQL
+# advisory lock, a MariaDB named lock, a file lock next to a SQLite file); this row only
+# describes it, and a row left by a run that died is overwritten by the next holder.
+# `session_id` is the holder's PostgreSQL backend pid or MariaDB connection id.
+apply_lock = Table(
+    "apply_lock",
+    metadata,
+    Column("lock_id", String(32), primary_key=True),
+    Column("holder", String(255), nullable=False),
+    Column("operation", String(30), nullable=False),
+    Column("since", DateTime, nullable=False),
+    Column("session_id", BigInteger),
 )

@@ -3,7 +3,8 @@ make the plan, apply it. The command line and tests both go through here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,13 +19,15 @@ from autumn_sync.model.customers import Lookup
 from autumn_sync.model.state import State
 from autumn_sync.plan.changes import Change
 from autumn_sync.plan.plan import ChangePlan, fingerprint
+from autumn_sync.plan.saved import SavedPlan
+from autumn_sync.plan.target import select
 from autumn_sync.sources.database import managed_versions, read_state
 from autumn_sync.stripe.apply import StripeContext
 from autumn_sync.stripe.drift import DriftReport, compute_drift
 from autumn_sync.stripe.executor import DEFAULT_WORKERS, run_stripe_changes
 from autumn_sync.stripe.gateway import Gateway
 from autumn_sync.stripe.journal import Journal, stored_ids, written_names
-from autumn_sync.stripe.planning import StripeInputs, with_stripe
+from autumn_sync.stripe.planning import StripeInputs, stripe_fingerprint, with_stripe
 from autumn_sync.stripe.reader import read_stripe
 
 Clock = Callable[[], datetime]
@@ -39,6 +42,14 @@ class ApplyRefused(Exception):
     """The plan cannot be applied as it is; nothing was written. The message says why."""
 
 
+DATABASE_CHANGED = "the database changed since the plan was made"
+
+
+class StalePlan(ApplyRefused):
+    """What the plan was made against changed since (the database, Stripe or the billing
+    file); nothing was written. The message says what."""
+
+
 def load_desired(path: str | Path) -> State:
     """The desired state from the billing file at `path` (raises `ConfigError`)."""
     return load_file(path)
@@ -51,19 +62,76 @@ def read_current(engine: Engine) -> State:
 
 
 def make_plan(
-    engine: Engine, desired: State, gateway: Gateway | None = None, clock: Clock = utc_now
+    engine: Engine,
+    desired: State,
+    gateway: Gateway | None = None,
+    clock: Clock = utc_now,
+    targets: Sequence[str] = (),
 ) -> ChangePlan:
-    """Read the database (and Stripe, given a gateway) and diff against `desired`
-    (raises `PlanConflict`, and `StripeFailure` when Stripe cannot be read)."""
+    """Read the database (and Stripe, given a gateway) and diff against `desired`, limited
+    to `targets` and what they depend on when given (raises `PlanConflict`, `TargetError`,
+    and `StripeFailure` when Stripe cannot be read)."""
     with engine.connect() as connection:
         current = read_state(connection, Lookup.of(desired.customers.values()))
         if gateway is not None:
             recorded = stored_ids(connection)
             inputs = _stripe_inputs(connection, clock)
     plan = diff(current, desired)
-    if gateway is None:
-        return plan
-    return with_stripe(plan, current, desired, read_stripe(gateway, recorded), inputs)
+    if gateway is not None:
+        plan = with_stripe(plan, current, desired, read_stripe(gateway, recorded), inputs)
+    return select(plan, targets) if targets else plan
+
+
+def file_digest(path: str | Path) -> str:
+    """The sha256 of the billing file's bytes (what a saved plan remembers of it)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def save_plan(
+    plan: ChangePlan,
+    path: str | Path,
+    database: str,
+    targets: Sequence[str] = (),
+    clock: Clock = utc_now,
+) -> SavedPlan:
+    """`plan`, made from the billing file at `path` against the database whose identity
+    is `database` (see `database_identity`), ready to be written with `saved.dumps`."""
+    return SavedPlan(
+        plan=plan,
+        file_path=str(path),
+        file_sha256=file_digest(path),
+        database=database,
+        targets=tuple(targets),
+        created_at=clock().isoformat(timespec="seconds"),
+    )
+
+
+def check_saved(engine: Engine, saved: SavedPlan, database: str, gateway: Gateway | None) -> None:
+    """Raise `StalePlan` unless the billing file, the database (its identity and state) and
+    Stripe are what `saved` was made against (`apply_plan` checks the database's state again,
+    in the transaction that applies)."""
+    if database != saved.database:
+        raise StalePlan("it was made against another database")
+    path = Path(saved.file_path)
+    if not path.is_file():
+        raise StalePlan(f"the billing file {path} it was made from is not here to compare")
+    if file_digest(path) != saved.file_sha256:
+        raise StalePlan(f"the billing file {path} changed since the plan was made")
+    snapshot = saved.plan.stripe
+    if (snapshot is None) != (gateway is None):
+        raise StalePlan(
+            "it was made without Stripe, and this apply has a Stripe key"
+            if snapshot is None
+            else "it was made with Stripe connected, and this apply has no Stripe key"
+        )
+    with engine.connect() as connection:
+        if fingerprint(read_state(connection, saved.plan.lookup)) != saved.plan.state_fingerprint:
+            raise StalePlan(DATABASE_CHANGED)
+        recorded = stored_ids(connection)
+    if snapshot is None or gateway is None:
+        return
+    if stripe_fingerprint(read_stripe(gateway, recorded)) != snapshot.fingerprint:
+        raise StalePlan("objects in Stripe changed since the plan was made")
 
 
 def _stripe_inputs(connection: Connection, clock: Clock) -> StripeInputs:
@@ -116,9 +184,7 @@ def apply_plan(
     now = clock()
     with engine.begin() as connection:
         if fingerprint(read_state(connection, plan.lookup)) != plan.state_fingerprint:
-            raise ApplyRefused(
-                "the database changed since the plan was made; plan again and review the result"
-            )
+            raise StalePlan(DATABASE_CHANGED)
         ctx = Context(connection, now)
         database_changes = [c for c in plan.changes if not _is_stripe(c)]
         for change in database_changes:

@@ -3,110 +3,36 @@ exit code: 0 success / nothing to do, 1 error, 2 changes present (`plan --detail
 
 from __future__ import annotations
 
-import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from autumn_sync import __version__
+from autumn_sync.cli.apply import apply
+from autumn_sync.cli.common import (
+    FILE_OPTION,
+    LOCK_TIMEOUT_OPTION,
+    TARGET_OPTION,
+    Options,
+    color_wanted,
+    fail,
+    handles_errors,
+    take_lock,
+)
+from autumn_sync.cli.lock import force_unlock
 from autumn_sync.cli.runtime import check as check_command
 from autumn_sync.cli.runtime import customer, track
 from autumn_sync.cli.show import show
-from autumn_sync.config import ConfigError
 from autumn_sync.config.export import dump_state
 from autumn_sync.config.schema import json_schema_text
-from autumn_sync.db.engine import DatabaseError, connect, database_url
-from autumn_sync.diff.catalog import PlanConflict
+from autumn_sync.db.engine import database_url
 from autumn_sync.model.state import State
-from autumn_sync.pipeline import (
-    ApplyRefused,
-    apply_plan,
-    check_destroys,
-    check_drift,
-    load_desired,
-    make_plan,
-    read_current,
-)
-from autumn_sync.plan.changes import Change
+from autumn_sync.pipeline import check_drift, load_desired, make_plan, read_current, save_plan
+from autumn_sync.plan.saved import SavedPlan, dumps
 from autumn_sync.render import RENDERERS
 from autumn_sync.render.drift import DRIFT_RENDERERS
-from autumn_sync.render.values import ACTION_WORDS
-from autumn_sync.stripe.executor import StripeApplyFailed
-from autumn_sync.stripe.gateway import Gateway, StripeConfig, StripeFailure
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-FILE_OPTION = click.option(
-    "-f",
-    "--file",
-    "path",
-    default="billing.yaml",
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The billing file.",
-)
-
-
-NOT_CONNECTED = "Stripe is not connected (no STRIPE_API_KEY): planning the billing database only."
-
-
-@dataclass
-class Options:
-    database_url: str | None
-    color: bool
-    stripe: StripeConfig | None
-
-    def engine(self) -> Engine:
-        return connect(self.database_url)
-
-    def gateway(self) -> Gateway | None:
-        """The Stripe gateway, or None (said once on stderr) without an API key."""
-        if self.stripe is None:
-            click.echo(NOT_CONNECTED, err=True)
-            return None
-        return Gateway(self.stripe)
-
-
-def _color_wanted(no_color: bool) -> bool:
-    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
-
-
-def fail(message: str) -> None:
-    """Print `Error: message` to stderr and exit 1."""
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(1)
-
-
-def handles_errors(func: F) -> F:
-    """Turn the pipeline's known errors into a message and exit code 1, never a traceback."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ConfigError as exc:
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            count = len(exc.problems)
-            click.echo(f"{count} problem{'s' if count != 1 else ''} found.", err=True)
-            sys.exit(1)
-        except (DatabaseError, PlanConflict, ApplyRefused) as exc:
-            fail(str(exc))
-        except StripeFailure as exc:
-            fail(f"Stripe: {exc}")
-        except StripeApplyFailed as exc:
-            _report_partial(exc)
-        except SQLAlchemyError as exc:
-            fail(f"database error: {str(exc).splitlines()[0]} (nothing was written)")
-
-    return wrapper  # type: ignore[return-value]
+from autumn_sync.stripe.gateway import StripeConfig
 
 
 @click.group()
@@ -139,7 +65,7 @@ def cli(
     database with it."""
     ctx.obj = Options(
         database_url=database_url,
-        color=_color_wanted(no_color),
+        color=color_wanted(no_color),
         stripe=StripeConfig.from_env(stripe_api_key, stripe_api_base),
     )
 
@@ -162,83 +88,55 @@ def validate(path: Path) -> None:
     "--format", "fmt", type=click.Choice(sorted(RENDERERS)), default="text", show_default=True
 )
 @click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PLANFILE",
+    help="Also save the plan here, for `autumn-sync apply PLANFILE` (takes the lock while "
+    "planning).",
+)
+@click.option(
     "--detailed-exitcode",
     is_flag=True,
     help="Exit 0 when there is nothing to do, 2 when there are changes, 1 on error.",
 )
+@TARGET_OPTION
+@LOCK_TIMEOUT_OPTION
 @click.pass_obj
 @handles_errors
-def plan(options: Options, path: Path, fmt: str, detailed_exitcode: bool) -> None:
-    """Show what apply would change in the billing database."""
+def plan(
+    options: Options,
+    path: Path,
+    fmt: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    targets: tuple[str, ...],
+    lock_timeout: float,
+) -> None:
+    """Show what apply would change in the billing database and in Stripe."""
     desired = load_desired(path)
-    change_plan = make_plan(options.engine(), desired, options.gateway())
+    engine = options.engine()
+    gateway = options.gateway()
+    if out is None:
+        change_plan = make_plan(engine, desired, gateway, targets=targets)
+    else:
+        with take_lock(engine, "plan", lock_timeout):
+            change_plan = make_plan(engine, desired, gateway, targets=targets)
+        _save(save_plan(change_plan, path, options.database(), targets), out)
     click.echo(RENDERERS[fmt](change_plan, options.color), nl=False)
     if detailed_exitcode and not change_plan.empty:
         sys.exit(2)
 
 
-@cli.command()
-@FILE_OPTION
-@click.option(
-    "--auto-approve", is_flag=True, help="Apply without asking (needed without a terminal)."
-)
-@click.option("--allow-destroy", is_flag=True, help="Allow deleting features, plans and rewards.")
-@click.pass_obj
-@handles_errors
-def apply(options: Options, path: Path, auto_approve: bool, allow_destroy: bool) -> None:
-    """Plan, show the plan, and apply it after confirmation."""
-    desired = load_desired(path)
-    engine = options.engine()
-    gateway = options.gateway()
-    change_plan = make_plan(engine, desired, gateway)
-    click.echo(RENDERERS["text"](change_plan, options.color), nl=False)
-    if change_plan.empty:
-        return
-    check_destroys(change_plan, allow_destroy)
-    _confirm(auto_approve)
-    apply_plan(
-        engine,
-        change_plan,
-        allow_destroy=allow_destroy,
-        gateway=gateway,
-        on_change=lambda change: click.echo(f"{change.address}: {_done(change)}"),
-    )
-    summary = change_plan.summary()
-    click.echo(
-        f"Apply complete! {summary.add} added, {summary.change} changed, "
-        f"{summary.archive} archived, {summary.destroy} destroyed."
-    )
-
-
-def _confirm(auto_approve: bool) -> None:
-    if auto_approve:
-        return
-    if not sys.stdin.isatty():
-        fail("no terminal to confirm on: re-run with --auto-approve to apply without asking.")
-    if not click.confirm("Apply these changes?", default=False):
-        click.echo("Apply cancelled. Nothing was changed.")
-        sys.exit(1)
-
-
-def _done(change: Change) -> str:
-    words = {
-        "create": "created",
-        "update in place": "updated",
-        "archive": "archived",
-        "replace": "replaced",
-    }
-    return words.get(ACTION_WORDS[type(change)], "destroyed")
-
-
-def _report_partial(exc: StripeApplyFailed) -> None:
-    """Stripe stopped part-way: say what was done, what failed, and how to go on."""
-    click.echo(f"Error: Stripe change {exc.change.address} failed: {exc.error}", err=True)
-    click.echo(
-        f"{len(exc.done)} Stripe change(s) were made before it (the database changes were "
-        "applied). Run apply again: it plans from what Stripe now holds and finishes the rest.",
-        err=True,
-    )
-    sys.exit(1)
+def _save(saved: SavedPlan, out: Path) -> None:
+    """Write the saved plan to `out` whole or not at all (a temporary file renamed)."""
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        partial.write_text(dumps(saved), encoding="utf-8")
+        partial.replace(out)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        fail(f"cannot write the saved plan {out}: {exc.strerror or exc}")
+    click.echo(f"Saved the plan to {out}: `autumn-sync apply {out}` applies exactly it.", err=True)
 
 
 @cli.command()
@@ -293,6 +191,8 @@ def schema() -> None:
     click.echo(json_schema_text(), nl=False)
 
 
+cli.add_command(apply)
+cli.add_command(force_unlock)
 cli.add_command(customer)
 cli.add_command(check_command)
 cli.add_command(track)
@@ -304,4 +204,4 @@ def main() -> None:
     cli(prog_name="autumn-sync")
 
 
-__all__ = ["cli", "database_url", "main"]
+__all__ = ["Options", "cli", "database_url", "main"]

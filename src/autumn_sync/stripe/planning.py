@@ -56,7 +56,7 @@ def with_stripe(
         changes=order([*plan.changes, *stripe.changes]),
         notes=plan.notes + notes,
         stripe=StripeSnapshot(
-            stripe.existing, stripe.wanted, fingerprint=digest(_stripe_data(stripe.existing))
+            stripe.existing, stripe.wanted, fingerprint=stripe_fingerprint(existing)
         ),
     )
 
@@ -163,7 +163,13 @@ def _in_use_after(changes: Sequence[Change], current: State) -> dict[str, frozen
     return in_use
 
 
-def _stripe_data(state: StripeState) -> list[Any]:
-    return [sorted(repr(record) for record in kind.values()) for kind in state.kinds()] + [
-        sorted(repr(p) for p in state.superseded)
-    ]
+def stripe_fingerprint(state: StripeState) -> str:
+    """A digest of Stripe as read (before the plan assigns customers and subscriptions to
+    addresses): reading Stripe again gives the same digest unless an object changed there."""
+    found = (state.superseded, state.unmanaged, state.found_customers, state.found_subscriptions)
+    data: list[Any] = [sorted(repr(record) for record in kind.values()) for kind in state.kinds()]
+    data += [sorted(repr(record) for record in records) for records in found]
+    data += [sorted(repr(item) for item in state.parts.items()), sorted(state.recorded.items())]
+    data.append(sorted(state.generations.items()))
+    data += [state.unmanaged_customers, state.unmanaged_subscriptions]
+    return digest(data)

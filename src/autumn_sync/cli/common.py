@@ -1,0 +1,143 @@
+"""What the commands share: the global options, the `-f FILE` option, and the turning of the
+pipeline's known errors into `Error: …` and exit code 1 (never a traceback)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from autumn_sync.config import ConfigError
+from autumn_sync.db.engine import DatabaseError, connect, database_identity
+from autumn_sync.diff.catalog import PlanConflict
+from autumn_sync.lock import LockError, LockHeld, LockInfo, locked
+from autumn_sync.pipeline import ApplyRefused
+from autumn_sync.plan.saved import SavedPlanError
+from autumn_sync.plan.target import TargetError
+from autumn_sync.stripe.executor import StripeApplyFailed
+from autumn_sync.stripe.gateway import Gateway, StripeConfig, StripeFailure
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+FILE_OPTION = click.option(
+    "-f",
+    "--file",
+    "path",
+    default="billing.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The billing file.",
+)
+TARGET_OPTION = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ADDRESS",
+    help="Limit the plan to this object and what it depends on (repeatable); the plan is "
+    "then partial.",
+)
+LOCK_TIMEOUT_OPTION = click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to wait for another run's lock on the billing database (0: fail at once).",
+)
+
+NOT_CONNECTED = "Stripe is not connected (no STRIPE_API_KEY): planning the billing database only."
+
+
+@dataclass
+class Options:
+    database_url: str | None
+    color: bool
+    stripe: StripeConfig | None
+
+    def engine(self) -> Engine:
+        return connect(self.database_url)
+
+    def database(self) -> str:
+        """The identity a saved plan records of the database (no password in it)."""
+        return database_identity(self.database_url)
+
+    def gateway(self) -> Gateway | None:
+        """The Stripe gateway, or None (said once on stderr) without an API key."""
+        if self.stripe is None:
+            click.echo(NOT_CONNECTED, err=True)
+            return None
+        return Gateway(self.stripe)
+
+
+def color_wanted(no_color: bool) -> bool:
+    """Colour only on a terminal, and not with `--no-color` or `NO_COLOR`."""
+    return not no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+
+
+def fail(message: str) -> NoReturn:
+    """Print `Error: message` to stderr and exit 1."""
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+def handles_errors(func: F) -> F:
+    """Turn the pipeline's known errors into a message and exit code 1, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            count = len(exc.problems)
+            click.echo(f"{count} problem{'s' if count != 1 else ''} found.", err=True)
+            sys.exit(1)
+        except (DatabaseError, PlanConflict, ApplyRefused, TargetError, LockHeld) as exc:
+            fail(str(exc))
+        except (SavedPlanError, LockError) as exc:
+            fail(str(exc))
+        except StripeFailure as exc:
+            fail(f"Stripe: {exc}")
+        except StripeApplyFailed as exc:
+            _report_partial(exc)
+        except SQLAlchemyError as exc:
+            fail(f"database error: {str(exc).splitlines()[0]} (nothing was written)")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _report_partial(exc: StripeApplyFailed) -> None:
+    """Stripe stopped part-way: say what was done, what failed, and how to go on."""
+    click.echo(f"Error: Stripe change {exc.change.address} failed: {exc.error}", err=True)
+    click.echo(
+        f"{len(exc.done)} Stripe change(s) were made before it (the database changes were "
+        "applied). Run apply again: it plans from what Stripe now holds and finishes the rest.",
+        err=True,
+    )
+    sys.exit(1)
+
+
+@contextmanager
+def take_lock(engine: Engine, operation: str, timeout: float) -> Iterator[LockInfo]:
+    """The billing database's lock for `operation`, waiting up to `timeout` seconds (said
+    once on stderr when another run holds it)."""
+
+    def waiting(holder: LockInfo | None) -> None:
+        who = "another run"
+        if holder is not None:
+            since = f"{holder.since:%Y-%m-%d %H:%M:%S}"
+            who = f"{holder.holder} ({holder.operation}) since {since} UTC"
+        click.echo(f"Waiting up to {timeout:g}s for the lock held by {who}…", err=True)
+
+    with locked(engine, operation, timeout, on_wait=waiting) as info:
+        yield info

@@ -211,3 +211,47 @@ def test_import_to_an_unwritable_place_is_a_clear_error(sqlite_url: str, tmp_pat
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: cannot write {tmp_path / 'missing' / 'x.yaml'}: ")
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("plan", "--format", "bogus"),
+        ("plan", "--detailed-exitcode", "--nope"),
+        ("bogus",),
+        ("apply", "--lock-timeout", "-1"),
+        ("customer", "get-or-create", "--bad"),
+    ],
+    ids=" ".join,
+)
+def test_usage_errors_exit_1_not_2(args: tuple[str, ...], sqlite_url: str) -> None:
+    """Exit 2 says "changes present" (plan --detailed-exitcode) or "drift found": a mistyped
+    command line must not read as either."""
+    result = run_cli(*args, db=sqlite_url)
+    assert result.exit_code == 1
+    assert "Error: " in result.output
+
+
+def test_plan_out_never_overwrites_the_billing_file_or_a_folder(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    billing = tmp_path / "billing.yaml"
+    billing.write_text(Path(EXAMPLE).read_text(encoding="utf-8"), encoding="utf-8")
+    same = run_cli("plan", "-f", str(billing), "--out", str(billing), db=sqlite_url)
+    assert same.exit_code == 1
+    assert "is the billing file itself" in same.output
+    assert billing.read_text(encoding="utf-8") == Path(EXAMPLE).read_text(encoding="utf-8")
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    into_folder = run_cli("plan", "-f", str(billing), "--out", str(folder), db=sqlite_url)
+    assert into_folder.exit_code == 1
+    assert f"cannot write the saved plan {folder}" in into_folder.output
+    assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == [
+        "billing.db",
+        "billing.db.lock",
+        "billing.yaml",
+        "plans",
+    ]
+    from_folder = run_cli("apply", str(folder), db=sqlite_url)
+    assert from_folder.exit_code == 1
+    assert f"cannot read the saved plan {folder}" in from_folder.output

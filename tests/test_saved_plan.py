@@ -241,3 +241,25 @@ def test_planfile_and_file_together_are_refused(tmp_path: Path, sqlite_url: str)
     yaml_file = run_cli("apply", example, db=sqlite_url)
     assert yaml_file.exit_code == 1
     assert f"to plan and apply a billing file: autumn-sync apply -f {example}" in yaml_file.output
+
+
+def test_the_rest_of_the_stripe_account_is_neither_saved_nor_a_reason_for_staleness(
+    tmp_path: Path, sqlite_url: str, emu: Emulator
+) -> None:
+    """Customers the application signs up in Stripe between plan and apply (and those that
+    were there before) are not the plan's business: not in the file, not making it stale."""
+    emu.call("POST", "/v1/customers", {"email": "before@private.example", "name": "Before"})
+    env = Stripe(emu, sqlite_url)
+    assert env.run("apply", "-f", str(EXAMPLES / "billing.yaml"), "--auto-approve").exit_code == 0
+    file = raised_price(tmp_path)
+    planfile = tmp_path / "reviewed.plan"
+    assert env.run("plan", "-f", str(file), "--out", str(planfile)).exit_code == 0
+    saved = planfile.read_text(encoding="utf-8")
+    assert "before@private.example" not in saved and "Before" not in saved
+    emu.call("POST", "/v1/customers", {"email": "after@private.example", "name": "After"})
+
+    result = env.run("apply", str(planfile))
+
+    assert result.exit_code == 0, result.output
+    assert "Apply complete! 1 added, 1 changed" in result.output
+    assert env.run("plan", "-f", str(file), "--detailed-exitcode").exit_code == 0

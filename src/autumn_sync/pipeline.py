@@ -27,7 +27,7 @@ from autumn_sync.stripe.drift import DriftReport, compute_drift
 from autumn_sync.stripe.executor import DEFAULT_WORKERS, run_stripe_changes
 from autumn_sync.stripe.gateway import Gateway
 from autumn_sync.stripe.journal import Journal, stored_ids, written_names
-from autumn_sync.stripe.planning import StripeInputs, stripe_fingerprint, with_stripe
+from autumn_sync.stripe.planning import StripeInputs, with_stripe
 from autumn_sync.stripe.reader import read_stripe
 
 Clock = Callable[[], datetime]
@@ -108,8 +108,8 @@ def save_plan(
 
 def check_saved(engine: Engine, saved: SavedPlan, database: str, gateway: Gateway | None) -> None:
     """Raise `StalePlan` unless the billing file, the database (its identity and state) and
-    Stripe are what `saved` was made against (`apply_plan` checks the database's state again,
-    in the transaction that applies)."""
+    the Stripe objects the plan is about are what `saved` was made against (`apply_plan`
+    checks the database's state again, in the transaction that applies)."""
     if database != saved.database:
         raise StalePlan("it was made against another database")
     path = Path(saved.file_path)
@@ -124,13 +124,13 @@ def check_saved(engine: Engine, saved: SavedPlan, database: str, gateway: Gatewa
             if snapshot is None
             else "it was made with Stripe connected, and this apply has no Stripe key"
         )
-    with engine.connect() as connection:
-        if fingerprint(read_state(connection, saved.plan.lookup)) != saved.plan.state_fingerprint:
-            raise StalePlan(DATABASE_CHANGED)
-        recorded = stored_ids(connection)
-    if snapshot is None or gateway is None:
-        return
-    if stripe_fingerprint(read_stripe(gateway, recorded)) != snapshot.fingerprint:
+    # Planning the same file again reads the database and Stripe as `saved` was made from them
+    # and digests them alike: a different digest is a change made since.
+    fresh = make_plan(engine, load_desired(path), gateway)
+    if fresh.state_fingerprint != saved.plan.state_fingerprint:
+        raise StalePlan(DATABASE_CHANGED)
+    stripe_now = fresh.stripe.fingerprint if fresh.stripe is not None else None
+    if snapshot is not None and stripe_now != snapshot.fingerprint:
         raise StalePlan("objects in Stripe changed since the plan was made")
 
 

@@ -38,7 +38,7 @@ DEFAULT_FILE = Path("billing.yaml")
 
 
 @click.command()
-@click.argument("planfile", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("planfile", required=False, type=click.Path(path_type=Path))
 @click.option(
     "-f",
     "--file",

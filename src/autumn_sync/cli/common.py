@@ -54,6 +54,17 @@ LOCK_TIMEOUT_OPTION = click.option(
     help="How long to wait for another run's lock on the billing database (0: fail at once).",
 )
 
+# Errors whose message is ready to print after `Error: `.
+KNOWN_ERRORS = (
+    DatabaseError,
+    PlanConflict,
+    ApplyRefused,
+    TargetError,
+    LockHeld,
+    LockError,
+    SavedPlanError,
+)
+
 NOT_CONNECTED = "Stripe is not connected (no STRIPE_API_KEY): planning the billing database only."
 
 
@@ -102,9 +113,7 @@ def handles_errors(func: F) -> F:
             count = len(exc.problems)
             click.echo(f"{count} problem{'s' if count != 1 else ''} found.", err=True)
             sys.exit(1)
-        except (DatabaseError, PlanConflict, ApplyRefused, TargetError, LockHeld) as exc:
-            fail(str(exc))
-        except (SavedPlanError, LockError) as exc:
+        except KNOWN_ERRORS as exc:
             fail(str(exc))
         except StripeFailure as exc:
             fail(f"Stripe: {exc}")

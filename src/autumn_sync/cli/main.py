@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -35,7 +36,26 @@ from autumn_sync.render.drift import DRIFT_RENDERERS
 from autumn_sync.stripe.gateway import StripeConfig
 
 
-@click.group()
+class Commands(click.Group):
+    """The command group, whose usage errors (an unknown option, a bad value) exit 1 like
+    every other error: exit 2 means "changes present" or "drift found" to scripts."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            exc.exit_code = 1  # type: ignore[misc]  # this instance only
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            exc.exit_code = 1  # type: ignore[misc]  # this instance only
+            raise
+
+
+@click.group(cls=Commands)
 @click.option(
     "--database-url",
     envvar="AUTUMN_SYNC_DATABASE_URL",
@@ -89,7 +109,7 @@ def validate(path: Path) -> None:
 )
 @click.option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     metavar="PLANFILE",
     help="Also save the plan here, for `autumn-sync apply PLANFILE` (takes the lock while "
     "planning).",
@@ -113,6 +133,8 @@ def plan(
     lock_timeout: float,
 ) -> None:
     """Show what apply would change in the billing database and in Stripe."""
+    if out is not None and out.resolve() == path.resolve():
+        fail(f"--out {out} is the billing file itself; save the plan to another file")
     desired = load_desired(path)
     engine = options.engine()
     gateway = options.gateway()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -86,23 +88,18 @@ def head_revision() -> str:
 
 def upgrade(engine: Engine) -> None:
     """Bring the schema up to the newest migration; a no-op when it already is. Runs that
-    start at once on a new database migrate it once: the second waits for the first and
-    then finds the schema up to date."""
+    start at once on a new database migrate it once: the others wait for the first and then
+    find the schema up to date."""
     with engine.connect() as connection:
         if _revision(connection) == head_revision():
             return
-    with engine.begin() as connection:
-        _serialize(connection)
-        try:
-            if _revision(connection) == head_revision():
-                return
-            config = _config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-        finally:
-            if "migrating" in connection.info:
-                name = connection.info.pop("migrating")
-                connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+    with engine.connect() as connection, _migrating(connection), connection.begin():
+        _exclusive(connection)
+        if _revision(connection) == head_revision():
+            return
+        config = _config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
 
 
 def _revision(connection: Connection) -> str | None:
@@ -110,27 +107,38 @@ def _revision(connection: Connection) -> str | None:
     return context.get_current_revision()
 
 
-def _serialize(connection: Connection) -> None:
-    """Make this migration the only one running on the database until it commits."""
-    dialect = connection.dialect.name
-    if dialect == "sqlite":
+@contextmanager
+def _migrating(connection: Connection) -> Iterator[None]:
+    """On MariaDB/MySQL (whose DDL does not wait on transactions), a named lock held around
+    the whole migration, released only once it is committed."""
+    if connection.dialect.name not in ("mysql", "mariadb"):
+        yield
+        return
+    database = connection.execute(text("SELECT DATABASE()")).scalar_one()
+    name = f"{_MIGRATING}.{database}"[:64]
+    taken = connection.execute(text("SELECT GET_LOCK(:name, 120)"), {"name": name}).scalar()
+    connection.commit()
+    if taken != 1:
+        raise DatabaseError(f"another run has been migrating {database} for 2 minutes")
+    try:
+        yield
+    finally:
+        connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+        connection.commit()
+
+
+def _exclusive(connection: Connection) -> None:
+    """Make this migration the only one on the database until it commits (SQLite and
+    PostgreSQL; MariaDB has `_migrating`)."""
+    if connection.dialect.name == "sqlite":
         # The sqlite3 module begins a transaction only before INSERT/UPDATE/DELETE, so each
         # CREATE TABLE would commit on its own and a run killed half-way would leave a
         # half-made schema that no later run can migrate. One explicit BEGIN makes the whole
         # migration one transaction, as it is on PostgreSQL; IMMEDIATE takes the write lock
         # now, so a second run waits here (the driver's busy timeout) and re-reads.
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-    elif dialect == "postgresql":
+    elif connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATING_KEY})
-    elif dialect in ("mysql", "mariadb"):
-        database = connection.execute(text("SELECT DATABASE()")).scalar_one()
-        name = f"{_MIGRATING}.{database}"[:64]
-        taken = connection.execute(
-            text("SELECT GET_LOCK(:name, :wait)"), {"name": name, "wait": 120}
-        ).scalar()
-        if taken != 1:
-            raise DatabaseError(f"another run has been migrating {database} for 2 minutes")
-        connection.info["migrating"] = name
 
 
 def connect(url: str | None = None) -> Engine:

@@ -51,13 +51,29 @@ def with_stripe(
     if stripe.missing_links:
         raise PlanConflict(stripe.missing_links)
     notes = tuple(Note(w.address, w.note()) for w in stripe.waiting)
+    kept = _kept(stripe.existing)
     return replace(
         plan,
         changes=order([*plan.changes, *stripe.changes]),
         notes=plan.notes + notes,
-        stripe=StripeSnapshot(
-            stripe.existing, stripe.wanted, fingerprint=stripe_fingerprint(existing)
-        ),
+        stripe=StripeSnapshot(kept, stripe.wanted, fingerprint=stripe_fingerprint(kept)),
+    )
+
+
+def _kept(existing: StripeState) -> StripeState:
+    """What a plan keeps of Stripe as read: the objects autumn-sync owns and the customers
+    and subscriptions of the file's customers. Not the rest of the account's customers and
+    subscriptions (people's emails and names, which a saved plan must not carry, and
+    sign-ups that must not make a reviewed plan stale), nor unmanaged catalog objects."""
+    ours = {s.stripe_id for s in existing.subscriptions.values() if s.stripe_id}
+    return replace(
+        existing,
+        found_customers=(),
+        found_subscriptions=(),
+        unmanaged=(),
+        parts={sid: parts for sid, parts in existing.parts.items() if sid in ours},
+        unmanaged_customers=0,
+        unmanaged_subscriptions=0,
     )
 
 
@@ -164,12 +180,10 @@ def _in_use_after(changes: Sequence[Change], current: State) -> dict[str, frozen
 
 
 def stripe_fingerprint(state: StripeState) -> str:
-    """A digest of Stripe as read (before the plan assigns customers and subscriptions to
-    addresses): reading Stripe again gives the same digest unless an object changed there."""
-    found = (state.superseded, state.unmanaged, state.found_customers, state.found_subscriptions)
+    """A digest of what a plan kept of Stripe (see `_kept`): planning again gives the same
+    digest unless one of those objects changed in Stripe."""
     data: list[Any] = [sorted(repr(record) for record in kind.values()) for kind in state.kinds()]
-    data += [sorted(repr(record) for record in records) for records in found]
+    data.append(sorted(repr(price) for price in state.superseded))
     data += [sorted(repr(item) for item in state.parts.items()), sorted(state.recorded.items())]
     data.append(sorted(state.generations.items()))
-    data += [state.unmanaged_customers, state.unmanaged_subscriptions]
     return digest(data)

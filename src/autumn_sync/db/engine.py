@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 DEFAULT_URL = "sqlite:///autumn-sync.db"
@@ -51,10 +53,6 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
 def database_identity(url: str | None = None) -> str:
     """A digest naming the database at `url` (see `database_url`) without its password: a
     saved plan remembers it, so that it is not applied to another database."""
-    import hashlib
-
-    from sqlalchemy.engine import make_url
-
     resolved = database_url(url)
     try:
         named = make_url(resolved).set(password=None).render_as_string(hide_password=False)
@@ -64,8 +62,6 @@ def database_identity(url: str | None = None) -> str:
 
 
 def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:

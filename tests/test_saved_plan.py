@@ -4,11 +4,13 @@ changed since) with nothing applied. The file holds no secret and cannot be edit
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,8 @@ from autumn_sync.db.engine import connect
 from autumn_sync.emulator import Emulator
 from autumn_sync.model.stripe import OWNER_KEY
 from autumn_sync.pipeline import apply_plan, load_desired, make_plan, read_current, save_plan
-from autumn_sync.plan.plan import fingerprint
+from autumn_sync.plan.changes import Create
+from autumn_sync.plan.plan import ChangePlan, fingerprint
 from autumn_sync.plan.saved import SavedPlanError, _canonical, _sha, dumps, encode, loads
 from autumn_sync.stripe.gateway import Gateway, StripeConfig
 from tests.conftest import EXAMPLES, run_cli
@@ -263,3 +266,95 @@ def test_the_rest_of_the_stripe_account_is_neither_saved_nor_a_reason_for_stalen
     assert result.exit_code == 0, result.output
     assert "Apply complete! 1 added, 1 changed" in result.output
     assert env.run("plan", "-f", str(file), "--detailed-exitcode").exit_code == 0
+
+
+# A saved plan is applied only if its changes are exactly those the billing file makes against
+# the database and Stripe it was made against: its digests are plain hashes, so anyone can edit
+# a plan file and digest it again (as `_forge` does, with the project's own encoder).
+
+
+def _forge(planfile: Path, edit: Any) -> None:
+    saved = loads(planfile.read_text(encoding="utf-8"))
+    forged = dataclasses.replace(saved, plan=edit(saved.plan))
+    planfile.write_text(dumps(forged), encoding="utf-8")
+    assert loads(planfile.read_text(encoding="utf-8")).plan == forged.plan
+
+
+def _map_change(address: str, change_after: Any) -> Any:
+    def edit(plan: ChangePlan) -> ChangePlan:
+        changes = tuple(
+            dataclasses.replace(c, after=change_after(c.after)) if c.address == address else c
+            for c in plan.changes
+        )
+        assert changes != plan.changes, f"{address} is not in the plan"
+        return dataclasses.replace(plan, changes=changes)
+
+    return edit
+
+
+def _cheaper_pro(after: Any) -> Any:
+    content = after.content
+    price = dataclasses.replace(content.price, amount=Decimal("0.5"))
+    return dataclasses.replace(after, content=dataclasses.replace(content, price=price))
+
+
+def _other_email(after: Any) -> Any:
+    return dataclasses.replace(after, email="attacker@evil.example")
+
+
+def _extra_customer(plan: ChangePlan) -> ChangePlan:
+    model = next(c for c in plan.changes if c.address == "customer.user_123")
+    record = dataclasses.replace(model.record, key=".intruder", customer_id="intruder")
+    extra = Create(address="customer.intruder", before=None, after=record)
+    return dataclasses.replace(plan, changes=(*plan.changes, extra))
+
+
+def _cheaper_stripe_price(plan: ChangePlan) -> ChangePlan:
+    assert plan.stripe is not None
+    desired = plan.stripe.desired
+    address = "stripe_price.pro.base"
+    price = dataclasses.replace(desired.prices[address], unit_amount_decimal=Decimal("50"))
+    stripe_desired = dataclasses.replace(desired, prices={**desired.prices, address: price})
+    snapshot = dataclasses.replace(plan.stripe, desired=stripe_desired)
+    return dataclasses.replace(plan, stripe=snapshot)
+
+
+FORGERIES: dict[str, tuple[Any, str]] = {
+    "plan price 25 -> 0.5": (_map_change("plan.pro", _cheaper_pro), "plan.pro"),
+    "a customer's email": (_map_change("customer.user_123", _other_email), "customer.user_123"),
+    "a customer added": (_extra_customer, "customer.intruder"),
+    "a Stripe price's amount": (_cheaper_stripe_price, "the Stripe objects it writes"),
+}
+
+
+@pytest.mark.parametrize("forgery", sorted(FORGERIES))
+def test_a_saved_plan_edited_by_hand_is_refused_with_nothing_applied(
+    forgery: str, tmp_path: Path, sqlite_url: str, emu: Emulator
+) -> None:
+    env = Stripe(emu, sqlite_url)
+    assert env.run("apply", "-f", str(EXAMPLES / "billing.yaml"), "--auto-approve").exit_code == 0
+    file = raised_price(tmp_path)
+    file.write_text(
+        file.read_text(encoding="utf-8").replace("Jane Doe", "Jane Roe"), encoding="utf-8"
+    )
+    planfile = tmp_path / "reviewed.plan"
+    assert env.run("plan", "-f", str(file), "--out", str(planfile)).exit_code == 0
+    edit, named = FORGERIES[forgery]
+    _forge(planfile, edit)
+    engine = connect(sqlite_url)
+    state_before, objects_before = fingerprint(read_current(engine)), stripe_objects(emu)
+
+    result = env.run("apply", str(planfile))
+
+    assert result.exit_code == 1, result.output
+    assert "Error: the saved plan does not hold the changes its billing file makes" in (
+        result.output
+    )
+    assert f"(differing: {named})" in result.output
+    assert "Nothing was applied; run plan again" in result.output
+    assert fingerprint(read_current(engine)) == state_before
+    assert stripe_objects(emu) == objects_before
+    engine.dispose()
+    # The plan as saved, unedited, applies.
+    assert env.run("plan", "-f", str(file), "--out", str(planfile)).exit_code == 0
+    assert env.run("apply", str(planfile)).exit_code == 0

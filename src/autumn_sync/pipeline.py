@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from autumn_sync.model.customers import Lookup
 from autumn_sync.model.state import State
 from autumn_sync.plan.changes import Change
 from autumn_sync.plan.plan import ChangePlan, fingerprint
-from autumn_sync.plan.saved import SavedPlan
+from autumn_sync.plan.saved import SavedPlan, encode
 from autumn_sync.plan.target import select
 from autumn_sync.sources.database import managed_versions, read_state
 from autumn_sync.stripe.apply import StripeContext
@@ -48,6 +48,12 @@ DATABASE_CHANGED = "the database changed since the plan was made"
 class StalePlan(ApplyRefused):
     """What the plan was made against changed since (the database, Stripe or the billing
     file); nothing was written. The message says what."""
+
+
+class EditedPlan(ApplyRefused):
+    """A saved plan whose changes are not the changes its billing file makes against the
+    database and Stripe it was made against: it was edited after it was saved (its digests
+    are plain hashes anyone can recompute). Nothing was written."""
 
 
 def load_desired(path: str | Path) -> State:
@@ -106,10 +112,14 @@ def save_plan(
     )
 
 
-def check_saved(engine: Engine, saved: SavedPlan, database: str, gateway: Gateway | None) -> None:
-    """Raise `StalePlan` unless the billing file, the database (its identity and state) and
-    the Stripe objects the plan is about are what `saved` was made against (`apply_plan`
-    checks the database's state again, in the transaction that applies)."""
+def check_saved(
+    engine: Engine, saved: SavedPlan, database: str, gateway: Gateway | None
+) -> ChangePlan:
+    """The plan to apply for `saved`: raise `StalePlan` unless the billing file, the database
+    (its identity and state) and the Stripe objects the plan is about are what `saved` was
+    made against, and `EditedPlan` unless its changes are exactly those the file makes
+    against them now (`apply_plan` checks the database's state again, in the transaction
+    that applies)."""
     if database != saved.database:
         raise StalePlan("it was made against another database")
     path = Path(saved.file_path)
@@ -126,12 +136,41 @@ def check_saved(engine: Engine, saved: SavedPlan, database: str, gateway: Gatewa
         )
     # Planning the same file again reads the database and Stripe as `saved` was made from them
     # and digests them alike: a different digest is a change made since.
-    fresh = make_plan(engine, load_desired(path), gateway)
+    fresh = make_plan(engine, load_desired(path), gateway, targets=saved.targets)
     if fresh.state_fingerprint != saved.plan.state_fingerprint:
         raise StalePlan(DATABASE_CHANGED)
     stripe_now = fresh.stripe.fingerprint if fresh.stripe is not None else None
     if snapshot is not None and stripe_now != snapshot.fingerprint:
         raise StalePlan("objects in Stripe changed since the plan was made")
+    _check_unedited(saved.plan, fresh)
+    return fresh
+
+
+def _check_unedited(saved: ChangePlan, fresh: ChangePlan) -> None:
+    """Raise `EditedPlan` unless `saved` is `fresh`, the plan made again from the same file
+    against the same state, in every value apply would use (the count of the application's
+    customers aside: sign-ups do not make a plan stale)."""
+    if _comparable(saved) == _comparable(fresh):
+        return
+    saved_changes = {c.address: encode(c) for c in saved.changes}
+    fresh_changes = {c.address: encode(c) for c in fresh.changes}
+    differing = sorted(
+        address
+        for address in saved_changes.keys() | fresh_changes.keys()
+        if saved_changes.get(address) != fresh_changes.get(address)
+    )
+    what = ", ".join(differing[:5]) + (", …" if len(differing) > 5 else "")
+    what = what or "the Stripe objects it writes"
+    raise EditedPlan(
+        "the saved plan does not hold the changes its billing file makes against the "
+        f"database and Stripe it was made against (differing: {what}): it was edited after "
+        "it was saved, or made on another day (trial ends move with the date). Nothing was "
+        "applied; run plan again and review the new plan."
+    )
+
+
+def _comparable(plan: ChangePlan) -> object:
+    return encode(replace(plan, app_customers=0))
 
 
 def _stripe_inputs(connection: Connection, clock: Clock) -> StripeInputs:

@@ -116,12 +116,12 @@ def _apply_saved(options: Options, saved: SavedPlan, allow_destroy: bool, timeou
     gateway = options.gateway()
     with take_lock(engine, "apply", timeout):
         try:
-            check_saved(engine, saved, options.database(), gateway)
-            click.echo(RENDERERS["text"](saved.plan, options.color), nl=False)
-            if saved.plan.empty:
+            verified = check_saved(engine, saved, options.database(), gateway)
+            click.echo(RENDERERS["text"](verified, options.color), nl=False)
+            if verified.empty:
                 return
-            check_destroys(saved.plan, allow_destroy)
-            _run(engine, saved.plan, gateway, allow_destroy, options.color)
+            check_destroys(verified, allow_destroy)
+            _run(engine, verified, gateway, allow_destroy, options.color)
         except StalePlan as exc:
             fail(
                 f"saved plan is stale: {exc}. Nothing was applied; run plan again and review "

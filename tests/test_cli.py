@@ -246,12 +246,99 @@ def test_plan_out_never_overwrites_the_billing_file_or_a_folder(
     into_folder = run_cli("plan", "-f", str(billing), "--out", str(folder), db=sqlite_url)
     assert into_folder.exit_code == 1
     assert f"cannot write the saved plan {folder}" in into_folder.output
+    # Refused before planning: nothing was written anywhere, not even the database.
     assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == [
-        "billing.db",
-        "billing.db.lock",
         "billing.yaml",
         "plans",
     ]
     from_folder = run_cli("apply", str(folder), db=sqlite_url)
     assert from_folder.exit_code == 1
     assert f"cannot read the saved plan {folder}" in from_folder.output
+
+
+# `plan --out` never replaces what autumn-sync did not write: the SQLite database, the billing
+# file under another name (a hard link), a file of the user's, nor anything through a link.
+
+
+def _applied_example(tmp_path: Path, db: str) -> Path:
+    billing = tmp_path / "billing.yaml"
+    billing.write_text(Path(EXAMPLE).read_text(encoding="utf-8"), encoding="utf-8")
+    assert run_cli("apply", "-f", str(billing), "--auto-approve", db=db).exit_code == 0
+    return billing
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_plan_out_never_replaces_the_sqlite_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AUTUMN_SYNC_DATABASE_URL", raising=False)
+    billing = _applied_example(tmp_path, "")
+    before = _files(tmp_path)
+    assert "autumn-sync.db" in before
+    for out in ("autumn-sync.db", str(tmp_path / "autumn-sync.db")):
+        result = run_cli("plan", "-f", str(billing), "--out", out)
+        assert result.exit_code == 1
+        assert f"Error: --out {out} is the billing database; save the plan to another file" in (
+            result.output
+        )
+    explicit = f"sqlite:///{tmp_path / 'autumn-sync.db'}"
+    result = run_cli("plan", "-f", str(billing), "--out", "autumn-sync.db", db=explicit)
+    assert "is the billing database" in result.output
+    assert _files(tmp_path) == before
+    assert "user_123" in run_cli("show", "customers", db=explicit).output
+
+
+def test_plan_out_never_replaces_a_hard_link_to_the_billing_file(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    billing = _applied_example(tmp_path, sqlite_url)
+    link = tmp_path / "reviewed.plan"
+    os.link(billing, link)
+    before = _files(tmp_path)
+    result = run_cli("plan", "-f", str(billing), "--out", str(link), db=sqlite_url)
+    assert result.exit_code == 1
+    assert f"Error: --out {link} is the billing file itself" in result.output
+    assert _files(tmp_path) == before
+
+
+def test_plan_out_replaces_only_a_plan_it_saved(tmp_path: Path, sqlite_url: str) -> None:
+    billing = _applied_example(tmp_path, sqlite_url)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n", encoding="utf-8")
+    refused = run_cli("plan", "-f", str(billing), "--out", str(notes), db=sqlite_url)
+    assert refused.exit_code == 1
+    assert (
+        f"Error: cannot write the saved plan {notes}: it exists and is not a plan autumn-sync "
+        "saved, which is all --out replaces; remove it or save the plan to another file"
+    ) in refused.output
+    assert notes.read_text(encoding="utf-8") == "my notes\n"
+    planfile = tmp_path / "reviewed.plan"
+    for _ in range(2):  # a plan saved before is replaced
+        saved = run_cli("plan", "-f", str(billing), "--out", str(planfile), db=sqlite_url)
+        assert saved.exit_code == 0, saved.output
+    assert sorted(p.name for p in tmp_path.iterdir() if ".partial" in p.name) == []
+
+
+def test_plan_out_follows_no_link(tmp_path: Path, sqlite_url: str) -> None:
+    billing = _applied_example(tmp_path, sqlite_url)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n", encoding="utf-8")
+    # A link planted where an older version wrote its temporary file is not followed.
+    (tmp_path / ".reviewed.plan.partial").symlink_to(victim)
+    planfile = tmp_path / "reviewed.plan"
+    assert run_cli("plan", "-f", str(billing), "--out", str(planfile), db=sqlite_url).exit_code == 0
+    assert victim.read_text(encoding="utf-8") == "keep me\n"
+    assert (tmp_path / ".reviewed.plan.partial").is_symlink()
+    # A link at --out itself is refused, whatever it points to.
+    link = tmp_path / "link.plan"
+    link.symlink_to(planfile)
+    refused = run_cli("plan", "-f", str(billing), "--out", str(link), db=sqlite_url)
+    assert refused.exit_code == 1
+    assert f"Error: cannot write the saved plan {link}: it is a link; name a file" in (
+        refused.output
+    )
+    assert link.is_symlink() and victim.read_text(encoding="utf-8") == "keep me\n"

@@ -22,12 +22,13 @@ from autumn_sync.cli.common import (
     take_lock,
 )
 from autumn_sync.cli.lock import force_unlock
+from autumn_sync.cli.outfile import OutError, check_replaceable, is_saved_plan_file, write_new
 from autumn_sync.cli.runtime import check as check_command
 from autumn_sync.cli.runtime import customer, track
 from autumn_sync.cli.show import show
 from autumn_sync.config.export import dump_state
 from autumn_sync.config.schema import json_schema_text
-from autumn_sync.db.engine import database_url
+from autumn_sync.db.engine import database_url, sqlite_path
 from autumn_sync.model.state import State
 from autumn_sync.pipeline import check_drift, load_desired, make_plan, read_current, save_plan
 from autumn_sync.plan.saved import SavedPlan, dumps
@@ -133,8 +134,8 @@ def plan(
     lock_timeout: float,
 ) -> None:
     """Show what apply would change in the billing database and in Stripe."""
-    if out is not None and out.resolve() == path.resolve():
-        fail(f"--out {out} is the billing file itself; save the plan to another file")
+    if out is not None:
+        _check_out(out, path, options)
     desired = load_desired(path)
     engine = options.engine()
     gateway = options.gateway()
@@ -143,20 +144,30 @@ def plan(
     else:
         with take_lock(engine, "plan", lock_timeout):
             change_plan = make_plan(engine, desired, gateway, targets=targets)
-        _save(save_plan(change_plan, path, options.database(), targets), out)
+        _save(save_plan(change_plan, path, options.database(), targets), out, path, options)
     click.echo(RENDERERS[fmt](change_plan, options.color), nl=False)
     if detailed_exitcode and not change_plan.empty:
         sys.exit(2)
 
 
-def _save(saved: SavedPlan, out: Path) -> None:
-    """Write the saved plan to `out` whole or not at all (a temporary file renamed)."""
-    partial = out.with_name(f".{out.name}.partial")
+def _check_out(out: Path, path: Path, options: Options) -> None:
+    """Fail unless `--out` may be written: never the billing file, the database, or a file
+    autumn-sync did not save (it is checked before planning, and again before the rename)."""
+    protected = {"the billing file itself": path}
+    database = sqlite_path(database_url(options.database_url))
+    if database is not None:
+        protected["the billing database"] = database
     try:
-        partial.write_text(dumps(saved), encoding="utf-8")
-        partial.replace(out)
+        check_replaceable(out, protected, is_saved_plan_file)
+    except OutError as exc:
+        fail(str(exc))
+
+
+def _save(saved: SavedPlan, out: Path, path: Path, options: Options) -> None:
+    """Write the saved plan to `out` whole or not at all (a new temporary file renamed)."""
+    try:
+        write_new(out, dumps(saved), lambda: _check_out(out, path, options))
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         fail(f"cannot write the saved plan {out}: {exc.strerror or exc}")
     click.echo(f"Saved the plan to {out}: `autumn-sync apply {out}` applies exactly it.", err=True)
 

@@ -188,6 +188,15 @@ def loads(text: str) -> SavedPlan:
     )
 
 
+def is_saved_plan(text: str) -> bool:
+    """Whether `text` is a plan autumn-sync saved (any version of the format)."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("format") == FORMAT
+
+
 def _parse(text: str) -> dict[str, Any]:
     try:
         body = json.loads(text)

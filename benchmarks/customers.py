@@ -49,7 +49,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/customers.py`
 from sqlalchemy import Engine
 
 from autumn_sync.config import load_text
-from autumn_sync.db.engine import connect
+from autumn_sync.database.engine import connect
 from autumn_sync.emulator import DEFAULT_API_KEY, Emulator
 from autumn_sync.model.state import State
 from autumn_sync.pipeline import apply_plan, make_plan

@@ -53,7 +53,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from autumn_sync.config import load_text
-from autumn_sync.db.engine import connect
+from autumn_sync.database.engine import connect
 from autumn_sync.model.state import State
 from autumn_sync.pipeline import apply_plan, make_plan
 from benchmarks.catalog import make_catalog

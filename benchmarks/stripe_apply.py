@@ -35,13 +35,13 @@ if __package__ in (None, ""):  # run as `python benchmarks/stripe_apply.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from autumn_sync.config import load_text
-from autumn_sync.db.engine import connect
+from autumn_sync.database.engine import connect
 from autumn_sync.emulator import DEFAULT_API_KEY, Emulator
 from autumn_sync.model.state import State
 from autumn_sync.pipeline import apply_plan, make_plan
 from autumn_sync.stripe.executor import DEFAULT_WORKERS, StripeApplyFailed
 from autumn_sync.stripe.gateway import Gateway, StripeConfig
-from autumn_sync.stripe.mapping import desired_stripe
+from autumn_sync.stripe.map.catalog import desired_stripe
 from benchmarks.catalog import make_catalog
 
 TARGET = 0.8

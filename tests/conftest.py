@@ -15,8 +15,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from autumn_sync.cli.main import cli
-from autumn_sync.db.engine import VERSION_TABLE, connect
-from autumn_sync.db.schema import metadata
+from autumn_sync.database.engine import VERSION_TABLE, connect
+from autumn_sync.database.schema import metadata
 
 SERVER_URLS = {
     "postgresql": os.environ.get("AUTUMN_SYNC_TEST_POSTGRESQL_URL"),

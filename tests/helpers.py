@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, func, insert, select
 
-from autumn_sync.db import schema as t
-from autumn_sync.model.customers import customer_key
+from autumn_sync.database import schema as t
+from autumn_sync.model.address import customer_key
 from autumn_sync.model.state import State
 
 

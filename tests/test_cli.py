@@ -98,7 +98,7 @@ def test_destroy_is_refused_without_allow_destroy(sqlite_url: str, tmp_path: Pat
 
 
 def test_archive_is_not_a_destroy(sqlite_url: str, tmp_path: Path) -> None:
-    from autumn_sync.db.engine import connect
+    from autumn_sync.database.engine import connect
 
     run_cli("apply", "-f", EXAMPLE, "--auto-approve", db=sqlite_url)
     add_customers(connect(sqlite_url), "free", 3)

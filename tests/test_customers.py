@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Engine, func, insert, select, update
 
 from autumn_sync.config.load import load_text
-from autumn_sync.db import schema as t
-from autumn_sync.db.engine import connect
-from autumn_sync.diff.catalog import diff
+from autumn_sync.database import schema as t
+from autumn_sync.database.diff.catalog import diff
+from autumn_sync.database.engine import connect
 from autumn_sync.pipeline import apply_plan, make_plan, read_current
 from autumn_sync.plan.changes import Change, Create, Delete, Update
 from autumn_sync.render import render_text

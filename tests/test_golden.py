@@ -53,8 +53,9 @@ import pytest
 import yaml
 from sqlalchemy import Engine
 
-from autumn_sync.db.engine import connect
+from autumn_sync.database.engine import connect
 from autumn_sync.emulator import Emulator
+from autumn_sync.model.address import Target
 from autumn_sync.model.attributes import attributes
 from autumn_sync.model.state import State
 from autumn_sync.model.stripe import OWNER_KEY, VERSION_KEY
@@ -144,7 +145,7 @@ def test_golden_with_stripe(case: str, sqlite_url: str) -> None:
 
 
 def _stripe(change: Change) -> bool:
-    return change.kind.startswith("stripe_")
+    return change.kind.target is Target.STRIPE
 
 
 def _assert_no_duplicates(emu: Emulator) -> None:

@@ -1,6 +1,6 @@
-"""The apply lock (`autumn_sync.lock`) on each database: refused at once or waited for, freed
-on errors and with a killed process, forced free by `force_unlock`, and reported by
-`current_lock`. Other holders are threads or, for what crosses processes (the real case),
+"""The apply lock (`autumn_sync.database.lock`) on each database: refused at once or waited
+for, freed on errors and with a killed process, forced free by `force_unlock`, and reported
+by `current_lock`. Other holders are threads or, for what crosses processes (the real case),
 `python -c` children that say when they hold the lock."""
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, insert, select, text
 
-from autumn_sync.db import schema as t
-from autumn_sync.db.engine import connect
-from autumn_sync.db.locks import MARIADB_NAME_MAX, MARIADB_PREFIX, mariadb_lock_name
-from autumn_sync.lock import (
+from autumn_sync.database import schema as t
+from autumn_sync.database.engine import connect
+from autumn_sync.database.lock import (
     LockError,
     LockHeld,
     LockInfo,
@@ -33,14 +32,15 @@ from autumn_sync.lock import (
     force_unlock,
     locked,
 )
+from autumn_sync.database.lock.backends import MARIADB_NAME_MAX, MARIADB_PREFIX, mariadb_lock_name
 from tests.conftest import reset_database
 
 # Takes the lock as OPERATION, says so, holds it until a line comes on stdin (or it is
 # killed), then says it let go.
 HOLD = """
 import sys
-from autumn_sync.db.engine import connect
-from autumn_sync.lock import locked
+from autumn_sync.database.engine import connect
+from autumn_sync.database.lock import locked
 
 engine = connect(sys.argv[1])
 with locked(engine, sys.argv[2]) as info:
@@ -334,7 +334,7 @@ def test_mariadb_lock_names_name_the_database_within_64_characters() -> None:
 
 MIGRATE = """
 import sys
-from autumn_sync.db.engine import connect
+from autumn_sync.database.engine import connect
 print("ready", flush=True)
 sys.stdin.readline()
 connect(sys.argv[1]).dispose()

@@ -17,9 +17,9 @@ from sqlalchemy import Engine, func, select
 from autumn_sync.cli.common import Options
 from autumn_sync.cli.lock import force_unlock
 from autumn_sync.config import load_text
-from autumn_sync.db import schema as t
+from autumn_sync.database import schema as t
+from autumn_sync.database.lock import LockHeld, current_lock, locked
 from autumn_sync.emulator import DEFAULT_API_KEY
-from autumn_sync.lock import LockHeld, current_lock, locked
 from autumn_sync.pipeline import make_plan, read_current
 from autumn_sync.stripe.gateway import Gateway, StripeConfig
 from tests.conftest import EXAMPLES

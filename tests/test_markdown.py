@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from autumn_sync.db.engine import connect
+from autumn_sync.database.engine import connect
 from autumn_sync.emulator import Emulator
+from autumn_sync.model.address import Target
 from autumn_sync.pipeline import apply_plan, load_desired, make_plan
 from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.render.markdown import MARKER, MAX_BODY, render_markdown
@@ -265,8 +266,8 @@ def test_stripe_changes_have_a_section_of_their_own(sqlite_url: str) -> None:
     engine.dispose()
     body = render_markdown(plan)
     found = sections(body)
-    stripe = [c.address for c in plan.changes if c.kind.startswith("stripe_")]
-    database = [c.address for c in plan.changes if not c.kind.startswith("stripe_")]
+    stripe = [c.address for c in plan.changes if c.kind.target is Target.STRIPE]
+    database = [c.address for c in plan.changes if c.kind.target is Target.DATABASE]
     assert len(stripe) > 10 and len(database) > 10
     assert found == {
         f"Billing database: {len(database)} changes": database,

@@ -26,10 +26,11 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from autumn_sync.config.export import dump_state
 from autumn_sync.config.load import load_text
 from autumn_sync.config.problems import ConfigError
-from autumn_sync.db import schema as t
-from autumn_sync.db.engine import connect
-from autumn_sync.db.schema import metadata
-from autumn_sync.diff.catalog import PlanConflict, diff
+from autumn_sync.database import schema as t
+from autumn_sync.database.diff.catalog import PlanConflict, diff
+from autumn_sync.database.engine import connect
+from autumn_sync.database.read.catalog import read_state
+from autumn_sync.database.schema import metadata
 from autumn_sync.model.attributes import CONTENT_FIELDS, attributes
 from autumn_sync.model.customers import Lookup
 from autumn_sync.model.money import canonical, exponent
@@ -57,7 +58,6 @@ from autumn_sync.pipeline import apply_plan, make_plan, read_current
 from autumn_sync.render.json import render_json
 from autumn_sync.render.markdown import render_markdown
 from autumn_sync.render.text import render_text
-from autumn_sync.sources.database import read_state
 from tests.conftest import reset_database, server_url
 from tests.customer_strategies import IDENTITIES, kept_or_new, with_customers
 from tests.helpers import add_customers, customer_versions

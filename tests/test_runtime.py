@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from autumn_sync import Billing, InvalidRequest, UnknownCustomer, UnknownFeature
-from autumn_sync.db import schema as t
-from autumn_sync.db.engine import connect
+from autumn_sync.database import schema as t
+from autumn_sync.database.engine import connect
 from autumn_sync.pipeline import apply_plan, load_desired, make_plan
 from tests.conftest import count_statements
 

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from autumn_sync import Billing
-from autumn_sync.db import schema as t
-from autumn_sync.db.engine import connect
+from autumn_sync.database import schema as t
+from autumn_sync.database.engine import connect
 from tests.test_runtime import Clock, apply_file, stored_usage, write
 
 RACERS = 4

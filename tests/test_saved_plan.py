@@ -19,7 +19,7 @@ from click.testing import Result
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from autumn_sync.db.engine import connect
+from autumn_sync.database.engine import connect
 from autumn_sync.emulator import Emulator
 from autumn_sync.model.stripe import OWNER_KEY
 from autumn_sync.pipeline import apply_plan, load_desired, make_plan, read_current, save_plan

@@ -14,8 +14,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 
 from autumn_sync.config.schema import json_schema, json_schema_text
-from autumn_sync.db.engine import VERSION_TABLE
-from autumn_sync.db.schema import metadata
+from autumn_sync.database.engine import VERSION_TABLE
+from autumn_sync.database.schema import metadata
 from tests.conftest import EXAMPLES, run_cli
 
 ROOT = Path(__file__).parent.parent

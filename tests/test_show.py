@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import Engine, update
 
 from autumn_sync import Billing
-from autumn_sync.db import schema as t
-from autumn_sync.db.engine import connect
-from autumn_sync.runtime.inspect import list_customers, show_address
-from autumn_sync.runtime.report import text
+from autumn_sync.database import schema as t
+from autumn_sync.database.engine import connect
+from autumn_sync.render.show import text
+from autumn_sync.show import list_customers, show_address
 from tests.conftest import EXAMPLES, count_statements, run_cli
 from tests.test_runtime import CATALOG, Clock, apply_file, write
 

@@ -16,8 +16,8 @@ from functools import cache
 from sqlalchemy import Engine, event, func, insert, select
 
 from autumn_sync.config import load_text
-from autumn_sync.db import schema as t
-from autumn_sync.db.engine import connect, head_revision
+from autumn_sync.database import schema as t
+from autumn_sync.database.engine import connect, head_revision
 from autumn_sync.model.state import State
 from autumn_sync.pipeline import apply_plan, make_plan, read_current
 from benchmarks.catalog import make_catalog

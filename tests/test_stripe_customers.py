@@ -22,9 +22,10 @@ import pytest
 import yaml
 from sqlalchemy import select, update
 
-from autumn_sync.db import schema as t
-from autumn_sync.db.engine import connect
+from autumn_sync.database import schema as t
+from autumn_sync.database.engine import connect
 from autumn_sync.emulator import DEFAULT_API_KEY, Emulator
+from autumn_sync.model.address import Target
 from autumn_sync.model.stripe import OWNER_KEY
 from autumn_sync.pipeline import apply_plan, load_desired, make_plan
 from autumn_sync.plan.changes import Create
@@ -206,7 +207,7 @@ def test_a_stripe_customer_is_made_only_when_billing_needs_it(sync_every_db: Syn
 def test_a_customer_stays_in_stripe_after_downgrading_to_a_free_plan(sync: Sync) -> None:
     sync.apply(billing(acme("pro")))
     plan = sync.apply(billing(acme("free")))
-    assert [(c.address, c.action) for c in plan.changes if c.kind.startswith("stripe_")] == [
+    assert [(c.address, c.action) for c in plan.changes if c.kind.target is Target.STRIPE] == [
         ("stripe_subscription[billing@acme.com].pro", "archive"),
     ]
     assert the(sync.emu, "customer", "stripe_customer[billing@acme.com]")["metadata"] == {
@@ -274,7 +275,7 @@ def test_a_pre_provisioned_customer_binding_an_id_is_never_duplicated(sync_every
     # The file now names Acme by its id: new addresses, the same Stripe objects.
     renamed = billing(acme("pro", id="acme_1"))
     plan = sync.apply(renamed)
-    stripe_changes = [c for c in plan.changes if c.kind.startswith("stripe_")]
+    stripe_changes = [c for c in plan.changes if c.kind.target is Target.STRIPE]
     assert [(c.address, [f.path for f in c.fields]) for c in stripe_changes] == [
         ("stripe_customer.acme_1", ["metadata.autumn_sync_address"]),
         ("stripe_subscription.acme_1.pro", ["metadata.autumn_sync_address"]),

@@ -29,8 +29,8 @@ import stripe
 from sqlalchemy import select
 
 from autumn_sync.config import load_text
-from autumn_sync.db import schema as t
-from autumn_sync.db.engine import connect
+from autumn_sync.database import schema as t
+from autumn_sync.database.engine import connect
 from autumn_sync.emulator import DEFAULT_API_KEY, Emulator
 from autumn_sync.emulator.faults import TokenBucket
 from autumn_sync.model.stripe import OWNER_KEY, VERSION_KEY
@@ -40,7 +40,7 @@ from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.stripe.executor import StripeApplyFailed
 from autumn_sync.stripe.gateway import Gateway, StripeConfig, StripeFailure, endpoint
 from autumn_sync.stripe.journal import REJECTED
-from autumn_sync.stripe.reader import ARCHIVED_KEY, METER_PREFIX
+from autumn_sync.stripe.read.catalog import ARCHIVED_KEY, METER_PREFIX
 from benchmarks.catalog import make_catalog
 from tests.conftest import EXAMPLES, run_cli
 from tests.helpers import add_customers
@@ -342,7 +342,7 @@ def test_apply_killed_at_random_points_converges(tmp_path: Path) -> None:
 DIE_WHILE_MIGRATING = """
 import os, signal, sys
 from sqlalchemy import Engine, event
-from autumn_sync.db.engine import connect
+from autumn_sync.database.engine import connect
 
 created = 0
 

@@ -25,13 +25,14 @@ import pytest
 import yaml
 from sqlalchemy import Engine, event
 
-from autumn_sync.db.engine import connect
+from autumn_sync.database.engine import connect
 from autumn_sync.emulator import Emulator
+from autumn_sync.model.address import Target
 from autumn_sync.model.stripe import OWNER_KEY
 from autumn_sync.pipeline import apply_plan, load_desired, make_plan, read_current, utc_now
 from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.render import render_json, render_text
-from autumn_sync.stripe.apply import StripeContext
+from autumn_sync.stripe.apply.catalog import StripeContext
 from autumn_sync.stripe.executor import run_stripe_changes
 from autumn_sync.stripe.gateway import Gateway, StripeConfig
 from autumn_sync.stripe.journal import Journal
@@ -640,7 +641,7 @@ PRO_MESSAGES = (
 def test_usage_price_removed_archives_price_meter_and_product(sync: Sync) -> None:
     sync.apply(catalog())
     plan = sync.apply(catalog(without_pro_messages_price))
-    assert [c.address for c in plan.changes if c.kind.startswith("stripe_")] == [
+    assert [c.address for c in plan.changes if c.kind.target is Target.STRIPE] == [
         "stripe_price.pro.messages",
         "stripe_product.pro.messages",
         "stripe_meter.pro.messages",
@@ -802,7 +803,7 @@ def test_the_same_changes_sent_again_make_nothing_new(sync: Sync) -> None:
     again = StripeContext(
         sync.gateway, plan.stripe.existing, plan.stripe.desired, Journal(sync.engine, utc_now)
     )
-    run_stripe_changes([c for c in plan.changes if c.kind.startswith("stripe_")], again)
+    run_stripe_changes([c for c in plan.changes if c.kind.target is Target.STRIPE], again)
     writes = [e for e in sync.emu.requests.entries() if e.method == "POST"]
     assert len(writes) == 3  # create the price, make it the default, archive the old one
     # The create is replayed (no second price); the two updates, idempotent by nature, go out

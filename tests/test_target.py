@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from autumn_sync.db.engine import connect
+from autumn_sync.database.engine import connect
 from autumn_sync.emulator import Emulator
 from autumn_sync.pipeline import load_desired, make_plan, read_current
 from autumn_sync.plan.order import dependency_graph

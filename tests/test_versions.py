@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from autumn_sync.config.load import load_text
-from autumn_sync.db import schema as t
-from autumn_sync.diff.catalog import PlanConflict
+from autumn_sync.database import schema as t
+from autumn_sync.database.diff.catalog import PlanConflict
 from autumn_sync.model.state import State
 from autumn_sync.pipeline import apply_plan, make_plan, read_current
 from autumn_sync.plan.changes import Delete, Update

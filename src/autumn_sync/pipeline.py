@@ -11,24 +11,24 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
-from autumn_sync.apply.context import Context
-from autumn_sync.apply.database import apply_change
 from autumn_sync.config.load import load_file
-from autumn_sync.diff.catalog import diff
+from autumn_sync.database.apply import apply_changes
+from autumn_sync.database.diff.catalog import diff
+from autumn_sync.database.read.catalog import managed_versions, read_state
+from autumn_sync.drift import DriftReport, compute_drift
+from autumn_sync.model.address import Target
 from autumn_sync.model.customers import Lookup
 from autumn_sync.model.state import State
 from autumn_sync.plan.changes import Change
 from autumn_sync.plan.plan import ChangePlan, fingerprint
 from autumn_sync.plan.saved import SavedPlan, encode
 from autumn_sync.plan.target import select
-from autumn_sync.sources.database import managed_versions, read_state
-from autumn_sync.stripe.apply import StripeContext
-from autumn_sync.stripe.drift import DriftReport, compute_drift
+from autumn_sync.stripe.apply import StripeWriter
 from autumn_sync.stripe.executor import DEFAULT_WORKERS, run_stripe_changes
 from autumn_sync.stripe.gateway import Gateway
 from autumn_sync.stripe.journal import Journal, stored_ids, written_names
-from autumn_sync.stripe.planning import StripeInputs, with_stripe
-from autumn_sync.stripe.reader import read_stripe
+from autumn_sync.stripe.plan import StripeInputs, with_stripe
+from autumn_sync.stripe.read.catalog import read_stripe
 
 Clock = Callable[[], datetime]
 
@@ -189,7 +189,7 @@ class ApplyResult:
 
 
 def _is_stripe(change: Change) -> bool:
-    return change.kind.startswith("stripe_")
+    return change.kind.target is Target.STRIPE
 
 
 def check_destroys(plan: ChangePlan, allow_destroy: bool) -> None:
@@ -224,16 +224,14 @@ def apply_plan(
     with engine.begin() as connection:
         if fingerprint(read_state(connection, plan.lookup)) != plan.state_fingerprint:
             raise StalePlan(DATABASE_CHANGED)
-        ctx = Context(connection, now)
         database_changes = [c for c in plan.changes if not _is_stripe(c)]
-        for change in database_changes:
-            apply_change(ctx, change)
+        apply_changes(connection, database_changes, now)
     for change in database_changes:  # reported once committed
         if on_change is not None:
             on_change(change)
     if stripe_changes:
         assert gateway is not None and plan.stripe is not None
-        stripe_ctx = StripeContext(
+        stripe_ctx = StripeWriter(
             gateway, plan.stripe.existing, plan.stripe.desired, Journal(engine, clock)
         )
         run_stripe_changes(stripe_changes, stripe_ctx, workers, on_change)

@@ -17,9 +17,9 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from autumn_sync.config import ConfigError
-from autumn_sync.db.engine import DatabaseError, connect, database_identity
-from autumn_sync.diff.catalog import PlanConflict
-from autumn_sync.lock import LockError, LockHeld, LockInfo, locked
+from autumn_sync.database.diff.catalog import PlanConflict
+from autumn_sync.database.engine import DatabaseError, connect, database_identity
+from autumn_sync.database.lock import LockError, LockHeld, LockInfo, locked
 from autumn_sync.pipeline import ApplyRefused
 from autumn_sync.plan.saved import SavedPlanError
 from autumn_sync.plan.target import TargetError

@@ -9,9 +9,9 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from autumn_sync.cli.common import fail
-from autumn_sync.db.engine import DatabaseError
-from autumn_sync.lock import LockError, LockInfo
-from autumn_sync.lock import force_unlock as release
+from autumn_sync.database.engine import DatabaseError
+from autumn_sync.database.lock import LockError, LockInfo
+from autumn_sync.database.lock import force_unlock as release
 
 if TYPE_CHECKING:
     from autumn_sync.cli.common import Options

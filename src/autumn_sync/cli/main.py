@@ -28,7 +28,7 @@ from autumn_sync.cli.runtime import customer, track
 from autumn_sync.cli.show import show
 from autumn_sync.config.export import dump_state
 from autumn_sync.config.schema import json_schema_text
-from autumn_sync.db.engine import database_url, sqlite_path
+from autumn_sync.database.engine import database_url, sqlite_path
 from autumn_sync.model.state import State
 from autumn_sync.pipeline import check_drift, load_desired, make_plan, read_current, save_plan
 from autumn_sync.plan.saved import SavedPlan, dumps

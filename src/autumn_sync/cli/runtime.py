@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from autumn_sync.db.engine import DatabaseError
+from autumn_sync.database.engine import DatabaseError
 from autumn_sync.render.json import exact_json
 from autumn_sync.runtime import Billing, BillingError
 

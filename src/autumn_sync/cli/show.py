@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 import click
 
 from autumn_sync.cli.runtime import emit, runtime_errors
+from autumn_sync.render.show import text
 from autumn_sync.runtime import utc_now
 from autumn_sync.runtime.errors import InvalidRequest
-from autumn_sync.runtime.inspect import Shown, list_customers, show_address
-from autumn_sync.runtime.report import text
+from autumn_sync.show import Shown, list_customers, show_address
 
 if TYPE_CHECKING:
     from autumn_sync.cli.main import Options

@@ -16,13 +16,13 @@ from autumn_sync.config.format import (
     TierSpec,
     UsagePriceSpec,
 )
+from autumn_sync.model.address import customer_key
 from autumn_sync.model.customers import (
     Balance,
     Customer,
     CustomerPlan,
     Entity,
     Grant,
-    customer_key,
 )
 from autumn_sync.model.money import canonical
 from autumn_sync.model.records import (

@@ -11,13 +11,13 @@ from typing import Any
 
 import yaml
 
+from autumn_sync.model.address import key_label
 from autumn_sync.model.customers import (
     CHARGE_AUTOMATICALLY,
     Balance,
     Customer,
     CustomerPlan,
     Entity,
-    key_label,
 )
 from autumn_sync.model.money import canonical
 from autumn_sync.model.records import Feature, FeatureType, Plan, PlanItem, Reward, UsagePrice

@@ -17,24 +17,13 @@ from dataclasses import dataclass, fields
 from datetime import date
 from decimal import Decimal
 from operator import attrgetter
+from typing import ClassVar
 
+from autumn_sync.model.address import Kind, key_label, keyed, named
 from autumn_sync.model.records import FixedPrice, PlanItem
 
 CHARGE_AUTOMATICALLY = "charge_automatically"
 SEND_INVOICE = "send_invoice"
-
-
-def customer_key(customer_id: str | None, email: str | None) -> str:
-    """`.user_123` for a customer with an id, `[billing@acme.com]` for one known by email."""
-    if customer_id:
-        return f".{customer_id}"
-    assert email, "a customer has an id or an email"
-    return f"[{email}]"
-
-
-def key_label(key: str) -> str:
-    """The key as a person reads it: `user_123` or `billing@acme.com`."""
-    return key[1:] if key.startswith(".") else key[1:-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +79,11 @@ class Customer:
     managed: bool = True  # False: created by the application, not (yet) by the file
     stripe_id: str | None = None  # the Stripe customer the database records
 
+    kind: ClassVar[Kind] = Kind.CUSTOMER
+
     @property
     def address(self) -> str:
-        return f"customer{self.key}"
+        return keyed(Kind.CUSTOMER, self.key)
 
     @property
     def label(self) -> str:
@@ -104,9 +95,9 @@ class Customer:
         return own + tuple((e.id, plan) for e in self.entities for plan in e.plans)
 
     def references(self) -> tuple[str, ...]:
-        refs = [f"plan.{plan.plan}" for _, plan in self.all_plans()]
-        refs += [f"feature.{entity.feature}" for entity in self.entities]
-        refs += [f"reward.{reward}" for reward in self.rewards]
+        refs = [named(Kind.PLAN, plan.plan) for _, plan in self.all_plans()]
+        refs += [named(Kind.FEATURE, entity.feature) for entity in self.entities]
+        refs += [named(Kind.REWARD, reward) for reward in self.rewards]
         return tuple(dict.fromkeys(refs))
 
 
@@ -131,15 +122,17 @@ class Balance:
     reset_at: date | None = None
     grants: tuple[Grant, ...] = ()  # sorted by id
 
+    kind: ClassVar[Kind] = Kind.BALANCE
+
     @property
     def address(self) -> str:
-        return f"balance{self.customer}.{self.feature}"
+        return keyed(Kind.BALANCE, self.customer, self.feature)
 
     def references(self) -> tuple[str, ...]:
         """Its customer, and its feature while it declares something (a balance emptied as
         the feature leaves the file is emptied first: it does not wait for the feature)."""
-        customer = f"customer{self.customer}"
-        return (customer, f"feature.{self.feature}") if self.declared else (customer,)
+        customer = keyed(Kind.CUSTOMER, self.customer)
+        return (customer, named(Kind.FEATURE, self.feature)) if self.declared else (customer,)
 
     @property
     def declared(self) -> bool:

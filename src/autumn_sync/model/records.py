@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import ClassVar
+
+from autumn_sync.model.address import Kind, named
 
 
 class FeatureType(StrEnum):
@@ -45,9 +48,11 @@ class Settings:
     currency: str
     create_customers: str | None = None  # None: when billing needs them; "always"
 
+    kind: ClassVar[Kind] = Kind.SETTINGS
+
     @property
     def address(self) -> str:
-        return "settings"
+        return Kind.SETTINGS.value
 
     def references(self) -> tuple[str, ...]:
         return ()
@@ -61,12 +66,14 @@ class Feature:
     consumable: bool = False
     credit_costs: tuple[tuple[str, Decimal], ...] = ()  # (metered feature id, credits per unit)
 
+    kind: ClassVar[Kind] = Kind.FEATURE
+
     @property
     def address(self) -> str:
-        return f"feature.{self.id}"
+        return named(Kind.FEATURE, self.id)
 
     def references(self) -> tuple[str, ...]:
-        return tuple(f"feature.{fid}" for fid, _ in self.credit_costs)
+        return tuple(named(Kind.FEATURE, fid) for fid, _ in self.credit_costs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +139,14 @@ class Plan:
     customers: int = 0  # customers on the current version
     versions_in_use: tuple[tuple[int, int], ...] = field(default=())  # (version, customers)
 
+    kind: ClassVar[Kind] = Kind.PLAN
+
     @property
     def address(self) -> str:
-        return f"plan.{self.id}"
+        return named(Kind.PLAN, self.id)
 
     def references(self) -> tuple[str, ...]:
-        return tuple(f"feature.{item.feature}" for item in self.content.items)
+        return tuple(named(Kind.FEATURE, item.feature) for item in self.content.items)
 
     @property
     def customers_total(self) -> int:
@@ -161,12 +170,14 @@ class Reward:
     plans: tuple[str, ...] = ()
     promo_codes: tuple[str, ...] = ()
 
+    kind: ClassVar[Kind] = Kind.REWARD
+
     @property
     def address(self) -> str:
-        return f"reward.{self.id}"
+        return named(Kind.REWARD, self.id)
 
     def references(self) -> tuple[str, ...]:
-        return tuple(f"plan.{pid}" for pid in self.plans)
+        return tuple(named(Kind.PLAN, pid) for pid in self.plans)
 
 
 CatalogRecord = Settings | Feature | Plan | Reward

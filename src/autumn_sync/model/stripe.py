@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import ClassVar
 
+from autumn_sync.model.address import Kind
 from autumn_sync.model.state import Record
 
 OWNER_KEY = "autumn_sync_address"
@@ -46,6 +48,8 @@ class StripeProduct:
     stripe_id: str | None = None
     owned: bool = True  # False: its ownership metadata was removed outside the tool
 
+    kind: ClassVar[Kind] = Kind.STRIPE_PRODUCT
+
     def references(self) -> tuple[str, ...]:
         # The default price is set by the price's own change (the price needs the product
         # first), so it is not an ordering dependency.
@@ -69,6 +73,8 @@ class StripePrice:
     active: bool = True
     stripe_id: str | None = None
     owned: bool = True  # False: its ownership metadata was removed outside the tool
+
+    kind: ClassVar[Kind] = Kind.STRIPE_PRICE
 
     def references(self) -> tuple[str, ...]:
         meter = self.recurring.meter if self.recurring else None
@@ -94,6 +100,8 @@ class StripeMeter:
     active: bool = True
     stripe_id: str | None = None
 
+    kind: ClassVar[Kind] = Kind.STRIPE_METER
+
     def references(self) -> tuple[str, ...]:
         return ()
 
@@ -114,6 +122,8 @@ class StripeCoupon:
     active: bool = True  # False once archived (coupons cannot be archived in Stripe itself)
     stripe_id: str | None = None
     owned: bool = True  # False: its ownership metadata was removed outside the tool
+
+    kind: ClassVar[Kind] = Kind.STRIPE_COUPON
 
     def references(self) -> tuple[str, ...]:
         return self.applies_to
@@ -137,6 +147,8 @@ class StripePromotionCode:
     active: bool = True
     stripe_id: str | None = None
     owned: bool = True  # False: its ownership metadata was removed outside the tool
+
+    kind: ClassVar[Kind] = Kind.STRIPE_PROMOTION_CODE
 
     def claims(self) -> tuple[str, ...]:
         """Stripe allows one active code of a text (any case) at a time."""
@@ -162,6 +174,8 @@ class StripeCustomer:
     recorded: str | None = None
     has_payment_method: bool = False
     stripe_id: str | None = None
+
+    kind: ClassVar[Kind] = Kind.STRIPE_CUSTOMER
 
     @property
     def owned(self) -> bool:
@@ -205,6 +219,8 @@ class StripeSubscription:
     recorded: str | None = None
     status: str | None = None  # current only: Stripe's status (`canceled` when it ended)
     stripe_id: str | None = None
+
+    kind: ClassVar[Kind] = Kind.STRIPE_SUBSCRIPTION
 
     @property
     def owned(self) -> bool:

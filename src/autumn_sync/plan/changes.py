@@ -6,13 +6,11 @@ field-level differences, and a human `reason` where the action needs one.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from autumn_sync.model.address import Address, Kind
 from autumn_sync.model.stripe import AnyRecord
-
-_KIND = re.compile(r"[a-z_]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,15 +36,14 @@ class Change:
     destructive: ClassVar[bool] = False
 
     @property
-    def kind(self) -> str:
-        """The resource type: `feature`, `plan`, `reward`, `settings`, `stripe_price`…"""
-        return _KIND.match(self.address).group(0)  # type: ignore[union-attr]
+    def kind(self) -> Kind:
+        """The kind of object it changes: `feature`, `plan`, `stripe_price`…"""
+        return self.record.kind
 
     @property
     def name(self) -> str:
         """The address without its kind: `pro`, `user_1`, `[a@b.com]`, `pro.base`."""
-        rest = self.address[len(self.kind) :]
-        return rest[1:] if rest.startswith(".") else rest or self.address
+        return Address.parse(self.address).name
 
     @property
     def record(self) -> AnyRecord:

@@ -12,28 +12,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from graphlib import TopologicalSorter
 
+from autumn_sync.model.address import Address
 from autumn_sync.plan.changes import Archive, Change, Delete, Update
-
-KIND_RANK = {
-    "settings": 0,
-    "feature": 1,
-    "plan": 2,
-    "reward": 3,
-    "customer": 4,
-    "balance": 5,
-    "stripe_meter": 10,
-    "stripe_product": 11,
-    "stripe_price": 12,
-    "stripe_coupon": 13,
-    "stripe_promotion_code": 14,
-    "stripe_customer": 15,
-    "stripe_subscription": 16,
-}
 
 
 def _sort_key(change: Change) -> tuple[int, int, str]:
     removal = isinstance(change, Delete | Archive)
-    rank = KIND_RANK.get(change.kind, 9)
+    rank = change.kind.rank
     return (1 if removal else 0, -rank if removal else rank, change.address)
 
 
@@ -115,9 +100,10 @@ def _dependencies(
         # After whatever still referenced it changed, and after updates of what it references
         # (a price is archived once its product's default price has moved off it).
         before = [other for other in referrers.get(change.address, ()) if other != change.address]
-        if "#" in change.address and change.address.split("#")[0] in by_address:
+        older = Address.parse(change.address)
+        if older.instance is not None and str(older.base) in by_address:
             # an older price of an address: after the change of the address's current price
-            before.append(change.address.split("#")[0])
+            before.append(str(older.base))
         assert change.before is not None
         updated = [
             ref

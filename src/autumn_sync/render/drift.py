@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from autumn_sync.drift import DriftItem, DriftReport
 from autumn_sync.render.values import headline
-from autumn_sync.stripe.drift import DriftItem, DriftReport
 
 CLEAN = "No drift. The billing database, Stripe and the file agree."
 CLEAN_NO_STRIPE = "No drift between the file and the billing database (Stripe not connected)."

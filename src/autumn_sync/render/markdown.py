@@ -18,6 +18,7 @@ import re
 from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
+from autumn_sync.model.address import Target
 from autumn_sync.plan.changes import Archive, Change, Delete, Replace
 from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.render.values import action_text, app_customers_line, detail_lines, no_changes
@@ -123,7 +124,7 @@ def _layout(plan: ChangePlan) -> _Layout:
 
 def is_stripe(change: Change) -> bool:
     """Whether `change` is made in Stripe (its address is a Stripe object's)."""
-    return change.kind.startswith("stripe_")
+    return change.kind.target is Target.STRIPE
 
 
 def _opening(plan: ChangePlan) -> list[str]:

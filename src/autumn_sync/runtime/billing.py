@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from autumn_sync.db.engine import connect
+from autumn_sync.database.engine import connect
 from autumn_sync.runtime import usage
 from autumn_sync.runtime.customers import NewCustomer, get_or_create
 from autumn_sync.runtime.entitlements import FeatureBalance, feature_balance

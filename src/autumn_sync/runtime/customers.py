@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from autumn_sync.apply.customers import take_trial
-from autumn_sync.db import schema as t
+from autumn_sync.database import schema as t
+from autumn_sync.database.apply.customers import take_trial
 from autumn_sync.runtime.errors import InvalidRequest
 from autumn_sync.runtime.queries import ACTIVE, TRIALING, customer_by_id, customer_info
 from autumn_sync.runtime.results import CLAIMED, CREATED, FOUND, CustomerInfo

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, Select, func, select
 
-from autumn_sync.db import schema as t
+from autumn_sync.database import schema as t
 from autumn_sync.runtime.entitlements import (
     BalanceRow,
     Entitlements,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, case, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 
-from autumn_sync.db import schema as t
+from autumn_sync.database import schema as t
 from autumn_sync.runtime.entitlements import (
     BOOLEAN,
     BalanceRow,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 from autumn_sync.model.stripe import StripeCustomer, StripeState, StripeSubscription
-from autumn_sync.stripe.billing import BillingPlan, PlannedCustomer, PlannedSubscription
+from autumn_sync.stripe.map.customers import BillingPlan, PlannedCustomer, PlannedSubscription
 
 R = TypeVar("R", StripeCustomer, StripeSubscription)
 

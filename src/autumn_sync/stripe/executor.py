@@ -9,7 +9,7 @@ from graphlib import TopologicalSorter
 
 from autumn_sync.plan.changes import Change
 from autumn_sync.plan.order import dependency_graph
-from autumn_sync.stripe.apply import StripeContext, apply_stripe_change
+from autumn_sync.stripe.apply import APPLIERS, StripeWriter
 
 # Enough requests in flight to fill a 100 req/s limit at Stripe's usual 250-300 ms a request
 # (benchmarks/stripe_apply.py); past the limit the gateway backs off on 429s, and it keeps
@@ -29,7 +29,7 @@ class StripeApplyFailed(Exception):
 
 def run_stripe_changes(
     changes: Sequence[Change],
-    ctx: StripeContext,
+    ctx: StripeWriter,
     workers: int = DEFAULT_WORKERS,
     on_done: Callable[[Change], None] | None = None,
 ) -> list[Change]:
@@ -48,7 +48,7 @@ def run_stripe_changes(
             if failure is None:
                 for address in sorter.get_ready():
                     change = by_address[address]
-                    running[pool.submit(apply_stripe_change, ctx, change)] = change
+                    running[pool.submit(APPLIERS.apply, ctx, change)] = change
             if not running:
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
-from autumn_sync.db import schema as t
+from autumn_sync.database import schema as t
 
 REJECTED = "rejected"
 

@@ -1,0 +1,248 @@
+"""Database appliers of the catalog: settings, features, plans (and their versions), rewards.
+Each registers in `APPLIERS` for its (change, record) classes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, update
+
+from autumn_sync.database import schema as t
+from autumn_sync.database.apply.transaction import APPLIERS
+from autumn_sync.database.apply.transaction import Transaction as Context
+from autumn_sync.database.read.catalog import CREATE_CUSTOMERS
+from autumn_sync.model.records import Feature, Plan, PlanContent, Reward, Settings
+from autumn_sync.plan.changes import Archive, Create, Delete, Update
+
+
+@APPLIERS.made(Create, Settings)
+def _create_settings(ctx: Context, _change: Create, settings: Settings) -> None:
+    _settings(ctx, settings)
+
+
+@APPLIERS.changed(Update, Settings)
+def _update_settings(ctx: Context, _change: Update, _old: Settings, settings: Settings) -> None:
+    _settings(ctx, settings)
+
+
+def _settings(ctx: Context, settings: Settings) -> None:
+    keys = ("currency", CREATE_CUSTOMERS)
+    ctx.connection.execute(delete(t.settings).where(t.settings.c.key.in_(keys)))
+    ctx.connection.execute(insert(t.settings).values(key="currency", value=settings.currency))
+    if settings.create_customers is not None:
+        values = {"key": CREATE_CUSTOMERS, "value": settings.create_customers}
+        ctx.connection.execute(insert(t.settings).values(**values))
+
+
+def _feature_row(feature: Feature) -> dict[str, Any]:
+    return {"name": feature.name, "type": feature.type.value, "consumable": feature.consumable}
+
+
+def _insert_credit_costs(ctx: Context, feature: Feature) -> None:
+    rows = [
+        {"credit_feature_id": feature.id, "feature_id": fid, "cost": cost}
+        for fid, cost in feature.credit_costs
+    ]
+    if rows:
+        ctx.connection.execute(insert(t.credit_costs), rows)
+
+
+@APPLIERS.made(Create, Feature)
+def _create_feature(ctx: Context, _change: Create, feature: Feature) -> None:
+    ctx.connection.execute(insert(t.features).values(id=feature.id, **_feature_row(feature)))
+    _insert_credit_costs(ctx, feature)
+
+
+@APPLIERS.changed(Update, Feature)
+def _update_feature(ctx: Context, _change: Update, _old: Feature, feature: Feature) -> None:
+    ctx.connection.execute(
+        update(t.features).where(t.features.c.id == feature.id).values(**_feature_row(feature))
+    )
+    ctx.connection.execute(
+        delete(t.credit_costs).where(t.credit_costs.c.credit_feature_id == feature.id)
+    )
+    _insert_credit_costs(ctx, feature)
+
+
+@APPLIERS.gone(Delete, Feature)
+def _delete_feature(ctx: Context, _change: Delete, feature: Feature) -> None:
+    """Also drops the feature from plan versions nobody is on (history that no customer needs;
+    the plan refuses the removal when a version with customers uses it)."""
+    fid = feature.id
+    cc, items, tiers = t.credit_costs, t.plan_items, t.plan_item_tiers
+    ctx.connection.execute(
+        delete(cc).where((cc.c.credit_feature_id == fid) | (cc.c.feature_id == fid))
+    )
+    ctx.connection.execute(delete(tiers).where(tiers.c.feature_id == fid))
+    ctx.connection.execute(delete(items).where(items.c.feature_id == fid))
+    ctx.connection.execute(delete(t.features).where(t.features.c.id == fid))
+
+
+def _plan_row(plan: Plan) -> dict[str, Any]:
+    return {
+        "name": plan.name,
+        "description": plan.description,
+        "group_id": plan.group,
+        "add_on": plan.add_on,
+        "is_default": plan.default,
+        "migrate_customers": plan.migrate_customers,
+    }
+
+
+def _insert_version(ctx: Context, plan_id: str, version: int, content: PlanContent) -> None:
+    price, trial = content.price, content.free_trial
+    ctx.connection.execute(
+        insert(t.plan_versions).values(
+            plan_id=plan_id,
+            version=version,
+            price_amount=price.amount if price else None,
+            price_interval=price.interval if price else None,
+            trial_days=trial.days if trial else None,
+            trial_card_required=trial.card_required if trial else None,
+            trial_unique_fingerprint=trial.unique_fingerprint if trial else None,
+            created_at=ctx.now,
+        )
+    )
+    _insert_items(ctx, plan_id, version, content)
+
+
+def _insert_items(ctx: Context, plan_id: str, version: int, content: PlanContent) -> None:
+    items, tiers = [], []
+    for item in content.items:
+        price = item.price
+        items.append(
+            {
+                "plan_id": plan_id,
+                "version": version,
+                "feature_id": item.feature,
+                "included": item.included,
+                "reset_interval": item.reset,
+                "billing": price.billing.value if price else None,
+                "price_amount": price.amount if price else None,
+                "price_per": price.per if price else None,
+                "price_interval": price.interval if price else None,
+                "tier_mode": price.tier_mode.value if price and price.tier_mode else None,
+            }
+        )
+        for position, tier in enumerate(price.tiers if price else ()):
+            tiers.append(
+                {
+                    "plan_id": plan_id,
+                    "version": version,
+                    "feature_id": item.feature,
+                    "position": position,
+                    "up_to": tier.up_to,
+                    "amount": tier.amount,
+                }
+            )
+    if items:
+        ctx.connection.execute(insert(t.plan_items), items)
+    if tiers:
+        ctx.connection.execute(insert(t.plan_item_tiers), tiers)
+
+
+def _delete_versions(ctx: Context, plan_id: str, version: int | None = None) -> None:
+    """Remove the rows of one version of a plan (all versions when `version` is None)."""
+    for table in (t.plan_item_tiers, t.plan_items, t.plan_versions):
+        condition = table.c.plan_id == plan_id
+        if version is not None:
+            condition = and_(condition, table.c.version == version)
+        ctx.connection.execute(delete(table).where(condition))
+
+
+@APPLIERS.made(Create, Plan)
+def _create_plan(ctx: Context, _change: Create, plan: Plan) -> None:
+    ctx.connection.execute(
+        insert(t.plans).values(id=plan.id, archived=False, current_version=1, **_plan_row(plan))
+    )
+    _insert_version(ctx, plan.id, 1, plan.content)
+
+
+@APPLIERS.changed(Update, Plan)
+def _update_plan(ctx: Context, change: Update, old: Plan, new: Plan) -> None:
+    assert old.version is not None, "a plan in the database has a version"
+    version = old.version
+    if change.new_version is not None:
+        version = change.new_version
+        _insert_version(ctx, new.id, version, new.content)
+        if change.moving:
+            _move_customers(ctx, new.id, old.version, version)
+    elif old.content != new.content:
+        _delete_versions(ctx, new.id, old.version)
+        _insert_version(ctx, new.id, old.version, new.content)
+    ctx.connection.execute(
+        update(t.plans)
+        .where(t.plans.c.id == new.id)
+        .values(archived=False, current_version=version, **_plan_row(new))
+    )
+
+
+def _move_customers(ctx: Context, plan_id: str, old: int, new: int) -> None:
+    cp = t.customer_plans
+    ctx.connection.execute(
+        update(cp).where((cp.c.plan_id == plan_id) & (cp.c.version == old)).values(version=new)
+    )
+
+
+@APPLIERS.gone(Archive, Plan)
+def _archive_plan(ctx: Context, _change: Archive, plan: Plan) -> None:
+    ctx.connection.execute(update(t.plans).where(t.plans.c.id == plan.id).values(archived=True))
+
+
+@APPLIERS.gone(Delete, Plan)
+def _delete_plan(ctx: Context, _change: Delete, plan: Plan) -> None:
+    plan_id = plan.id
+    ctx.connection.execute(delete(t.reward_plans).where(t.reward_plans.c.plan_id == plan_id))
+    _delete_versions(ctx, plan_id)
+    ctx.connection.execute(delete(t.plans).where(t.plans.c.id == plan_id))
+
+
+def _reward_row(reward: Reward) -> dict[str, Any]:
+    return {
+        "name": reward.name,
+        "type": reward.type.value,
+        "percent_off": reward.percent_off,
+        "amount_off": reward.amount_off,
+        "duration": reward.duration.kind,
+        "duration_months": reward.duration.months,
+    }
+
+
+def _reward_children(ctx: Context, reward: Reward, replace: bool) -> None:
+    if replace:
+        _delete_reward_children(ctx, reward.id)
+    if reward.plans:
+        rows = [{"reward_id": reward.id, "plan_id": pid} for pid in reward.plans]
+        ctx.connection.execute(insert(t.reward_plans), rows)
+    if reward.promo_codes:
+        codes = t.promo_codes
+        # A code may move here from another reward changed later in the same plan.
+        ctx.connection.execute(delete(codes).where(codes.c.code.in_(reward.promo_codes)))
+        rows = [{"reward_id": reward.id, "code": code} for code in reward.promo_codes]
+        ctx.connection.execute(insert(codes), rows)
+
+
+def _delete_reward_children(ctx: Context, reward_id: str) -> None:
+    ctx.connection.execute(delete(t.reward_plans).where(t.reward_plans.c.reward_id == reward_id))
+    ctx.connection.execute(delete(t.promo_codes).where(t.promo_codes.c.reward_id == reward_id))
+
+
+@APPLIERS.made(Create, Reward)
+def _create_reward(ctx: Context, _change: Create, reward: Reward) -> None:
+    ctx.connection.execute(insert(t.rewards).values(id=reward.id, **_reward_row(reward)))
+    _reward_children(ctx, reward, replace=False)
+
+
+@APPLIERS.changed(Update, Reward)
+def _update_reward(ctx: Context, _change: Update, _old: Reward, reward: Reward) -> None:
+    ctx.connection.execute(
+        update(t.rewards).where(t.rewards.c.id == reward.id).values(**_reward_row(reward))
+    )
+    _reward_children(ctx, reward, replace=True)
+
+
+@APPLIERS.gone(Delete, Reward)
+def _delete_reward(ctx: Context, _change: Delete, reward: Reward) -> None:
+    reward_id = reward.id
+    _delete_reward_children(ctx, reward_id)
+    ctx.connection.execute(delete(t.rewards).where(t.rewards.c.id == reward_id))

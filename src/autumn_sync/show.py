@@ -1,0 +1,316 @@
+"""What `autumn-sync show` prints, read from the database: one customer (plans, balances,
+Stripe ids), the list of customers, a plan, a feature, a reward, or a summary. Each answer is
+a plain dict (decimals as `Decimal`, times as `datetime`), the same for JSON and text.
+
+Every read is a fixed number of `select()`s: listing customers is two queries whatever their
+number (customers, then the plans of those customers).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Row, exists, func, or_, select, true
+
+from autumn_sync.database import schema as t
+from autumn_sync.runtime.entitlements import feature_balance
+from autumn_sync.runtime.errors import BillingError
+from autumn_sync.runtime.queries import customer_info, entitlements, info_of, plans_by_customer
+
+ADDRESSES = "customer.ID, customer[EMAIL], plan.ID, plan.ID.vN, feature.ID, reward.ID or customers"
+_PLAN = re.compile(r"plan\.([^.]+)(?:\.v(\d+))?")
+
+
+class NotFound(BillingError):
+    """The address names nothing the database holds (or is not an address)."""
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What `show` found: `kind` (summary, customers, customer, plan, feature, reward) and
+    the document."""
+
+    kind: str
+    document: dict[str, Any]
+
+
+def show_address(conn: Connection, address: str | None, now: datetime) -> Shown:
+    """The document for `address` (None: the summary)."""
+    if address is None:
+        return Shown("summary", summary(conn))
+    if address == "customers":
+        return Shown("customers", {"customers": list_customers(conn, None, None, now)})
+    if address.startswith("customer"):
+        return Shown("customer", customer(conn, address, now))
+    plan_match = _PLAN.fullmatch(address)
+    if plan_match:
+        version = plan_match.group(2)
+        return Shown("plan", plan(conn, plan_match.group(1), int(version) if version else None))
+    kind, _, key = address.partition(".")
+    if kind == "feature" and key:
+        return Shown("feature", feature(conn, key))
+    if kind == "reward" and key:
+        return Shown("reward", reward(conn, key))
+    raise NotFound(f"{address!r} is not an address: use {ADDRESSES}")
+
+
+# --- customers -----------------------------------------------------------------------------
+
+
+def _customer_row(conn: Connection, address: str) -> Row[Any]:
+    c = t.customers
+    if address.startswith("customer.") and len(address) > len("customer."):
+        found = conn.execute(select(c).where(c.c.id == address[len("customer.") :])).first()
+        if found is None:
+            raise NotFound(f"no customer with id {address[len('customer.') :]!r}")
+        return found
+    if not (address.startswith("customer[") and address.endswith("]")):
+        raise NotFound(f"{address!r} is not an address: use {ADDRESSES}")
+    email = address[len("customer[") : -1]
+    declared = conn.execute(select(c).where(c.c.file_key == f"[{email}]")).first()
+    if declared is not None:
+        return declared
+    rows = conn.execute(select(c).where(c.c.email == email).order_by(c.c.internal_id)).all()
+    if len(rows) == 1:
+        return rows[0]
+    if not rows:
+        raise NotFound(f"no customer with email {email!r}")
+    ids = ", ".join(f"customer.{row.id}" for row in rows if row.id)
+    raise NotFound(f"{len(rows)} customers have email {email!r}: show one of {ids}")
+
+
+def customer(conn: Connection, address: str, now: datetime) -> dict[str, Any]:
+    """A customer: identity, plans (custom versions, status, next renewal, Stripe
+    subscription), features with usage, limit and next reset, entities and rewards."""
+    row = _customer_row(conn, address)
+    info = customer_info(conn, row, now)
+    ents = entitlements(conn, row)
+    iid = row.internal_id
+    e, r = t.entities, t.customer_rewards
+    entity_rows = conn.execute(select(e).where(e.c.customer_internal_id == iid).order_by(e.c.id))
+    rewards = conn.execute(
+        select(r.c.reward_id).where(r.c.customer_internal_id == iid).order_by(r.c.reward_id)
+    ).scalars()
+    return {
+        "address": info.address,
+        "declared_as": f"customer{row.file_key}" if row.file_key else None,
+        **info.as_dict(),
+        "features": [feature_balance(ents, f, now).as_dict() for f in ents.shown_features()],
+        "entities": [
+            {"id": ent.id, "feature_id": ent.feature_id, "name": ent.name} for ent in entity_rows
+        ],
+        "rewards": list(rewards),
+    }
+
+
+def _customer_filter(search: str | None, plan_id: str | None) -> ColumnElement[bool]:
+    """Id, email or name contains `search` (any case); on `plan_id` (or one of its entities)."""
+    c = t.customers
+    chosen: ColumnElement[bool] = true()
+    if search:
+        pattern = "%" + re.sub(r"([/%_])", r"/\1", search.lower()) + "%"
+        columns = (c.c.id, c.c.email, c.c.name)
+        chosen = chosen & or_(*(func.lower(col).like(pattern, escape="/") for col in columns))
+    if plan_id:
+        on = t.customer_plans.alias("on_plan")
+        mine = (on.c.customer_internal_id == c.c.internal_id) & (on.c.plan_id == plan_id)
+        chosen = chosen & exists().where(mine).correlate(c)
+    return chosen
+
+
+def list_customers(
+    conn: Connection, search: str | None, plan_id: str | None, now: datetime
+) -> list[dict[str, Any]]:
+    """The customers (the file's and the application's) whose id, email or name contains
+    `search` (any case) and who are on `plan_id`, oldest first: two queries."""
+    c = t.customers
+    chosen = _customer_filter(search, plan_id)
+    rows = conn.execute(select(c).where(chosen).order_by(c.c.internal_id))
+    plans = plans_by_customer(conn, select(c.c.internal_id).where(chosen), now)
+    listed = []
+    for row in rows:
+        info = info_of(row, plans.get(row.internal_id, []))
+        listed.append({"address": info.address, **info.as_dict()})
+    return listed
+
+
+# --- catalog -------------------------------------------------------------------------------
+
+
+def plan(conn: Connection, plan_id: str, version: int | None) -> dict[str, Any]:
+    """A plan, its versions with the customers on each, and the content of `version` (the
+    current one by default)."""
+    row = conn.execute(select(t.plans).where(t.plans.c.id == plan_id)).first()
+    if row is None:
+        raise NotFound(f"no plan {plan_id!r} in the database")
+    shown = version or row.current_version
+    pv, cp = t.plan_versions, t.customer_plans
+    counts: dict[int, int] = dict(
+        conn.execute(
+            select(cp.c.version, func.count()).where(cp.c.plan_id == plan_id).group_by(cp.c.version)
+        ).all()
+    )
+    versions = conn.execute(select(pv).where(pv.c.plan_id == plan_id).order_by(pv.c.version)).all()
+    content = next((v for v in versions if v.version == shown), None)
+    if content is None:
+        raise NotFound(f"plan {plan_id!r} has no version {shown}")
+    return {
+        "address": f"plan.{plan_id}",
+        "id": plan_id,
+        "name": row.name,
+        "description": row.description,
+        "group": row.group_id,
+        "default": bool(row.is_default),
+        "add_on": bool(row.add_on),
+        "archived": bool(row.archived),
+        "migrate_customers": bool(row.migrate_customers),
+        "current_version": row.current_version,
+        "versions": [
+            {
+                "version": v.version,
+                "customers": counts.get(v.version, 0),
+                "created_at": v.created_at,
+            }
+            for v in versions
+        ],
+        "version": _version(conn, content),
+    }
+
+
+def _version(conn: Connection, row: Row[Any]) -> dict[str, Any]:
+    pi, tiers = t.plan_items, t.plan_item_tiers
+    of_version = (pi.c.plan_id == row.plan_id) & (pi.c.version == row.version)
+    tier_rows: dict[str, list[dict[str, Any]]] = {}
+    tier_query = select(tiers).where(
+        (tiers.c.plan_id == row.plan_id) & (tiers.c.version == row.version)
+    )
+    for tier in conn.execute(tier_query.order_by(tiers.c.position)):
+        tier_rows.setdefault(tier.feature_id, []).append(
+            {"up_to": "inf" if tier.up_to is None else tier.up_to, "amount": tier.amount}
+        )
+    items = conn.execute(select(pi).where(of_version).order_by(pi.c.feature_id))
+    return {
+        "version": row.version,
+        "price": None
+        if row.price_amount is None
+        else {"amount": row.price_amount, "interval": row.price_interval},
+        "free_trial": None
+        if row.trial_days is None
+        else {
+            "days": row.trial_days,
+            "card_required": bool(row.trial_card_required),
+            "unique_fingerprint": bool(row.trial_unique_fingerprint),
+        },
+        "items": [_item(item, tier_rows.get(item.feature_id, [])) for item in items],
+    }
+
+
+def _item(row: Row[Any], tiers: list[dict[str, Any]]) -> dict[str, Any]:
+    price = None
+    if row.billing is not None:
+        price = {
+            "billing": row.billing,
+            "amount": row.price_amount,
+            "per": row.price_per,
+            "interval": row.price_interval,
+            "tier_mode": row.tier_mode,
+            "tiers": tiers,
+        }
+    return {
+        "feature_id": row.feature_id,
+        "included": row.included,
+        "reset": row.reset_interval,
+        "price": price,
+    }
+
+
+def feature(conn: Connection, feature_id: str) -> dict[str, Any]:
+    """A feature, its credit costs (or the credit systems that count it), the plans whose
+    current version has it, and how many customers have a balance of it."""
+    f, costs, pi, p = t.features, t.credit_costs, t.plan_items, t.plans
+    row = conn.execute(select(f).where(f.c.id == feature_id)).first()
+    if row is None:
+        raise NotFound(f"no feature {feature_id!r} in the database")
+    current = (pi.c.plan_id == p.c.id) & (pi.c.version == p.c.current_version)
+    plans = conn.execute(
+        select(p.c.id, p.c.current_version)
+        .join(pi, current)
+        .where(pi.c.feature_id == feature_id)
+        .order_by(p.c.id)
+    ).all()
+    own = conn.execute(select(costs).where(costs.c.credit_feature_id == feature_id)).all()
+    counted_in = conn.execute(select(costs).where(costs.c.feature_id == feature_id)).all()
+    balances = select(func.count()).where(t.balances.c.feature_id == feature_id)
+    return {
+        "address": f"feature.{feature_id}",
+        "id": feature_id,
+        "name": row.name,
+        "type": row.type,
+        "consumable": bool(row.consumable),
+        "credit_costs": {c.feature_id: c.cost for c in sorted(own, key=lambda c: c.feature_id)},
+        "credit_systems": {
+            c.credit_feature_id: c.cost
+            for c in sorted(counted_in, key=lambda c: c.credit_feature_id)
+        },
+        "plans": [{"plan_id": pid, "version": version} for pid, version in plans],
+        "balances": int(conn.execute(balances).scalar_one()),
+    }
+
+
+def reward(conn: Connection, reward_id: str) -> dict[str, Any]:
+    """A reward, the plans it applies to, its promotion codes and how many customers have it."""
+    r = t.rewards
+    row = conn.execute(select(r).where(r.c.id == reward_id)).first()
+    if row is None:
+        raise NotFound(f"no reward {reward_id!r} in the database")
+    rp, codes, cr = t.reward_plans, t.promo_codes, t.customer_rewards
+    plans = conn.execute(select(rp.c.plan_id).where(rp.c.reward_id == reward_id)).scalars()
+    promo = conn.execute(select(codes.c.code).where(codes.c.reward_id == reward_id)).scalars()
+    holders = select(func.count()).where(cr.c.reward_id == reward_id)
+    return {
+        "address": f"reward.{reward_id}",
+        "id": reward_id,
+        "name": row.name,
+        "type": row.type,
+        "percent_off": row.percent_off,
+        "amount_off": row.amount_off,
+        "duration": row.duration,
+        "duration_months": row.duration_months,
+        "plans": sorted(plans),
+        "promo_codes": sorted(promo),
+        "customers": int(conn.execute(holders).scalar_one()),
+    }
+
+
+def summary(conn: Connection) -> dict[str, Any]:
+    """What the database holds, in a few lines: features, plans, rewards by id; customers
+    counted (the file's and the application's)."""
+    p, c = t.plans, t.customers
+    features = conn.execute(select(t.features.c.id).order_by(t.features.c.id)).scalars()
+    plans = conn.execute(
+        select(p.c.id, p.c.current_version, p.c.archived, p.c.is_default).order_by(p.c.id)
+    ).all()
+    rewards = conn.execute(select(t.rewards.c.id).order_by(t.rewards.c.id)).scalars()
+    counts: dict[Any, int] = dict(
+        conn.execute(select(c.c.managed, func.count()).group_by(c.c.managed)).all()
+    )
+    return {
+        "features": list(features),
+        "plans": [
+            {
+                "id": row.id,
+                "version": row.current_version,
+                "default": bool(row.is_default),
+                "archived": bool(row.archived),
+            }
+            for row in plans
+        ],
+        "rewards": list(rewards),
+        "customers": {
+            "managed": sum(n for managed, n in counts.items() if managed),
+            "application": sum(n for managed, n in counts.items() if not managed),
+        },
+    }

@@ -1,1 +1,0 @@
-"""Read-only adapters that produce the current `State`."""

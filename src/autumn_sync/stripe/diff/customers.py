@@ -1,0 +1,156 @@
+"""The Stripe diff of customers and subscriptions. Pure: no I/O.
+
+- A Stripe customer is created, updated (email, name, ownership metadata, the id the
+  database records) or, once its customer left the file, marked in its metadata: never
+  deleted. A name or email the file leaves out is left as Stripe has it.
+- A subscription is created for a paid plan, updated (items, quantities, collection,
+  coupons, resumed when it was set to cancel) and, once the plan is no longer the
+  customer's, cancelled at period end. A customer who pays by card
+  (`charge_automatically`) without a payment method in Stripe gets no subscription yet:
+  it is *waiting for checkout*, not a change and not a failure; the plan says so, and the
+  subscription is made by the first plan once the customer has a payment method.
+- A subscription that ended (cancelled in Stripe) is made again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+
+from autumn_sync.model.customers import SEND_INVOICE
+from autumn_sync.model.stripe import (
+    OWNER_KEY,
+    StripeCustomer,
+    StripeState,
+    StripeSubscription,
+)
+from autumn_sync.plan.changes import Archive, Change, Create, FieldChange, Update
+from autumn_sync.plan.fields import field_changes
+
+LEFT = "its customer left the file: marked in its metadata, never deleted in Stripe"
+CANCELS = "no longer the customer's plan: cancels at the end of the period"
+PATHS = {
+    "owner": f"metadata.{OWNER_KEY}",
+    "recorded": "database.stripe_id",
+}
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A subscription not made yet: its customer pays by card and has no payment method in
+    Stripe. `ended` is the subscription at its address that ended, if any."""
+
+    address: str
+    customer: str  # address of the Stripe customer
+    ended: StripeSubscription | None = None
+
+    def note(self) -> str:
+        text = f"waiting for checkout: {self.customer} has no payment method in Stripe yet"
+        if self.ended is not None:
+            text += f" ({self.ended.stripe_id} was cancelled in Stripe)"
+        return text
+
+
+def diff_billing(
+    existing: StripeState,
+    customers: Mapping[str, StripeCustomer],
+    subscriptions: Mapping[str, StripeSubscription],
+    renewed: Mapping[str, int],
+) -> tuple[list[Change], list[Waiting]]:
+    """The changes of Stripe customers and subscriptions, and the subscriptions waiting for
+    checkout. `renewed` holds the price addresses that get a new price in this plan, with
+    the version it is made for."""
+    waiting: list[Waiting] = []
+    changes = [
+        *_customers(existing, customers),
+        *_subscriptions(existing, subscriptions, renewed, waiting),
+    ]
+    return changes, waiting
+
+
+def _renamed(fields: tuple[FieldChange, ...]) -> tuple[FieldChange, ...]:
+    """Field paths as Stripe and the database name them."""
+    return tuple(replace(f, path=PATHS.get(f.path, f.path)) for f in fields)
+
+
+def _customers(existing: StripeState, wanted: Mapping[str, StripeCustomer]) -> Iterator[Change]:
+    for address in sorted(set(existing.customers) | set(wanted)):
+        old, new = existing.customers.get(address), wanted.get(address)
+        if old is None and new is not None:
+            yield Create(address, None, new)
+        elif new is None and old is not None:
+            if old.active:
+                yield Archive(address, old, replace(old, active=False), reason=LEFT)
+        elif old is not None and new is not None:
+            same = replace(
+                new,
+                email=new.email if new.email is not None else old.email,
+                name=new.name if new.name is not None else old.name,
+                has_payment_method=old.has_payment_method,
+                recorded=old.stripe_id,
+                stripe_id=old.stripe_id,
+            )
+            if same != old:  # the common case, equal, costs no field comparison
+                yield Update(address, old, same, _renamed(field_changes(old, same)))
+
+
+def _subscriptions(
+    existing: StripeState,
+    wanted: Mapping[str, StripeSubscription],
+    renewed: Mapping[str, int],
+    waiting: list[Waiting],
+) -> Iterator[Change]:
+    for address in sorted(set(existing.subscriptions) | set(wanted)):
+        old, new = existing.subscriptions.get(address), wanted.get(address)
+        live = old if old is not None and not old.ended else None
+        if new is not None and live is None:
+            if _can_bill(existing, new):
+                reason = f"{old.stripe_id} was cancelled in Stripe" if old is not None else None
+                yield Create(address, old, new, reason=reason)
+            else:
+                waiting.append(Waiting(address, new.customer, old))
+        elif new is None and live is not None:
+            if live.active:
+                yield Archive(address, live, replace(live, active=False), reason=CANCELS)
+        elif new is not None and live is not None:
+            yield from _subscription_update(live, new, renewed)
+
+
+def _can_bill(existing: StripeState, subscription: StripeSubscription) -> bool:
+    """Invoices need no payment method; charging automatically does."""
+    if subscription.collection_method == SEND_INVOICE:
+        return True
+    customer = existing.customers.get(subscription.customer)
+    return customer is not None and customer.has_payment_method
+
+
+def _subscription_update(
+    old: StripeSubscription,
+    new: StripeSubscription,
+    renewed: Mapping[str, int],
+) -> Iterator[Change]:
+    same = replace(
+        new,
+        trial_end=old.trial_end,  # set when made; a trial is not changed afterwards
+        status=old.status,
+        recorded=old.stripe_id,
+        stripe_id=old.stripe_id,
+    )
+    fields = _renamed(field_changes(old, same)) if same != old else ()
+    fields += tuple(_moves(old, same, renewed))
+    if fields:
+        reason = "resumed: it was set to cancel at period end" if not old.active else None
+        yield Update(old.address, old, same, fields, reason=reason)
+
+
+def _moves(
+    old: StripeSubscription, new: StripeSubscription, renewed: Mapping[str, int]
+) -> Iterator[FieldChange]:
+    """Items whose price is replaced by a new price of the version they bill (a customer's
+    own price whose terms change) move to it."""
+    before = dict(old.items)
+    for address, item in new.items:
+        held = before.get(address)
+        made = renewed.get(address)
+        if made == item.version and held is not None and held.version == item.version:
+            yield FieldChange(f"items[{address}].price", "the price replaced", "its new price")

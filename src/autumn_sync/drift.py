@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from autumn_sync.database.diff.catalog import diff
+from autumn_sync.model.address import Kind
 from autumn_sync.model.state import State
 from autumn_sync.model.stripe import (
     StripeProduct,
@@ -26,7 +27,7 @@ from autumn_sync.plan.changes import Archive, Change, Create, Replace, Update
 from autumn_sync.render.values import show
 from autumn_sync.stripe.plan import StripeInputs, plan_stripe
 
-Kind = Literal[
+DriftKind = Literal[
     "missing",
     "ownership_removed",
     "not_created",
@@ -43,7 +44,7 @@ Kind = Literal[
 @dataclass(frozen=True, slots=True)
 class DriftItem:
     address: str
-    kind: Kind
+    kind: DriftKind
     message: str
     cosmetic: bool = False
 
@@ -98,7 +99,7 @@ def _stripe_items(
     items = [_item(change, known, unmanaged_ids) for change in planned.changes]
     items += _renames(stripe, planned.wanted, dict(inputs.written_names))
     items += [_cancelled(w.address, w.ended) for w in planned.waiting if w.ended is not None]
-    items += [DriftItem(p.split(":")[0], "deleted", p) for p in planned.missing_links]
+    items += [DriftItem(m.address, "deleted", str(m)) for m in planned.missing_links]
     return items, planned.existing
 
 
@@ -143,7 +144,7 @@ def _billing_item(change: Change, stored: dict[str, str]) -> DriftItem | None:
     address, before = change.address, change.before
     if isinstance(change, Create) and isinstance(before, StripeSubscription):
         return _cancelled(address, before)
-    if isinstance(change, Create) and change.kind == "stripe_customer" and stored.get(address):
+    if isinstance(change, Create) and change.kind is Kind.STRIPE_CUSTOMER and stored.get(address):
         return DriftItem(address, "deleted", f"{stored[address]} was deleted in Stripe")
     if isinstance(change, Archive) and isinstance(before, StripeSubscription):
         message = f"{before.stripe_id} is active in Stripe, but the database has no such plan"

@@ -9,6 +9,7 @@ number (customers, then the plans of those customers).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,12 +17,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, exists, func, or_, select, true
 
 from autumn_sync.database import schema as t
+from autumn_sync.model.address import Address, AddressError, Kind, customer_key, keyed, named
 from autumn_sync.runtime.entitlements import feature_balance
 from autumn_sync.runtime.errors import BillingError
 from autumn_sync.runtime.queries import customer_info, entitlements, info_of, plans_by_customer
 
 ADDRESSES = "customer.ID, customer[EMAIL], plan.ID, plan.ID.vN, feature.ID, reward.ID or customers"
-_PLAN = re.compile(r"plan\.([^.]+)(?:\.v(\d+))?")
 
 
 class NotFound(BillingError):
@@ -43,34 +44,32 @@ def show_address(conn: Connection, address: str | None, now: datetime) -> Shown:
         return Shown("summary", summary(conn))
     if address == "customers":
         return Shown("customers", {"customers": list_customers(conn, None, None, now)})
-    if address.startswith("customer"):
-        return Shown("customer", customer(conn, address, now))
-    plan_match = _PLAN.fullmatch(address)
-    if plan_match:
-        version = plan_match.group(2)
-        return Shown("plan", plan(conn, plan_match.group(1), int(version) if version else None))
-    kind, _, key = address.partition(".")
-    if kind == "feature" and key:
-        return Shown("feature", feature(conn, key))
-    if kind == "reward" and key:
-        return Shown("reward", reward(conn, key))
-    raise NotFound(f"{address!r} is not an address: use {ADDRESSES}")
+    try:
+        parsed = Address.parse(address)
+    except AddressError:
+        raise NotFound(f"{address!r} is not an address: use {ADDRESSES}") from None
+    shown = _SHOWN.get(parsed.kind)
+    if shown is None or parsed.part is not None or parsed.index is not None:
+        raise NotFound(f"{address!r} is not an address: use {ADDRESSES}")
+    return Shown(parsed.kind.value, shown(conn, parsed, now))
 
 
 # --- customers -----------------------------------------------------------------------------
 
 
-def _customer_row(conn: Connection, address: str) -> Row[Any]:
+def _customer(conn: Connection, address: Address, now: datetime) -> dict[str, Any]:
+    return customer(conn, _customer_row(conn, address), now)
+
+
+def _customer_row(conn: Connection, address: Address) -> Row[Any]:
     c = t.customers
-    if address.startswith("customer.") and len(address) > len("customer."):
-        found = conn.execute(select(c).where(c.c.id == address[len("customer.") :])).first()
+    if not address.by_email:
+        found = conn.execute(select(c).where(c.c.id == address.key)).first()
         if found is None:
-            raise NotFound(f"no customer with id {address[len('customer.') :]!r}")
+            raise NotFound(f"no customer with id {address.key!r}")
         return found
-    if not (address.startswith("customer[") and address.endswith("]")):
-        raise NotFound(f"{address!r} is not an address: use {ADDRESSES}")
-    email = address[len("customer[") : -1]
-    declared = conn.execute(select(c).where(c.c.file_key == f"[{email}]")).first()
+    email = str(address.key)
+    declared = conn.execute(select(c).where(c.c.file_key == address.customer_key)).first()
     if declared is not None:
         return declared
     rows = conn.execute(select(c).where(c.c.email == email).order_by(c.c.internal_id)).all()
@@ -78,14 +77,13 @@ def _customer_row(conn: Connection, address: str) -> Row[Any]:
         return rows[0]
     if not rows:
         raise NotFound(f"no customer with email {email!r}")
-    ids = ", ".join(f"customer.{row.id}" for row in rows if row.id)
+    ids = ", ".join(keyed(Kind.CUSTOMER, customer_key(row.id, None)) for row in rows if row.id)
     raise NotFound(f"{len(rows)} customers have email {email!r}: show one of {ids}")
 
 
-def customer(conn: Connection, address: str, now: datetime) -> dict[str, Any]:
+def customer(conn: Connection, row: Row[Any], now: datetime) -> dict[str, Any]:
     """A customer: identity, plans (custom versions, status, next renewal, Stripe
     subscription), features with usage, limit and next reset, entities and rewards."""
-    row = _customer_row(conn, address)
     info = customer_info(conn, row, now)
     ents = entitlements(conn, row)
     iid = row.internal_id
@@ -96,7 +94,7 @@ def customer(conn: Connection, address: str, now: datetime) -> dict[str, Any]:
     ).scalars()
     return {
         "address": info.address,
-        "declared_as": f"customer{row.file_key}" if row.file_key else None,
+        "declared_as": keyed(Kind.CUSTOMER, row.file_key) if row.file_key else None,
         **info.as_dict(),
         "features": [feature_balance(ents, f, now).as_dict() for f in ents.shown_features()],
         "entities": [
@@ -158,7 +156,7 @@ def plan(conn: Connection, plan_id: str, version: int | None) -> dict[str, Any]:
     if content is None:
         raise NotFound(f"plan {plan_id!r} has no version {shown}")
     return {
-        "address": f"plan.{plan_id}",
+        "address": named(Kind.PLAN, plan_id),
         "id": plan_id,
         "name": row.name,
         "description": row.description,
@@ -245,7 +243,7 @@ def feature(conn: Connection, feature_id: str) -> dict[str, Any]:
     counted_in = conn.execute(select(costs).where(costs.c.feature_id == feature_id)).all()
     balances = select(func.count()).where(t.balances.c.feature_id == feature_id)
     return {
-        "address": f"feature.{feature_id}",
+        "address": named(Kind.FEATURE, feature_id),
         "id": feature_id,
         "name": row.name,
         "type": row.type,
@@ -271,7 +269,7 @@ def reward(conn: Connection, reward_id: str) -> dict[str, Any]:
     promo = conn.execute(select(codes.c.code).where(codes.c.reward_id == reward_id)).scalars()
     holders = select(func.count()).where(cr.c.reward_id == reward_id)
     return {
-        "address": f"reward.{reward_id}",
+        "address": named(Kind.REWARD, reward_id),
         "id": reward_id,
         "name": row.name,
         "type": row.type,
@@ -314,3 +312,23 @@ def summary(conn: Connection) -> dict[str, Any]:
             "application": sum(n for managed, n in counts.items() if not managed),
         },
     }
+
+
+def _plan(conn: Connection, address: Address, _now: datetime) -> dict[str, Any]:
+    return plan(conn, str(address.key), address.version)
+
+
+def _feature(conn: Connection, address: Address, _now: datetime) -> dict[str, Any]:
+    return feature(conn, str(address.key))
+
+
+def _reward(conn: Connection, address: Address, _now: datetime) -> dict[str, Any]:
+    return reward(conn, str(address.key))
+
+
+_SHOWN: dict[Kind, Callable[[Connection, Address, datetime], dict[str, Any]]] = {
+    Kind.CUSTOMER: _customer,
+    Kind.PLAN: _plan,
+    Kind.FEATURE: _feature,
+    Kind.REWARD: _reward,
+}

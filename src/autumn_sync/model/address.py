@@ -110,6 +110,11 @@ def keyed(kind: Kind, key: str, part: str | None = None, index: str | None = Non
     return text if index is None else f"{text}[{index}]"
 
 
+def instance(address: str, stripe_id: str) -> str:
+    """One of several Stripe objects of `address`: `stripe_price.pro.base#price_123`."""
+    return f"{address}#{stripe_id}"
+
+
 def customer_key(customer_id: str | None, email: str | None) -> str:
     """`.user_123` for a customer with an id, `[billing@acme.com]` for one known by email."""
     if customer_id:

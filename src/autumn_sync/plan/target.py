@@ -13,24 +13,14 @@ it, as apply orders them), so the limited plan never applies half of something. 
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
-from autumn_sync.model.customers import Balance
-from autumn_sync.model.stripe import AnyRecord, StripeSubscription
+from autumn_sync.model.address import Address
+from autumn_sync.model.stripe import AnyRecord
 from autumn_sync.plan.changes import Change
 from autumn_sync.plan.order import dependency_graph
 from autumn_sync.plan.plan import ChangePlan
-
-_MIRRORS = {
-    "stripe_product": "plan",
-    "stripe_price": "plan",
-    "stripe_meter": "plan",
-    "stripe_coupon": "reward",
-    "stripe_promotion_code": "reward",
-}
-_FIRST_NAME = re.compile(r"\.([^.\[#]+)")
 
 
 class TargetError(Exception):
@@ -51,7 +41,7 @@ def select(plan: ChangePlan, targets: Sequence[str]) -> ChangePlan:
     warning (raises `TargetError` for a target that names nothing)."""
     records = _records(plan)
     _check_known(targets, records)
-    owners = {address: _owner(address, record) for address, record in records.items()}
+    owners = {address: _owner(address) for address in records}
     chosen = {a for a, owner in owners.items() if a in targets or owner in targets}
     closure = _closure(chosen, _dependencies(plan.changes, records))
     return replace(
@@ -85,19 +75,10 @@ def _check_known(targets: Iterable[str], records: dict[str, AnyRecord]) -> None:
             raise TargetError(f"--target {target}: no such object in the file or the plan{hint}")
 
 
-def _owner(address: str, record: AnyRecord) -> str | None:
+def _owner(address: str) -> str | None:
     """The object of the file a Stripe object or a balance is part of, if any."""
-    if isinstance(record, Balance):
-        return f"customer{record.customer}"
-    if isinstance(record, StripeSubscription):
-        return "customer" + record.customer.removeprefix("stripe_customer")
-    kind = address.split(".", 1)[0].split("[", 1)[0]
-    if kind == "stripe_customer":
-        return "customer" + address.removeprefix("stripe_customer")
-    name = _FIRST_NAME.match(address, len(kind))
-    if kind in _MIRRORS and name:
-        return f"{_MIRRORS[kind]}.{name.group(1)}"
-    return None
+    owner = Address.parse(address).owner
+    return str(owner) if owner is not None else None
 
 
 def _dependencies(changes: Sequence[Change], records: dict[str, AnyRecord]) -> dict[str, set[str]]:
@@ -106,8 +87,8 @@ def _dependencies(changes: Sequence[Change], records: dict[str, AnyRecord]) -> d
     needs = {address: set(record.references()) for address, record in records.items()}
     for address, before in dependency_graph(changes).items():
         needs[address].update(before)
-    for address, record in records.items():
-        owner = _owner(address, record)
+    for address in records:
+        owner = _owner(address)
         if owner is not None and owner in records:
             needs[address].add(owner)
     return needs

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from autumn_sync import __version__
+from autumn_sync.model.address import Address
 from autumn_sync.model.attributes import attributes
 from autumn_sync.model.money import canonical
 from autumn_sync.model.records import Plan
@@ -65,7 +66,7 @@ def plan_document(plan: ChangePlan) -> dict[str, Any]:
 def _resource_change(change: Change) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "address": change.address,
-        "type": change.kind,
+        "type": change.kind.value,
         "name": change.name,
         "change": {
             "actions": list(change.tf_actions),
@@ -132,8 +133,8 @@ def _no_op(record: Record) -> dict[str, Any]:
     data = _data(record)
     return {
         "address": record.address,
-        "type": record.address.split(".", 1)[0],
-        "name": record.address.split(".", 1)[-1],
+        "type": record.kind.value,
+        "name": Address.parse(record.address).name,
         "change": {"actions": ["no-op"], "before": data, "after": data},
     }
 

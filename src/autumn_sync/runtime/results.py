@@ -8,6 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from autumn_sync.model.address import Kind, customer_key, keyed
 from autumn_sync.runtime.entitlements import BOOLEAN, FeatureBalance
 
 CREATED = "created"  # get_or_create made a new customer
@@ -135,7 +136,7 @@ class CustomerInfo:
     @property
     def address(self) -> str:
         """`customer.user_123`, or `customer[billing@acme.com]` while it has no id."""
-        return f"customer.{self.id}" if self.id else f"customer[{self.email}]"
+        return keyed(Kind.CUSTOMER, customer_key(self.id, self.email))
 
     def as_dict(self) -> dict[str, Any]:
         found: dict[str, Any] = {

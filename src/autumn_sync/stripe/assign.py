@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
+from autumn_sync.model.address import unmanaged
 from autumn_sync.model.stripe import StripeCustomer, StripeState, StripeSubscription
 from autumn_sync.stripe.map.customers import BillingPlan, PlannedCustomer, PlannedSubscription
 
@@ -48,7 +49,22 @@ class _Pool(Generic[R]):
         return [o for o in found if o.stripe_id not in self.taken]
 
 
-def assign(existing: StripeState, billing: BillingPlan) -> tuple[StripeState, list[str]]:
+@dataclass(frozen=True)
+class MissingLink:
+    """A Stripe customer the file links (`stripe: {customer: cus_…}`) that Stripe does not
+    have: `address` is the Stripe customer's address, `link` the id the file gives."""
+
+    address: str
+    link: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.address}: the Stripe customer {self.link} it links does not exist "
+            "(or was deleted); fix `stripe.customer` in the file"
+        )
+
+
+def assign(existing: StripeState, billing: BillingPlan) -> tuple[StripeState, list[MissingLink]]:
     """`existing` with its customers and subscriptions under the addresses of the file's
     customers, and the links to Stripe customers that do not exist (problems)."""
     customers, missing = _customers(existing.found_customers, billing.customers)
@@ -72,7 +88,7 @@ def assign(existing: StripeState, billing: BillingPlan) -> tuple[StripeState, li
 
 def _customers(
     found: tuple[StripeCustomer, ...], planned: tuple[PlannedCustomer, ...]
-) -> tuple[dict[str, StripeCustomer], list[str]]:
+) -> tuple[dict[str, StripeCustomer], list[MissingLink]]:
     pool = _Pool({c.stripe_id: c for c in found if c.stripe_id})
     result: dict[str, StripeCustomer] = {}
     missing = []
@@ -80,10 +96,7 @@ def _customers(
         address = plan.record.address
         obj = pool.take(plan.link) or (None if plan.link else pool.take(plan.recorded))
         if plan.link and obj is None:
-            missing.append(
-                f"{address}: the Stripe customer {plan.link} it links does not exist "
-                "(or was deleted); fix `stripe.customer` in the file"
-            )
+            missing.append(MissingLink(address, plan.link))
             continue
         if obj is None:
             candidates = pool.owned_by((address, plan.old_address))
@@ -133,7 +146,7 @@ def _with_customer(
 ) -> StripeSubscription:
     parts = existing.parts.get(sub.stripe_id or "")
     customer_id = parts.customer_id if parts is not None else ""
-    return replace(sub, customer=by_customer_id.get(customer_id, f"unmanaged:{customer_id}"))
+    return replace(sub, customer=by_customer_id.get(customer_id, unmanaged(customer_id)))
 
 
 def _keep_owned(result: dict[str, R], pool: _Pool[R]) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from autumn_sync.database import schema as t
+from autumn_sync.model.address import key_is_email, key_label
 
 REJECTED = "rejected"
 
@@ -131,8 +132,8 @@ def customer_row(conn: Connection, key: str) -> int | None:
     c = t.customers
     found = conn.execute(select(c.c.internal_id).where(c.c.file_key == key)).scalar()
     if found is None:
-        column = c.c.id if key.startswith(".") else c.c.email
-        value = key[1:] if key.startswith(".") else key[1:-1]
+        column = c.c.email if key_is_email(key) else c.c.id
+        value = key_label(key)
         query = select(c.c.internal_id).where((column == value) & c.c.managed)
         found = conn.execute(query.order_by(c.c.internal_id)).scalars().first()
     return int(found) if found is not None else None

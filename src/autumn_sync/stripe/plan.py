@@ -15,7 +15,7 @@ from autumn_sync.model.stripe import StripeCustomer, StripePrice, StripeSnapshot
 from autumn_sync.plan.changes import Change, Create, Replace, Update
 from autumn_sync.plan.order import order
 from autumn_sync.plan.plan import ChangePlan, Note, digest
-from autumn_sync.stripe.assign import assign
+from autumn_sync.stripe.assign import MissingLink, assign
 from autumn_sync.stripe.diff.catalog import Context, diff_stripe
 from autumn_sync.stripe.diff.customers import Waiting, diff_billing
 from autumn_sync.stripe.map.catalog import desired_stripe
@@ -39,7 +39,7 @@ class StripePlan:
     wanted: StripeState
     changes: list[Change]
     waiting: list[Waiting]
-    missing_links: list[str]
+    missing_links: list[MissingLink]
 
 
 def with_stripe(
@@ -49,7 +49,7 @@ def with_stripe(
     waiting for checkout as notes (raises `PlanConflict` for a link to a missing customer)."""
     stripe = plan_stripe(plan.changes, current, desired, existing, inputs)
     if stripe.missing_links:
-        raise PlanConflict(stripe.missing_links)
+        raise PlanConflict([str(missing) for missing in stripe.missing_links])
     notes = tuple(Note(w.address, w.note()) for w in stripe.waiting)
     kept = _kept(stripe.existing)
     return replace(

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar
 
 from autumn_sync.database.diff.customers import diff_customers
+from autumn_sync.model.address import Kind, named
 from autumn_sync.model.attributes import CONTENT_FIELDS
 from autumn_sync.model.customers import Lookup
 from autumn_sync.model.records import Feature, Plan, Reward
@@ -168,7 +169,8 @@ def _check_conflicts(existing: State, desired: State) -> None:
     for feature in removed:
         for plan_id, version, count in existing.feature_users.get(feature, ()):
             conflicts.append(
-                f"feature.{feature} cannot be removed: plan.{plan_id} version {version} uses it"
+                f"{named(Kind.FEATURE, feature)} cannot be removed: {named(Kind.PLAN, plan_id)} "
+                f"version {version} uses it"
                 f" and {_customers(count)} {'is' if count == 1 else 'are'} on that version"
             )
     if conflicts:

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from decimal import Decimal
 
+from autumn_sync.model.address import key_is_email
 from autumn_sync.model.customers import Balance, Customer, CustomerPlan, Entity, declared
 from autumn_sync.model.records import Plan
 from autumn_sync.model.state import State
@@ -103,7 +104,7 @@ def _renamed(old: Customer, new: Customer) -> list[str]:
     it, or by its email (the id stays: an id is never taken back)."""
     if not old.managed or old.key == new.key:
         return []
-    how = "id" if new.key.startswith(".") else "email"
+    how = "email" if key_is_email(new.key) else "id"
     return [f"the file names it by its {how} {new.label} now (was {old.label})"]
 
 

@@ -95,7 +95,7 @@ def _price_id(ctx: StripeContext, address: str, version: int) -> str:
     wanted = ctx.desired.prices.get(address)
     renewed = made is None or current != made.stripe_id
     now = wanted.version if renewed and wanted is not None else made.version if made else None
-    if current is not None and ("[" in address or now == version):
+    if current is not None and (Address.parse(address).index is not None or now == version):
         return current
     candidates = [
         p
@@ -128,7 +128,7 @@ def _metadata(sub: StripeSubscription) -> dict[str, str]:
 
 
 def _rewards(sub: StripeSubscription) -> str:
-    return ",".join(coupon.removeprefix("stripe_coupon.") for coupon in sub.coupons)
+    return ",".join(str(Address.parse(coupon).key) for coupon in sub.coupons)
 
 
 def _collection(sub: StripeSubscription) -> dict[str, Any]:

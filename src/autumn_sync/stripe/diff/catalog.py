@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
+from autumn_sync.model.address import Address, Kind, instance, named
 from autumn_sync.model.stripe import (
     OWNER_KEY,
     StripeCoupon,
@@ -89,7 +90,7 @@ def _billed(existing: StripeState, ctx: Context) -> list[tuple[StripePrice, str]
     subscription bills it, and not otherwise)."""
     siblings: dict[str, list[StripePrice]] = defaultdict(list)
     for price in (*existing.prices.values(), *existing.superseded):
-        if "[" not in price.address:
+        if not _own_price(price.address):
             siblings[price.address].append(price)
     billed = []
     for prices in siblings.values():
@@ -122,11 +123,16 @@ def _customers_on(versions: list[int]) -> str:
 
 def _plan_id(address: str) -> str:
     """`stripe_price.pro.messages` → `pro`."""
-    return address.split(".")[1]
+    return str(Address.parse(address).key)
+
+
+def _own_price(address: str) -> bool:
+    """Whether the price at `address` is one customer's (`stripe_price.pro.base[user_1]`)."""
+    return Address.parse(address).index is not None
 
 
 def _product_of_plan(price: StripePrice) -> str:
-    return f"stripe_product.{_plan_id(price.address)}"
+    return named(Kind.STRIPE_PRODUCT, _plan_id(price.address))
 
 
 def _unless_kept(
@@ -201,7 +207,7 @@ def _prices(existing: StripeState, desired: StripeState, keep: Retained) -> Iter
             yield Create(new.address, None, new)
         elif new is None and old is not None:
             if old.active and old.stripe_id not in keep.prices:
-                reason = OWN_PRICE_UNUSED if "[" in old.address else "not in the catalog"
+                reason = OWN_PRICE_UNUSED if _own_price(old.address) else "not in the catalog"
                 yield Archive(old.address, old, replace(old, active=False), reason=reason)
         elif old is not None and new is not None:
             yield from _price_change(old, new, keep)
@@ -227,7 +233,7 @@ def _superseded(existing: StripeState, keep: Retained) -> Iterator[Change]:
     customers still bills them (and the plan is still offered)."""
     for price in existing.superseded:
         if price.active and price.stripe_id not in keep.prices:
-            address = f"{price.address}#{price.stripe_id}"
+            address = instance(price.address, str(price.stripe_id))
             yield Archive(address, price, replace(price, active=False), reason="an older price")
 
 

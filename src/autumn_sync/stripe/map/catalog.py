@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+from autumn_sync.model.address import Address, Kind, named
 from autumn_sync.model.money import canonical, to_minor_units
 from autumn_sync.model.records import Billing, Plan, PlanItem, Reward, RewardType, TierMode
 from autumn_sync.model.state import State
@@ -33,6 +34,8 @@ from autumn_sync.model.stripe import (
 )
 
 STRIPE_PLACES = Decimal("1e-12")  # the precision of `unit_amount_decimal`
+BASE = "base"  # the part of a plan's fixed price: `stripe_price.pro.base`
+METER_PREFIX = "autumn_sync."  # a meter's event name: the prefix and its address's name
 
 INTERVALS: dict[str, tuple[str, int]] = {
     "day": ("day", 1),
@@ -65,7 +68,16 @@ def plan_prices(plan: Plan, currency: str, version: int) -> dict[str, StripePric
 
 
 def product_address(plan_id: str, feature: str | None = None) -> str:
-    return f"stripe_product.{plan_id}" + (f".{feature}" if feature else "")
+    return named(Kind.STRIPE_PRODUCT, plan_id, feature)
+
+
+def meter_address(event_name: str) -> str:
+    """The meter whose usage events are `event_name` (`autumn_sync.pro.messages`)."""
+    return str(Address.parse(f"{Kind.STRIPE_METER.value}.{event_name.removeprefix(METER_PREFIX)}"))
+
+
+def meter_event_name(address: str) -> str:
+    return f"{METER_PREFIX}{Address.parse(address).name}"
 
 
 def _add_plan(
@@ -76,10 +88,10 @@ def _add_plan(
     base = None
     if price is not None:
         base = StripePrice(
-            address=f"stripe_price.{plan.id}.base",
+            address=named(Kind.STRIPE_PRICE, plan.id, BASE),
             product=product,
             currency=currency,
-            lookup_key=f"autumn_sync.{plan.id}.base",
+            lookup_key=f"autumn_sync.{plan.id}.{BASE}",
             version=version,
             unit_amount_decimal=to_minor_units(price.amount, currency),
             recurring=_recurring(price.interval),
@@ -106,18 +118,18 @@ def _add_usage(
     interval = _usage_interval(plan, item)
     meter = None
     if item.price.billing is Billing.PAY_PER_USE:
-        meter = f"stripe_meter.{plan.id}.{feature}"
+        meter = named(Kind.STRIPE_METER, plan.id, feature)
         state.meters[meter] = StripeMeter(
             address=meter,
             display_name=f"{plan.name} – {name}",
-            event_name=f"autumn_sync.{plan.id}.{feature}",
+            event_name=meter_event_name(meter),
         )
     recurring = None
     if interval is not None:
         usage_type = "metered" if meter else "licensed"
         recurring = Recurring(*INTERVALS[interval], usage_type=usage_type, meter=meter)
     price = StripePrice(
-        address=f"stripe_price.{plan.id}.{feature}",
+        address=named(Kind.STRIPE_PRICE, plan.id, feature),
         product=product,
         currency=currency,
         lookup_key=f"autumn_sync.{plan.id}.{feature}",
@@ -180,7 +192,7 @@ def _recurring(interval: str) -> Recurring | None:
 
 
 def _add_reward(state: StripeState, reward: Reward, currency: str, catalog: State) -> None:
-    address = f"stripe_coupon.{reward.id}"
+    address = named(Kind.STRIPE_COUPON, reward.id)
     fixed = reward.type is RewardType.FIXED and reward.amount_off is not None
     applies = tuple(product_address(p) for p in reward.plans if p in catalog.plans)
     state.coupons[address] = StripeCoupon(
@@ -195,5 +207,5 @@ def _add_reward(state: StripeState, reward: Reward, currency: str, catalog: Stat
         applies_to=applies,
     )
     for code in reward.promo_codes:
-        promo = f"stripe_promotion_code.{reward.id}.{code}"
+        promo = named(Kind.STRIPE_PROMOTION_CODE, reward.id, code)
         state.promotion_codes[promo] = StripePromotionCode(address=promo, code=code, coupon=address)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 
 from autumn_sync.database.diff.customers import match_customers
+from autumn_sync.model.address import Address, Kind, keyed, named
 from autumn_sync.model.customers import Customer, CustomerPlan
 from autumn_sync.model.records import ALWAYS, Billing, Plan, PlanContent, PlanItem
 from autumn_sync.model.state import State
@@ -36,7 +37,7 @@ from autumn_sync.model.stripe import (
     StripeSubscription,
     SubscriptionItem,
 )
-from autumn_sync.stripe.map.catalog import plan_prices
+from autumn_sync.stripe.map.catalog import BASE, plan_prices
 
 VersionKey = tuple[str, int]
 
@@ -91,11 +92,11 @@ class BillingPlan:
 
 
 def customer_address(key: str) -> str:
-    return f"stripe_customer{key}"
+    return keyed(Kind.STRIPE_CUSTOMER, key)
 
 
 def subscription_address(key: str, plan: str, entity: str | None) -> str:
-    return f"stripe_subscription{key}.{plan}" + (f"[{entity}]" if entity else "")
+    return keyed(Kind.STRIPE_SUBSCRIPTION, key, plan, entity or None)
 
 
 def plan_billing(inputs: BillingInputs) -> BillingPlan:
@@ -231,11 +232,11 @@ class _Mapper:
         for address, price in sorted(prices.items()):
             if price.recurring is None:
                 continue  # one-off: billed on an invoice, not by the subscription
-            if address.split(".")[2] in included:
+            if _part(address) in included:
                 continue  # the plan includes these units; more are bought at run time
             own = address not in standard or standard[address].terms() != price.terms()
             if own:
-                address = f"{address}[{whose}]"
+                address = str(replace(Address.parse(address), index=whose))
                 self.own_prices[address] = replace(price, address=address, lookup_key="")
             items.append(PlannedItem(address, version, own, _quantity(price, wanted.quantity, per)))
         return items
@@ -243,7 +244,7 @@ class _Mapper:
     def _coupons(self, customer: Customer, plan_id: str) -> tuple[str, ...]:
         rewards = self.inputs.desired.rewards
         return tuple(
-            f"stripe_coupon.{rid}"
+            named(Kind.STRIPE_COUPON, rid)
             for rid in customer.rewards
             if rid in rewards and (not rewards[rid].plans or plan_id in rewards[rid].plans)
         )
@@ -301,8 +302,13 @@ def _quantity(price: StripePrice, quantity: int, per: Mapping[str, int]) -> int 
     assert price.recurring is not None
     if price.recurring.usage_type == "metered":
         return None
-    feature = price.address.split(".")[2]
-    return quantity if feature == "base" else quantity * per.get(feature, 1)
+    feature = _part(price.address)
+    return quantity if feature == BASE else quantity * per.get(feature, 1)
+
+
+def _part(price_address: str) -> str:
+    """What a price of a plan is for: `base`, or the feature of a usage price."""
+    return Address.parse(price_address).part or BASE
 
 
 def with_items(

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from autumn_sync.model.address import instance, unmanaged
 from autumn_sync.model.money import canonical
 from autumn_sync.model.stripe import (
     ARCHIVED_KEY,
@@ -28,9 +29,9 @@ from autumn_sync.model.stripe import (
     UnmanagedObject,
 )
 from autumn_sync.stripe.gateway import Gateway
+from autumn_sync.stripe.map.catalog import METER_PREFIX, meter_address
 from autumn_sync.stripe.read.customers import read_customers, read_subscriptions
 
-METER_PREFIX = "autumn_sync."
 __all__ = ["ARCHIVED_KEY", "METER_PREFIX", "read_stripe"]
 Obj = dict[str, Any]
 
@@ -55,7 +56,7 @@ def read_stripe(gateway: Gateway, recorded: Mapping[str, str] | None = None) -> 
     names = _addresses(products, prices, coupons, meters)
     current, superseded = _pick_prices([_price(p, names) for p in prices])
     for old in superseded:  # a default price left on an older price (a run died) is not current
-        names[str(old.stripe_id)] = f"{old.address}#{old.stripe_id}"
+        names[str(old.stripe_id)] = instance(old.address, str(old.stripe_id))
     counts = Counter(o["metadata"][OWNER_KEY] for o in (*prices, *coupons))
     customers = read_customers(gateway)
     subscriptions, parts = read_subscriptions(gateway, names)
@@ -125,7 +126,7 @@ def _meters(gateway: Gateway, unmanaged: list[UnmanagedObject]) -> dict[str, Str
         if not event.startswith(METER_PREFIX):
             unmanaged.append(UnmanagedObject("meters", obj["id"], _label(obj)))
             continue
-        address = "stripe_meter." + event.removeprefix(METER_PREFIX)
+        address = meter_address(event)
         meters[obj["id"]] = StripeMeter(
             address=address,
             display_name=obj.get("display_name") or "",
@@ -154,7 +155,7 @@ def _product(obj: Obj, names: dict[str, str]) -> StripeProduct:
         name=obj.get("name") or "",
         description=obj.get("description"),
         active=bool(obj.get("active")),
-        default_price=names.get(default, f"unmanaged:{default}") if default else None,
+        default_price=names.get(default, unmanaged(default)) if default else None,
         default_price_id=default,
         stripe_id=obj["id"],
         owned=not obj.get(ORPHAN_KEY),
@@ -177,7 +178,7 @@ def _price(obj: Obj, names: dict[str, str]) -> StripePrice:
     product = str(obj.get("product"))
     return StripePrice(
         address=obj["metadata"][OWNER_KEY],
-        product=names.get(product, f"unmanaged:{product}"),
+        product=names.get(product, unmanaged(product)),
         currency=obj.get("currency") or "",
         lookup_key=obj.get("lookup_key") or "",
         version=int(obj["metadata"].get(VERSION_KEY) or 0),
@@ -197,7 +198,7 @@ def _recurring(obj: Obj, names: dict[str, str]) -> Recurring:
         interval=obj["interval"],
         interval_count=int(obj.get("interval_count") or 1),
         usage_type=obj.get("usage_type") or "licensed",
-        meter=names.get(meter, f"unmanaged:{meter}") if meter else None,
+        meter=names.get(meter, unmanaged(meter)) if meter else None,
     )
 
 
@@ -228,7 +229,7 @@ def _coupon(obj: Obj, names: dict[str, str]) -> StripeCoupon:
         amount_off=obj.get("amount_off"),
         currency=obj.get("currency"),
         duration_in_months=obj.get("duration_in_months"),
-        applies_to=tuple(sorted(names.get(p, f"unmanaged:{p}") for p in applies)),
+        applies_to=tuple(sorted(names.get(p, unmanaged(p)) for p in applies)),
         active=obj["metadata"].get(ARCHIVED_KEY) != "true",
         stripe_id=obj["id"],
         owned=not obj.get(ORPHAN_KEY),
@@ -243,7 +244,7 @@ def _promo(obj: Obj, names: dict[str, str]) -> StripePromotionCode:
     return StripePromotionCode(
         address=obj["metadata"][OWNER_KEY],
         code=obj.get("code") or "",
-        coupon=names.get(coupon, f"unmanaged:{coupon}") if coupon else "",
+        coupon=names.get(coupon, unmanaged(coupon)) if coupon else "",
         active=bool(obj.get("active")),
         stripe_id=obj["id"],
         owned=not obj.get(ORPHAN_KEY),

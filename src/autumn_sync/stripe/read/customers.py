@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+from autumn_sync.model.address import Kind, instance, named, unmanaged
 from autumn_sync.model.stripe import (
     ARCHIVED_KEY,
     ENTITY_KEY,
@@ -72,7 +73,7 @@ def _subscription(
     discounts = tuple(_discount(d, coupons) for d in obj.get("discounts") or () if d)
     applied = metadata.get(REWARDS_KEY)
     if applied is not None:
-        used = tuple(f"stripe_coupon.{r}" for r in applied.split(",") if r)
+        used = tuple(named(Kind.STRIPE_COUPON, r) for r in applied.split(",") if r)
     else:
         used = tuple(coupon for _, coupon in discounts)
     customer = _id(obj.get("customer"))
@@ -106,7 +107,7 @@ def _item(item: Obj) -> tuple[str, SubscriptionItem, str, str]:
     if not isinstance(price, dict):
         price = {"id": price}
     metadata = price.get("metadata") or {}
-    address = metadata.get(OWNER_KEY) or f"unmanaged:{price['id']}"
+    address = metadata.get(OWNER_KEY) or unmanaged(price["id"])
     version = int(metadata.get(VERSION_KEY) or 0)
     return address, SubscriptionItem(version, item.get("quantity")), item["id"], price["id"]
 
@@ -117,7 +118,7 @@ def _unique(
     """Items by price address (a second item at one address is told apart by its price id)."""
     keyed: dict[str, SubscriptionItem] = {}
     for address, item, _, price_id in items:
-        keyed[address if address not in keyed else f"{address}#{price_id}"] = item
+        keyed[address if address not in keyed else instance(address, price_id)] = item
     return tuple(sorted(keyed.items()))
 
 
@@ -128,7 +129,7 @@ def _discount(discount: Any, coupons: Mapping[str, str]) -> tuple[str, str]:
         return str(discount), ""
     coupon = (discount.get("source") or {}).get("coupon") or discount.get("coupon")
     coupon_id = _id(coupon)
-    return discount["id"], coupons.get(coupon_id, f"unmanaged:{coupon_id}")
+    return discount["id"], coupons.get(coupon_id, unmanaged(coupon_id))
 
 
 def _id(value: Any) -> str:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from autumn_sync.config.export import dump_state
 from autumn_sync.config.load import load_text
 from autumn_sync.config.problems import ConfigError
+from autumn_sync.model.address import customer_key
 from autumn_sync.model.customers import (
     CHARGE_AUTOMATICALLY,
     SEND_INVOICE,
@@ -27,7 +28,6 @@ from autumn_sync.model.customers import (
     CustomerPlan,
     Entity,
     Grant,
-    customer_key,
 )
 from autumn_sync.model.money import exponent
 from autumn_sync.model.records import (

@@ -37,7 +37,6 @@ from autumn_sync.model.money import canonical, exponent
 from autumn_sync.model.records import (
     PRICE_INTERVALS,
     RESET_INTERVALS,
-    Billing,
     Duration,
     Feature,
     FeatureType,
@@ -51,6 +50,7 @@ from autumn_sync.model.records import (
     Settings,
     Tier,
     TierMode,
+    UsageModel,
     UsagePrice,
 )
 from autumn_sync.model.state import State
@@ -139,7 +139,7 @@ def tiers(draw: st.DrawFn, places: int) -> tuple[Tier, ...]:
 
 @st.composite
 def usage_prices(draw: st.DrawFn, places: int) -> UsagePrice:
-    billing = draw(st.sampled_from(Billing))
+    billing = draw(st.sampled_from(UsageModel))
     per = draw(st.one_of(st.just(1), st.integers(1, 1000)))
     interval = draw(st.none() | intervals)
     if draw(st.booleans()):
@@ -160,7 +160,7 @@ def items(draw: st.DrawFn, feature: Feature, places: int) -> PlanItem:
     included = draw(st.none() | decimals(QUANTITY_PLACES))
     reset = draw(st.none() | st.sampled_from(RESET_INTERVALS))
     price = draw(st.none() | usage_prices(places))
-    if price is not None and price.billing is Billing.PAY_PER_USE:
+    if price is not None and price.billing is UsageModel.PAY_PER_USE:
         if price.interval == "one_off":  # pay-per-use bills each period
             price = replace(price, interval=None)
         if price.tier_mode is TierMode.VOLUME:  # volume tiers would bill the included usage
@@ -374,7 +374,7 @@ LONG_NUMBERS = State(
                         included=LONGEST,
                         reset="month",
                         price=UsagePrice(
-                            Billing.PAY_PER_USE,
+                            UsageModel.PAY_PER_USE,
                             tiers=(Tier(LONGEST, Decimal("0.001")), Tier(None, Decimal(0))),
                             tier_mode=TierMode.GRADUATED,
                         ),

@@ -32,7 +32,7 @@ from autumn_sync.model.stripe import OWNER_KEY
 from autumn_sync.pipeline import apply_plan, load_desired, make_plan, read_current, utc_now
 from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.render import render_json, render_text
-from autumn_sync.stripe.apply.catalog import StripeContext
+from autumn_sync.stripe.apply import StripeWriter
 from autumn_sync.stripe.executor import run_stripe_changes
 from autumn_sync.stripe.gateway import Gateway, StripeConfig
 from autumn_sync.stripe.journal import Journal
@@ -800,7 +800,7 @@ def test_the_same_changes_sent_again_make_nothing_new(sync: Sync) -> None:
     made = ids(sync.emu)
     sync.emu.requests.clear()
     assert plan.stripe is not None
-    again = StripeContext(
+    again = StripeWriter(
         sync.gateway, plan.stripe.existing, plan.stripe.desired, Journal(sync.engine, utc_now)
     )
     run_stripe_changes([c for c in plan.changes if c.kind.target is Target.STRIPE], again)

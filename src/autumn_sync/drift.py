@@ -1,5 +1,5 @@
-"""Drift: what changed outside autumn-sync. Pure: the caller reads the database, Stripe and
-the file; this compares them.
+"""Drift: what changed outside autumn-sync, as data (`render.drift` words it). Pure: the
+caller reads the database, Stripe and the file; this compares them.
 
 - database ↔ Stripe: the Stripe objects the database's catalog and customers map to, against
   what Stripe holds (missing, archived, terms changed, ownership metadata removed, renamed in
@@ -23,8 +23,7 @@ from autumn_sync.model.stripe import (
     StripeSubscription,
     UnmanagedObject,
 )
-from autumn_sync.plan.changes import Archive, Change, Create, Replace, Update
-from autumn_sync.render.values import show
+from autumn_sync.plan.changes import Archive, Change, Create, FieldChange, Replace, Update
 from autumn_sync.stripe.plan import StripeInputs, plan_stripe
 
 DriftKind = Literal[
@@ -39,13 +38,37 @@ DriftKind = Literal[
     "deleted",
     "cancelled",
 ]
+# What exactly was found, within a kind (each is worded by `render.drift`).
+Finding = Literal[
+    "gone",  # missing: the recorded object is gone from Stripe
+    "unmanaged_now",  # ownership_removed: the object lost its metadata and is not found
+    "restorable",  # ownership_removed: found by its recorded id; plan writes it back
+    "not_created",
+    "archived",
+    "terms",
+    "changed",
+    "set_to_cancel",  # changed: a subscription set to cancel at period end in Stripe
+    "renamed",
+    "not_needed",  # extra: active in Stripe, not needed by the catalog
+    "no_such_plan",  # extra: a subscription whose plan the database does not have
+    "customer_deleted",  # deleted: a recorded customer deleted in Stripe
+    "link_missing",  # deleted: the customer the file links does not exist
+    "cancelled",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class DriftItem:
+    """One difference between the database and Stripe at `address`: its `kind` (the report's
+    category), the `finding` within it, and what it is about: the Stripe id, the fields that
+    differ (database → Stripe), a product's names (in Stripe, in the catalog)."""
+
     address: str
     kind: DriftKind
-    message: str
+    finding: Finding
+    stripe_id: str | None = None
+    fields: tuple[FieldChange, ...] = ()
+    names: tuple[str, str] | None = None
     cosmetic: bool = False
 
 
@@ -65,18 +88,14 @@ class DriftReport:
 
 
 def compute_drift(
-    database: State,
-    file: State,
-    stripe: StripeState | None,
-    stored: dict[str, str],
-    inputs: StripeInputs,
+    database: State, file: State, stripe: StripeState | None, inputs: StripeInputs | None
 ) -> DriftReport:
-    """Compare the three; `stored` and `inputs` are what the database recorded of Stripe
-    (ids, product names last written, the versions customers are on)."""
+    """Compare the three; `inputs` is what the database recorded of Stripe (ids, product
+    names last written, the versions customers are on); Stripe is not connected without."""
     pending = diff(database, file).changes
-    if stripe is None:
+    if stripe is None or inputs is None:
         return DriftReport((), pending, (), stripe_connected=False)
-    items, read = _stripe_items(database, stripe, stored, inputs)
+    items, read = _stripe_items(database, stripe, inputs)
     items.sort(key=lambda item: item.address)
     return DriftReport(
         tuple(items),
@@ -89,22 +108,25 @@ def compute_drift(
 
 
 def _stripe_items(
-    database: State, stripe: StripeState, stored: dict[str, str], inputs: StripeInputs
+    database: State, stripe: StripeState, inputs: StripeInputs
 ) -> tuple[list[DriftItem], StripeState]:
+    """What Stripe holds against what the database, as it is, maps to (its managed
+    customers only: not the application's the file names)."""
     managed = {key: c for key, c in database.customers.items() if c.managed}
-    database = replace(database, customers=managed)  # not the application's the file names
-    planned = plan_stripe((), database, database, stripe, inputs)
-    known = {**stored, **planned.existing.recorded}
+    planned = plan_stripe(replace(database, customers=managed), {}, stripe, inputs)
+    known = {**inputs.recorded, **planned.existing.recorded}
     unmanaged_ids = {obj.stripe_id for obj in stripe.unmanaged}
     items = [_item(change, known, unmanaged_ids) for change in planned.changes]
     items += _renames(stripe, planned.wanted, dict(inputs.written_names))
     items += [_cancelled(w.address, w.ended) for w in planned.waiting if w.ended is not None]
-    items += [DriftItem(m.address, "deleted", str(m)) for m in planned.missing_links]
+    items += [
+        DriftItem(m.address, "deleted", "link_missing", m.link) for m in planned.missing_links
+    ]
     return items, planned.existing
 
 
 def _cancelled(address: str, ended: StripeSubscription) -> DriftItem:
-    return DriftItem(address, "cancelled", f"{ended.stripe_id} was cancelled in Stripe")
+    return DriftItem(address, "cancelled", "cancelled", ended.stripe_id)
 
 
 def _item(change: Change, stored: dict[str, str], unmanaged_ids: set[str]) -> DriftItem:
@@ -115,28 +137,20 @@ def _item(change: Change, stored: dict[str, str], unmanaged_ids: set[str]) -> Dr
     if isinstance(change, Create):
         known = stored.get(address)
         if known and known in unmanaged_ids:
-            return DriftItem(
-                address,
-                "ownership_removed",
-                f"{known} lost its autumn_sync_address metadata (now unmanaged)",
-            )
+            return DriftItem(address, "ownership_removed", "unmanaged_now", known)
         if known:
-            return DriftItem(address, "missing", f"{known} is gone from Stripe")
-        return DriftItem(address, "not_created", "not in Stripe yet (an apply is pending)")
+            return DriftItem(address, "missing", "gone", known)
+        return DriftItem(address, "not_created", "not_created")
     if isinstance(change, Replace):
-        return DriftItem(address, "terms", f"terms no longer match: {_fields(change)}")
+        return DriftItem(address, "terms", "terms", fields=change.fields)
     if isinstance(change, Archive):
-        return DriftItem(address, "extra", "active in Stripe, but the catalog does not need it")
+        return DriftItem(address, "extra", "not_needed")
     if change.before is not None and not getattr(change.before, "owned", True):
-        stripe_id = getattr(change.before, "stripe_id", "")
-        return DriftItem(
-            address,
-            "ownership_removed",
-            f"{stripe_id} lost its autumn_sync_address metadata (plan restores it)",
-        )
+        stripe_id = getattr(change.before, "stripe_id", None)
+        return DriftItem(address, "ownership_removed", "restorable", stripe_id)
     if isinstance(change, Update) and any(f.path == "active" and f.after for f in change.fields):
-        return DriftItem(address, "archived", "archived outside autumn-sync")
-    return DriftItem(address, "changed", f"changed outside autumn-sync: {_fields(change)}")
+        return DriftItem(address, "archived", "archived")
+    return DriftItem(address, "changed", "changed", fields=change.fields)
 
 
 def _billing_item(change: Change, stored: dict[str, str]) -> DriftItem | None:
@@ -145,18 +159,12 @@ def _billing_item(change: Change, stored: dict[str, str]) -> DriftItem | None:
     if isinstance(change, Create) and isinstance(before, StripeSubscription):
         return _cancelled(address, before)
     if isinstance(change, Create) and change.kind is Kind.STRIPE_CUSTOMER and stored.get(address):
-        return DriftItem(address, "deleted", f"{stored[address]} was deleted in Stripe")
+        return DriftItem(address, "deleted", "customer_deleted", stored[address])
     if isinstance(change, Archive) and isinstance(before, StripeSubscription):
-        message = f"{before.stripe_id} is active in Stripe, but the database has no such plan"
-        return DriftItem(address, "extra", message)
+        return DriftItem(address, "extra", "no_such_plan", before.stripe_id)
     if isinstance(change, Update) and isinstance(before, StripeSubscription) and not before.active:
-        message = f"{before.stripe_id} was set to cancel at period end in Stripe"
-        return DriftItem(address, "changed", message)
+        return DriftItem(address, "changed", "set_to_cancel", before.stripe_id)
     return None
-
-
-def _fields(change: Change) -> str:
-    return "; ".join(f"{f.path}: {show(f.before)} → {show(f.after)}" for f in change.fields)
 
 
 def _renames(stripe: StripeState, wanted: StripeState, written: dict[str, str]) -> list[DriftItem]:
@@ -167,9 +175,6 @@ def _renames(stripe: StripeState, wanted: StripeState, written: dict[str, str]) 
         last = written.get(address)
         if desired is None or last is None or product.name == last or desired.name != last:
             continue
-        message = (
-            f"renamed in Stripe to {show(product.name)} (cosmetic: kept; the catalog says "
-            f"{show(desired.name)})"
-        )
-        items.append(DriftItem(address, "renamed", message, cosmetic=True))
+        names = (product.name, desired.name)
+        items.append(DriftItem(address, "renamed", "renamed", names=names, cosmetic=True))
     return items

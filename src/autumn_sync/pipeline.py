@@ -1,5 +1,6 @@
 """The pipeline in four verbs, free of click: load the desired state, read the current one,
-make the plan, apply it. The command line and tests both go through here."""
+make the plan, apply it. The command line and tests both go through here; it reaches the
+database through `autumn_sync.database` and Stripe through `autumn_sync.stripe`."""
 
 from __future__ import annotations
 
@@ -9,26 +10,20 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
+from autumn_sync import database, stripe
 from autumn_sync.config.load import load_file
-from autumn_sync.database.apply import apply_changes
-from autumn_sync.database.diff.catalog import diff
-from autumn_sync.database.read.catalog import managed_versions, read_state
 from autumn_sync.drift import DriftReport, compute_drift
 from autumn_sync.model.address import Target
 from autumn_sync.model.customers import Lookup
 from autumn_sync.model.state import State
+from autumn_sync.model.stripe import StripeState
 from autumn_sync.plan.changes import Change
 from autumn_sync.plan.plan import ChangePlan, fingerprint
 from autumn_sync.plan.saved import SavedPlan, encode
 from autumn_sync.plan.target import select
-from autumn_sync.stripe.apply import StripeWriter
-from autumn_sync.stripe.executor import DEFAULT_WORKERS, run_stripe_changes
-from autumn_sync.stripe.gateway import Gateway
-from autumn_sync.stripe.journal import Journal, stored_ids, written_names
-from autumn_sync.stripe.plan import StripeInputs, with_stripe
-from autumn_sync.stripe.read.catalog import read_stripe
+from autumn_sync.stripe import DEFAULT_WORKERS, Gateway, StripeInputs
 
 Clock = Callable[[], datetime]
 
@@ -64,7 +59,28 @@ def load_desired(path: str | Path) -> State:
 def read_current(engine: Engine) -> State:
     """The current state from the database."""
     with engine.connect() as connection:
-        return read_state(connection)
+        return database.read_state(connection)
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What a plan or a drift report is made against: the database's state (with the
+    application's customers the file names), and, with Stripe connected, what the database
+    records of Stripe and what Stripe holds."""
+
+    current: State
+    inputs: StripeInputs | None = None
+    stripe: StripeState | None = None
+
+
+def observe(engine: Engine, desired: State, gateway: Gateway | None, clock: Clock) -> Observed:
+    """Read the database, then Stripe (given a gateway)."""
+    with engine.connect() as connection:
+        current = database.read_state(connection, Lookup.of(desired.customers.values()))
+        if gateway is None:
+            return Observed(current)
+        inputs = stripe.read_inputs(connection, clock().date())
+    return Observed(current, inputs, stripe.read_stripe(gateway, inputs.recorded))
 
 
 def make_plan(
@@ -77,14 +93,11 @@ def make_plan(
     """Read the database (and Stripe, given a gateway) and diff against `desired`, limited
     to `targets` and what they depend on when given (raises `PlanConflict`, `TargetError`,
     and `StripeFailure` when Stripe cannot be read)."""
-    with engine.connect() as connection:
-        current = read_state(connection, Lookup.of(desired.customers.values()))
-        if gateway is not None:
-            recorded = stored_ids(connection)
-            inputs = _stripe_inputs(connection, clock)
-    plan = diff(current, desired)
-    if gateway is not None:
-        plan = with_stripe(plan, current, desired, read_stripe(gateway, recorded), inputs)
+    observed = observe(engine, desired, gateway, clock)
+    planned = database.plan_database(observed.current, desired, clock().date())
+    plan = planned.plan
+    if observed.stripe is not None and observed.inputs is not None:
+        plan = stripe.with_stripe(plan, planned.projected, observed.stripe, observed.inputs)
     return select(plan, targets) if targets else plan
 
 
@@ -173,16 +186,6 @@ def _comparable(plan: ChangePlan) -> object:
     return encode(replace(plan, app_customers=0))
 
 
-def _stripe_inputs(connection: Connection, clock: Clock) -> StripeInputs:
-    """What planning Stripe reads from the database besides the state (two queries and
-    three): the product names last written, the versions the file's customers are on."""
-    return StripeInputs(
-        written_names=written_names(connection),
-        contents=managed_versions(connection),
-        today=clock().date(),
-    )
-
-
 @dataclass(frozen=True)
 class ApplyResult:
     applied: tuple[Change, ...]
@@ -222,19 +225,16 @@ def apply_plan(
         raise ApplyRefused("the plan has Stripe changes but Stripe is not connected")
     now = clock()
     with engine.begin() as connection:
-        if fingerprint(read_state(connection, plan.lookup)) != plan.state_fingerprint:
+        if fingerprint(database.read_state(connection, plan.lookup)) != plan.state_fingerprint:
             raise StalePlan(DATABASE_CHANGED)
         database_changes = [c for c in plan.changes if not _is_stripe(c)]
-        apply_changes(connection, database_changes, now)
+        database.apply_changes(connection, database_changes, now)
     for change in database_changes:  # reported once committed
         if on_change is not None:
             on_change(change)
     if stripe_changes:
         assert gateway is not None and plan.stripe is not None
-        stripe_ctx = StripeWriter(
-            gateway, plan.stripe.existing, plan.stripe.desired, Journal(engine, clock)
-        )
-        run_stripe_changes(stripe_changes, stripe_ctx, workers, on_change)
+        stripe.apply_stripe(engine, gateway, stripe_changes, plan.stripe, clock, workers, on_change)
     return ApplyResult(applied=plan.changes)
 
 
@@ -242,9 +242,7 @@ def check_drift(
     engine: Engine, desired: State, gateway: Gateway | None, clock: Clock = utc_now
 ) -> DriftReport:
     """Compare the database with Stripe (given a gateway) and with the file's `desired`."""
-    with engine.connect() as connection:
-        current = read_state(connection, Lookup.of(desired.customers.values()))
-        stored = stored_ids(connection)
-        inputs = _stripe_inputs(connection, clock)
-    stripe = read_stripe(gateway, stored) if gateway is not None else None
-    return compute_drift(current, desired, stripe, stored, inputs)
+    observed = observe(engine, desired, gateway, clock)
+    if observed.inputs is None:
+        return compute_drift(observed.current, desired, None, None)
+    return compute_drift(observed.current, desired, observed.stripe, observed.inputs)

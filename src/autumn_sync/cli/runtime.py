@@ -16,7 +16,7 @@ from autumn_sync.render.json import exact_json
 from autumn_sync.runtime import Billing, BillingError
 
 if TYPE_CHECKING:
-    from autumn_sync.cli.main import Options
+    from autumn_sync.cli.common import Options
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -13,7 +13,7 @@ from autumn_sync.runtime.errors import InvalidRequest
 from autumn_sync.show import Shown, list_customers, show_address
 
 if TYPE_CHECKING:
-    from autumn_sync.cli.main import Options
+    from autumn_sync.cli.common import Options
 
 
 @click.command()

@@ -18,7 +18,7 @@ from autumn_sync.model.money import exponent, is_currency
 
 
 @dataclass(frozen=True)
-class Context:
+class FileView:
     """The valid part of a file, where things are, the ids of entries that failed validation
     and the parts (sections, settings) that could not be read at all. References to broken or
     unreadable things are not reported again."""
@@ -37,15 +37,15 @@ class Context:
         )
 
 
-Check = Callable[[Context], Iterator[Problem]]
+Check = Callable[[FileView], Iterator[Problem]]
 
 
-def check_file(ctx: Context) -> list[Problem]:
+def check_file(ctx: FileView) -> list[Problem]:
     """Every semantic problem in the file."""
     return [problem for check in CHECKS for problem in check(ctx)]
 
 
-def _currency(ctx: Context) -> Iterator[Problem]:
+def _currency(ctx: FileView) -> Iterator[Problem]:
     if "settings" in ctx.opaque:
         return
     code, where = ctx.spec.settings.currency, ("settings", "currency")
@@ -71,7 +71,7 @@ def unknown(kind: str, section: str, name: str, ids: Iterable[str]) -> str:
     return f"unknown {kind} {name!r}{hint}"
 
 
-def _features(ctx: Context) -> Iterator[Problem]:
+def _features(ctx: FileView) -> Iterator[Problem]:
     spec, marks = ctx.spec, ctx.marks
     for fid, feature in spec.features.items():
         here: Path = ("features", fid)
@@ -91,7 +91,7 @@ def _features(ctx: Context) -> Iterator[Problem]:
         yield from _credit_system(ctx, fid)
 
 
-def _credit_system(ctx: Context, fid: str) -> Iterator[Problem]:
+def _credit_system(ctx: FileView, fid: str) -> Iterator[Problem]:
     feature, marks, here = ctx.spec.features[fid], ctx.marks, ("features", fid)
     if feature.type != "credit_system":
         if feature.credit_costs is not None:
@@ -116,7 +116,7 @@ def _credit_system(ctx: Context, fid: str) -> Iterator[Problem]:
     yield from _credit_costs(ctx, fid)
 
 
-def _credit_costs(ctx: Context, fid: str) -> Iterator[Problem]:
+def _credit_costs(ctx: FileView, fid: str) -> Iterator[Problem]:
     spec, marks = ctx.spec, ctx.marks
     for target in spec.features[fid].credit_costs or {}:
         where: Path = ("features", fid, "credit_costs", target)
@@ -134,7 +134,7 @@ def _credit_costs(ctx: Context, fid: str) -> Iterator[Problem]:
             )
 
 
-def _plans(ctx: Context) -> Iterator[Problem]:
+def _plans(ctx: FileView) -> Iterator[Problem]:
     spec, marks = ctx.spec, ctx.marks
     for pid, plan in spec.plans.items():
         here: Path = ("plans", pid)
@@ -163,7 +163,7 @@ def _duplicate_items(plan: PlanSpec, here: Path, marks: Marks) -> Iterator[Probl
         first.setdefault(item.feature, index)
 
 
-def _item(ctx: Context, item: ItemSpec, here: Path) -> Iterator[Problem]:
+def _item(ctx: FileView, item: ItemSpec, here: Path) -> Iterator[Problem]:
     spec, marks = ctx.spec, ctx.marks
     feature = spec.features.get(item.feature)
     if feature is None and ctx.known("features", item.feature):
@@ -216,7 +216,7 @@ def _pay_per_use(item: ItemSpec, here: Path, marks: Marks) -> Iterator[Problem]:
         )
 
 
-def _usage_price(ctx: Context, price: UsagePriceSpec, here: Path) -> Iterator[Problem]:
+def _usage_price(ctx: FileView, price: UsagePriceSpec, here: Path) -> Iterator[Problem]:
     marks = ctx.marks
     if price.amount is not None and price.tiers is not None:
         yield marks.problem(
@@ -239,7 +239,7 @@ def _usage_price(ctx: Context, price: UsagePriceSpec, here: Path) -> Iterator[Pr
     yield from _tiers(ctx, price, here)
 
 
-def _tiers(ctx: Context, price: UsagePriceSpec, here: Path) -> Iterator[Problem]:
+def _tiers(ctx: FileView, price: UsagePriceSpec, here: Path) -> Iterator[Problem]:
     marks = ctx.marks
     tiers = price.tiers or []
     if price.tiers is not None and not tiers:
@@ -272,7 +272,7 @@ def _tiers(ctx: Context, price: UsagePriceSpec, here: Path) -> Iterator[Problem]
             )
 
 
-def amount_precision(ctx: Context, where: Path, amount: Decimal) -> Iterator[Problem]:
+def amount_precision(ctx: FileView, where: Path, amount: Decimal) -> Iterator[Problem]:
     currency = ctx.spec.settings.currency
     if not is_currency(currency):
         return
@@ -288,7 +288,7 @@ def amount_precision(ctx: Context, where: Path, amount: Decimal) -> Iterator[Pro
     yield ctx.marks.problem(where, f"{key}: {code} amounts {rule}, got {amount}")
 
 
-def _defaults(ctx: Context) -> Iterator[Problem]:
+def _defaults(ctx: FileView) -> Iterator[Problem]:
     spec, marks = ctx.spec, ctx.marks
     by_group: dict[str | None, list[str]] = {}
     for pid, plan in spec.plans.items():
@@ -303,7 +303,7 @@ def _defaults(ctx: Context) -> Iterator[Problem]:
             )
 
 
-def _rewards(ctx: Context) -> Iterator[Problem]:
+def _rewards(ctx: FileView) -> Iterator[Problem]:
     spec, marks = ctx.spec, ctx.marks
     for rid, reward in spec.rewards.items():
         here: Path = ("rewards", rid)
@@ -315,7 +315,7 @@ def _rewards(ctx: Context) -> Iterator[Problem]:
     yield from _promo_codes(ctx)
 
 
-def _promo_codes(ctx: Context) -> Iterator[Problem]:
+def _promo_codes(ctx: FileView) -> Iterator[Problem]:
     """A code (in any case) may be used once in the whole file; each repeat is reported."""
     owner: dict[str, str] = {}
     for rid, reward in ctx.spec.rewards.items():
@@ -332,7 +332,7 @@ def _promo_codes(ctx: Context) -> Iterator[Problem]:
             )
 
 
-def _discount(ctx: Context, rid: str) -> Iterator[Problem]:
+def _discount(ctx: FileView, rid: str) -> Iterator[Problem]:
     spec, marks = ctx.spec, ctx.marks
     reward = spec.rewards[rid]
     here: Path = ("rewards", rid)

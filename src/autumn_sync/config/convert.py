@@ -27,7 +27,6 @@ from autumn_sync.model.customers import (
 from autumn_sync.model.money import canonical
 from autumn_sync.model.records import (
     ALWAYS,
-    Billing,
     Duration,
     Feature,
     FeatureType,
@@ -41,6 +40,7 @@ from autumn_sync.model.records import (
     Settings,
     Tier,
     TierMode,
+    UsageModel,
     UsagePrice,
 )
 from autumn_sync.model.state import State
@@ -104,7 +104,7 @@ def _usage_price(spec: UsagePriceSpec) -> UsagePrice:
     tiers = tuple(_tier(t) for t in spec.tiers or ())
     mode = spec.tier_mode or ("graduated" if tiers else None)
     return UsagePrice(
-        billing=Billing(spec.billing),
+        billing=UsageModel(spec.billing),
         per=spec.per,
         amount=canonical(spec.amount) if spec.amount is not None else None,
         tiers=tiers,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from autumn_sync.config.checks import Context, amount_precision, unknown
+from autumn_sync.config.checks import FileView, amount_precision, unknown
 from autumn_sync.config.format import (
     BalanceSpec,
     CustomerPlanSpec,
@@ -21,7 +21,7 @@ BALANCE_TYPES = ("metered", "credit_system")
 MAX_METADATA_KEYS = 50
 
 
-def check_customers(ctx: Context) -> Iterator[Problem]:
+def check_customers(ctx: FileView) -> Iterator[Problem]:
     """Every problem of the customers section."""
     seen = _Seen()
     for index, customer in zip(ctx.customer_index, ctx.spec.customers, strict=True):
@@ -44,7 +44,7 @@ class _Seen:
     emails_with_id: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
-def _identity(ctx: Context, customer: CustomerSpec, here: Path, seen: _Seen) -> Iterator[Problem]:
+def _identity(ctx: FileView, customer: CustomerSpec, here: Path, seen: _Seen) -> Iterator[Problem]:
     """A customer has an id or an email; ids are unique, and the email of a pre-provisioned
     customer (no id: the email is its identity) is on no other customer."""
     if customer.id is None and customer.email is None:
@@ -61,12 +61,12 @@ def _identity(ctx: Context, customer: CustomerSpec, here: Path, seen: _Seen) -> 
         )
 
 
-def _line(ctx: Context, index: int) -> int:
+def _line(ctx: FileView, index: int) -> int:
     return ctx.marks.at(("customers", index))[0]
 
 
 def _listed_by_id(
-    ctx: Context, cid: str, email: str | None, here: Path, seen: _Seen
+    ctx: FileView, cid: str, email: str | None, here: Path, seen: _Seen
 ) -> Iterator[Problem]:
     index = int(here[1])
     first = seen.ids.setdefault(cid, index)
@@ -87,7 +87,7 @@ def _listed_by_id(
         )
 
 
-def _listed_by_email(ctx: Context, email: str, here: Path, seen: _Seen) -> Iterator[Problem]:
+def _listed_by_email(ctx: FileView, email: str, here: Path, seen: _Seen) -> Iterator[Problem]:
     index = int(here[1])
     first = seen.emails.setdefault(email, index)
     if first != index:
@@ -105,7 +105,7 @@ def _listed_by_email(ctx: Context, email: str, here: Path, seen: _Seen) -> Itera
         )
 
 
-def _stripe_and_billing(ctx: Context, customer: CustomerSpec, here: Path) -> Iterator[Problem]:
+def _stripe_and_billing(ctx: FileView, customer: CustomerSpec, here: Path) -> Iterator[Problem]:
     link = customer.stripe
     if link is not None and link.customer and link.create:
         yield ctx.marks.problem(
@@ -133,7 +133,7 @@ def _plan_id(ref: PlanRef) -> str:
     return ref if isinstance(ref, str) else ref.plan
 
 
-def _plan_refs(ctx: Context, refs: Sequence[PlanRef], here: Path) -> Iterator[Problem]:
+def _plan_refs(ctx: FileView, refs: Sequence[PlanRef], here: Path) -> Iterator[Problem]:
     """Known plans, each once, one per group (attaching another replaces it)."""
     plans, marks = ctx.spec.plans, ctx.marks
     first: dict[str, int] = {}
@@ -163,7 +163,7 @@ def _plan_refs(ctx: Context, refs: Sequence[PlanRef], here: Path) -> Iterator[Pr
             yield from _custom(ctx, ref, (*here, index))
 
 
-def _custom(ctx: Context, ref: CustomerPlanSpec, here: Path) -> Iterator[Problem]:
+def _custom(ctx: FileView, ref: CustomerPlanSpec, here: Path) -> Iterator[Problem]:
     if ref.price is not None:
         yield from amount_precision(ctx, (*here, "price", "amount"), ref.price.amount)
     plan = ctx.spec.plans.get(ref.plan)
@@ -191,12 +191,12 @@ def _custom(ctx: Context, ref: CustomerPlanSpec, here: Path) -> Iterator[Problem
         seen.add(item.feature)
 
 
-def _type(ctx: Context, fid: str) -> str | None:
+def _type(ctx: FileView, fid: str) -> str | None:
     feature = ctx.spec.features.get(fid)
     return feature.type if feature is not None else None
 
 
-def _entities(ctx: Context, entities: Sequence[EntitySpec], here: Path) -> Iterator[Problem]:
+def _entities(ctx: FileView, entities: Sequence[EntitySpec], here: Path) -> Iterator[Problem]:
     seen: set[str] = set()
     for index, entity in enumerate(entities):
         where: Path = (*here, "entities", index)
@@ -207,7 +207,7 @@ def _entities(ctx: Context, entities: Sequence[EntitySpec], here: Path) -> Itera
         yield from _plan_refs(ctx, entity.plans, (*where, "plans"))
 
 
-def _entity_feature(ctx: Context, fid: str, where: Path) -> Iterator[Problem]:
+def _entity_feature(ctx: FileView, fid: str, where: Path) -> Iterator[Problem]:
     """Entities (teams, seats) are counted by a continuous-use feature, as in Autumn."""
     feature = ctx.spec.features.get(fid)
     if not ctx.known("features", fid):
@@ -221,7 +221,7 @@ def _entity_feature(ctx: Context, fid: str, where: Path) -> Iterator[Problem]:
         )
 
 
-def _balances(ctx: Context, customer: CustomerSpec, here: Path) -> Iterator[Problem]:
+def _balances(ctx: FileView, customer: CustomerSpec, here: Path) -> Iterator[Problem]:
     features = ctx.spec.features
     for fid, balance in customer.balances.items():
         where: Path = (*here, "balances", fid)
@@ -245,7 +245,7 @@ def _balances(ctx: Context, customer: CustomerSpec, here: Path) -> Iterator[Prob
         yield from _grants(ctx, balance, where)
 
 
-def _grants(ctx: Context, balance: BalanceSpec, here: Path) -> Iterator[Problem]:
+def _grants(ctx: FileView, balance: BalanceSpec, here: Path) -> Iterator[Problem]:
     seen: set[str] = set()
     for index, grant in enumerate(balance.grants):
         if grant.id in seen:
@@ -256,7 +256,7 @@ def _grants(ctx: Context, balance: BalanceSpec, here: Path) -> Iterator[Problem]
         seen.add(grant.id)
 
 
-def _rewards(ctx: Context, rewards: Sequence[str], here: Path) -> Iterator[Problem]:
+def _rewards(ctx: FileView, rewards: Sequence[str], here: Path) -> Iterator[Problem]:
     for index, rid in enumerate(rewards):
         if not ctx.known("rewards", rid):
             message = unknown("reward", "rewards", rid, ctx.spec.rewards)

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from autumn_sync.config.checks import Context, check_file
+from autumn_sync.config.checks import FileView, check_file
 from autumn_sync.config.convert import to_state
 from autumn_sync.config.customer_checks import check_customers
 from autumn_sync.config.errors import problems_from, show
@@ -68,7 +68,7 @@ def _not_a_mapping(data: Any, marks: Marks) -> Problem:
     )
 
 
-def _validate(data: dict[str, Any], marks: Marks, problems: list[Problem]) -> Context | None:
+def _validate(data: dict[str, Any], marks: Marks, problems: list[Problem]) -> FileView | None:
     """Validate the outline, then every entry of every section on its own. A broken outline
     does not stop the entries from being checked, unless the version is one this tool does
     not read."""
@@ -89,7 +89,7 @@ def _validate(data: dict[str, Any], marks: Marks, problems: list[Problem]) -> Co
         fields[section], broken[section] = valid, bad
     indexes, fields["customers"] = _customers(shape.customers, marks, problems)
     spec = BillingFile.model_construct(**fields)
-    return Context(spec, marks, broken, opaque, customer_index=indexes)
+    return FileView(spec, marks, broken, opaque, customer_index=indexes)
 
 
 def _salvage(data: dict[str, Any]) -> tuple[FileShape, frozenset[str]]:

@@ -1,1 +1,41 @@
-"""The billing database: tables, migrations and connection."""
+"""The billing database, the system of record: its tables and migrations (`schema`,
+`migrations`), connections (`engine`), the apply lock (`lock`), and the three stages of the
+pipeline on it: `read` (the current `State`), `diff` (pure: the changes to the desired
+`State`, and the projected `State` they leave) and `apply` (the changes, in one
+transaction). `pipeline` reaches the database through this module only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from autumn_sync.database.apply import apply_changes
+from autumn_sync.database.diff import PlanConflict, diff
+from autumn_sync.database.project import project
+from autumn_sync.database.read import managed_versions, read_state
+from autumn_sync.model.state import State
+from autumn_sync.plan.plan import ChangePlan
+
+__all__ = [
+    "DatabasePlan",
+    "PlanConflict",
+    "apply_changes",
+    "managed_versions",
+    "plan_database",
+    "read_state",
+]
+
+
+@dataclass(frozen=True)
+class DatabasePlan:
+    """The database's changes (a `ChangePlan`) and the database they leave (`projected`)."""
+
+    plan: ChangePlan
+    projected: State
+
+
+def plan_database(current: State, desired: State, today: date) -> DatabasePlan:
+    """The changes that turn `current` into `desired`, and the database once they are
+    applied (raises `PlanConflict`)."""
+    plan = diff(current, desired)
+    return DatabasePlan(plan, project(current, desired, plan.changes, today))

@@ -2,7 +2,6 @@
 
 from autumn_sync.model.customers import Balance, Customer, CustomerPlan, Entity, Grant
 from autumn_sync.model.records import (
-    Billing,
     Duration,
     Feature,
     FeatureType,
@@ -16,13 +15,13 @@ from autumn_sync.model.records import (
     Settings,
     Tier,
     TierMode,
+    UsageModel,
     UsagePrice,
 )
 from autumn_sync.model.state import Record, State
 
 __all__ = [
     "Balance",
-    "Billing",
     "Customer",
     "CustomerPlan",
     "Duration",
@@ -42,5 +41,6 @@ __all__ = [
     "State",
     "Tier",
     "TierMode",
+    "UsageModel",
     "UsagePrice",
 ]

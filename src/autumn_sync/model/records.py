@@ -21,7 +21,9 @@ class FeatureType(StrEnum):
     CREDIT_SYSTEM = "credit_system"
 
 
-class Billing(StrEnum):
+class UsageModel(StrEnum):
+    """How a usage price bills (the file's `billing:`): units bought ahead, or used."""
+
     PREPAID = "prepaid"
     PAY_PER_USE = "pay_per_use"
 
@@ -84,7 +86,7 @@ class Tier:
 
 @dataclass(frozen=True, slots=True)
 class UsagePrice:
-    billing: Billing
+    billing: UsageModel
     per: int = 1
     amount: Decimal | None = None
     tiers: tuple[Tier, ...] = ()

@@ -6,8 +6,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from autumn_sync.drift import DriftItem, DriftReport
-from autumn_sync.render.values import headline
+from autumn_sync.drift import DriftItem, DriftReport, Finding
+from autumn_sync.model.stripe import OWNER_KEY
+from autumn_sync.render.values import headline, show
+from autumn_sync.stripe.assign import MissingLink
 
 CLEAN = "No drift. The billing database, Stripe and the file agree."
 CLEAN_NO_STRIPE = "No drift between the file and the billing database (Stripe not connected)."
@@ -39,8 +41,45 @@ def _s(count: int) -> str:
     return "" if count == 1 else "s"
 
 
+def _fields(item: DriftItem) -> str:
+    return "; ".join(f"{f.path}: {show(f.before)} → {show(f.after)}" for f in item.fields)
+
+
+def _renamed(item: DriftItem) -> str:
+    in_stripe, in_catalog = item.names or ("", "")
+    return (
+        f"renamed in Stripe to {show(in_stripe)} (cosmetic: kept; the catalog says "
+        f"{show(in_catalog)})"
+    )
+
+
+FINDINGS: dict[Finding, Callable[[DriftItem], str]] = {
+    "gone": lambda i: f"{i.stripe_id} is gone from Stripe",
+    "unmanaged_now": lambda i: f"{i.stripe_id} lost its {OWNER_KEY} metadata (now unmanaged)",
+    "restorable": lambda i: f"{i.stripe_id} lost its {OWNER_KEY} metadata (plan restores it)",
+    "not_created": lambda _: "not in Stripe yet (an apply is pending)",
+    "archived": lambda _: "archived outside autumn-sync",
+    "terms": lambda i: f"terms no longer match: {_fields(i)}",
+    "changed": lambda i: f"changed outside autumn-sync: {_fields(i)}",
+    "set_to_cancel": lambda i: f"{i.stripe_id} was set to cancel at period end in Stripe",
+    "renamed": _renamed,
+    "not_needed": lambda _: "active in Stripe, but the catalog does not need it",
+    "no_such_plan": lambda i: (
+        f"{i.stripe_id} is active in Stripe, but the database has no such plan"
+    ),
+    "customer_deleted": lambda i: f"{i.stripe_id} was deleted in Stripe",
+    "link_missing": lambda i: str(MissingLink(i.address, str(i.stripe_id))),
+    "cancelled": lambda i: f"{i.stripe_id} was cancelled in Stripe",
+}
+
+
+def message(item: DriftItem) -> str:
+    """What was found at the item's address, in words."""
+    return FINDINGS[item.finding](item)
+
+
 def _item_line(item: DriftItem) -> str:
-    return f"{item.address}: {item.message}"
+    return f"{item.address}: {message(item)}"
 
 
 def render_drift_text(report: DriftReport) -> str:
@@ -70,7 +109,7 @@ def render_drift_json(report: DriftReport) -> str:
         "drift_found": report.found,
         "stripe_connected": report.stripe_connected,
         "stripe": [
-            {"address": i.address, "kind": i.kind, "message": i.message, "cosmetic": i.cosmetic}
+            {"address": i.address, "kind": i.kind, "message": message(i), "cosmetic": i.cosmetic}
             for i in report.stripe
         ],
         "pending": [{"address": c.address, "action": c.action} for c in report.pending],
@@ -91,7 +130,7 @@ def render_drift_markdown(report: DriftReport) -> str:
     if report.stripe:
         lines += ["| | Address | What changed |", "|---|---|---|"]
         lines += [
-            f"| {'cosmetic' if i.cosmetic else '⚠️'} | `{i.address}` | {i.message} |"
+            f"| {'cosmetic' if i.cosmetic else '⚠️'} | `{i.address}` | {message(i)} |"
             for i in report.stripe
         ]
         lines.append("")

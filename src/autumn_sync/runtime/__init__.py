@@ -4,7 +4,7 @@ usage against the balances the billing database holds. No click here; the comman
 
 from __future__ import annotations
 
-from autumn_sync.runtime.billing import Billing, utc_now
+from autumn_sync.runtime.api import Billing, utc_now
 from autumn_sync.runtime.entitlements import FeatureBalance
 from autumn_sync.runtime.errors import (
     BillingError,

@@ -1,4 +1,66 @@
-"""The catalog mirrored into Stripe: mapping (pure), reading, diffing and applying.
+"""Stripe, downstream of the database: what it holds is read (`read`), what the database
+after apply maps to is worked out (`map`, pure), the two are compared (`diff`, pure) and the
+changes applied (`apply`, journaled, through `gateway`, the one importer of the `stripe`
+package). `pipeline` reaches Stripe through this module only:
 
-Only `autumn_sync.stripe.gateway` imports the `stripe` package.
+- `read_inputs`: what the database records of Stripe (ids, names written, versions);
+- `read_stripe`: what Stripe holds;
+- `with_stripe`: a database plan with the Stripe changes it implies;
+- `apply_stripe`: carry them out.
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+
+from sqlalchemy import Connection, Engine
+
+from autumn_sync.database import managed_versions
+from autumn_sync.model.stripe import StripeSnapshot
+from autumn_sync.plan.changes import Change
+from autumn_sync.stripe.apply import StripeWriter
+from autumn_sync.stripe.executor import DEFAULT_WORKERS, StripeApplyFailed, run_stripe_changes
+from autumn_sync.stripe.gateway import Gateway, StripeConfig, StripeFailure
+from autumn_sync.stripe.journal import Journal, stored_ids, written_names
+from autumn_sync.stripe.plan import StripeInputs, with_stripe
+from autumn_sync.stripe.read import read_stripe
+
+__all__ = [
+    "DEFAULT_WORKERS",
+    "Gateway",
+    "StripeApplyFailed",
+    "StripeConfig",
+    "StripeFailure",
+    "StripeInputs",
+    "apply_stripe",
+    "read_inputs",
+    "read_stripe",
+    "with_stripe",
+]
+
+
+def read_inputs(connection: Connection, today: date) -> StripeInputs:
+    """What the database records of Stripe (three queries and three): the id of each
+    address, the product names last written, the versions the file's customers are on."""
+    return StripeInputs(
+        recorded=stored_ids(connection),
+        written_names=written_names(connection),
+        contents=managed_versions(connection),
+        today=today,
+    )
+
+
+def apply_stripe(
+    engine: Engine,
+    gateway: Gateway,
+    changes: Sequence[Change],
+    snapshot: StripeSnapshot,
+    clock: Callable[[], datetime],
+    workers: int = DEFAULT_WORKERS,
+    on_change: Callable[[Change], None] | None = None,
+) -> list[Change]:
+    """Carry out the Stripe `changes` of a plan made against `snapshot`, journaled in the
+    database of `engine` (raises `StripeApplyFailed` with what was done)."""
+    writer = StripeWriter(gateway, snapshot.existing, snapshot.desired, Journal(engine, clock))
+    return run_stripe_changes(changes, writer, workers, on_change)

@@ -29,7 +29,7 @@ class StripeApplyFailed(Exception):
 
 def run_stripe_changes(
     changes: Sequence[Change],
-    ctx: StripeWriter,
+    writer: StripeWriter,
     workers: int = DEFAULT_WORKERS,
     on_done: Callable[[Change], None] | None = None,
 ) -> list[Change]:
@@ -48,7 +48,7 @@ def run_stripe_changes(
             if failure is None:
                 for address in sorter.get_ready():
                     change = by_address[address]
-                    running[pool.submit(APPLIERS.apply, ctx, change)] = change
+                    running[pool.submit(APPLIERS.apply, writer, change)] = change
             if not running:
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)

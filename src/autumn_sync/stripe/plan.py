@@ -1,5 +1,7 @@
-"""Adds the Stripe changes to a catalog plan: read Stripe, map the catalog and the file's
-customers as they will be after apply, diff, and order everything together."""
+"""Planning Stripe: read what it holds, map the database as it will be after apply (the
+projected `State` the database plan yields) to what Stripe should hold, diff, and order the
+Stripe changes together with the database's. The entry point is `with_stripe`; drift calls
+`plan_stripe` with the database as it is."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
-from autumn_sync.database.diff.catalog import PlanConflict
+from autumn_sync.database.diff import PlanConflict
+from autumn_sync.model.customers import Customer
 from autumn_sync.model.records import PlanContent
 from autumn_sync.model.state import State
 from autumn_sync.model.stripe import StripeCustomer, StripePrice, StripeSnapshot, StripeState
@@ -16,18 +19,25 @@ from autumn_sync.plan.changes import Change, Create, Replace, Update
 from autumn_sync.plan.order import order
 from autumn_sync.plan.plan import ChangePlan, Note, digest
 from autumn_sync.stripe.assign import MissingLink, assign
-from autumn_sync.stripe.diff.catalog import Context, diff_stripe
+from autumn_sync.stripe.diff.catalog import DiffInputs, diff_stripe
 from autumn_sync.stripe.diff.customers import Waiting, diff_billing
 from autumn_sync.stripe.map.catalog import desired_stripe
-from autumn_sync.stripe.map.customers import BillingInputs, BillingPlan, plan_billing, with_items
+from autumn_sync.stripe.map.customers import (
+    BillingInputs,
+    BillingPlan,
+    offered_versions,
+    plan_billing,
+    with_items,
+)
 
 
 @dataclass(frozen=True)
 class StripeInputs:
-    """What the database tells about Stripe and the customers' plan versions: the product
-    names last written, the content of the versions the file's customers are on, and today
-    (trials end on a date)."""
+    """What the database records of Stripe, and what planning Stripe needs of it besides the
+    state: the Stripe id of each address (`recorded`), the product names last written, the
+    content of the versions the file's customers are on, and today (trials end on a date)."""
 
+    recorded: Mapping[str, str]
     written_names: Mapping[str, str]
     contents: Mapping[tuple[str, int], PlanContent]
     today: date
@@ -43,11 +53,12 @@ class StripePlan:
 
 
 def with_stripe(
-    plan: ChangePlan, current: State, desired: State, existing: StripeState, inputs: StripeInputs
+    plan: ChangePlan, projected: State, existing: StripeState, inputs: StripeInputs
 ) -> ChangePlan:
-    """`plan` (the database's) with the Stripe changes it implies, and the subscriptions
-    waiting for checkout as notes (raises `PlanConflict` for a link to a missing customer)."""
-    stripe = plan_stripe(plan.changes, current, desired, existing, inputs)
+    """`plan` (the database's, whose changes turn the database into `projected`) with the
+    Stripe changes it implies, and the subscriptions waiting for checkout as notes (raises
+    `PlanConflict` for a link to a missing customer)."""
+    stripe = plan_stripe(projected, renamed_customers(plan.changes), existing, inputs)
     if stripe.missing_links:
         raise PlanConflict([str(missing) for missing in stripe.missing_links])
     notes = tuple(Note(w.address, w.note()) for w in stripe.waiting)
@@ -58,6 +69,18 @@ def with_stripe(
         notes=plan.notes + notes,
         stripe=StripeSnapshot(kept, stripe.wanted, fingerprint=stripe_fingerprint(kept)),
     )
+
+
+def renamed_customers(changes: Sequence[Change]) -> dict[str, str]:
+    """Customers the file names by another key than the database did: new key → old."""
+    return {
+        c.after.key: c.before.key
+        for c in changes
+        if isinstance(c, Update)
+        and isinstance(c.before, Customer)
+        and isinstance(c.after, Customer)
+        and c.before.key != c.after.key
+    }
 
 
 def _kept(existing: StripeState) -> StripeState:
@@ -78,25 +101,12 @@ def _kept(existing: StripeState) -> StripeState:
 
 
 def plan_stripe(
-    changes: Sequence[Change],
-    current: State,
-    desired: State,
-    existing: StripeState,
-    inputs: StripeInputs,
+    projected: State, renamed: Mapping[str, str], existing: StripeState, inputs: StripeInputs
 ) -> StripePlan:
-    """The Stripe objects `desired` needs once the database `changes` are applied to
-    `current`, against `existing` (drift passes no changes and the database as `desired`)."""
-    wanted, ctx = wanted_stripe(changes, current, desired, dict(inputs.written_names))
-    billing = plan_billing(
-        BillingInputs(
-            current=current,
-            desired=desired,
-            versions_after=ctx.versions_after,
-            moving=_moving(changes),
-            contents=inputs.contents,
-            today=inputs.today,
-        )
-    )
+    """The Stripe objects the database needs once applied (`projected`), against `existing`;
+    `renamed` gives the keys customers had (their Stripe objects' metadata still names it)."""
+    wanted, ctx = wanted_stripe(projected, dict(inputs.written_names))
+    billing = plan_billing(BillingInputs(projected, renamed, inputs.contents, inputs.today))
     existing, missing = assign(existing, billing)
     wanted = replace(wanted, prices={**wanted.prices, **billing.prices})
     catalog = diff_stripe(existing, wanted, ctx)
@@ -133,50 +143,21 @@ def _wanted_customers(billing: BillingPlan, existing: StripeState) -> dict[str, 
 
 
 def wanted_stripe(
-    changes: Sequence[Change], current: State, desired: State, written_names: dict[str, str]
-) -> tuple[StripeState, Context]:
-    """The Stripe objects `desired` maps to once the catalog `changes` are applied to
-    `current`, and what the Stripe diff must know of them (drift passes no changes)."""
-    versions = _versions_after(changes, current, desired)
-    ctx = Context(
+    projected: State, written_names: dict[str, str]
+) -> tuple[StripeState, DiffInputs]:
+    """The catalog's Stripe objects the database maps to once applied, and what the Stripe
+    diff must know of them: the product names last written, the versions customers are on
+    and each offered plan's version."""
+    versions = offered_versions(projected)
+    ctx = DiffInputs(
         written_names=written_names,
-        versions_in_use=_in_use_after(changes, current),
+        versions_in_use={
+            pid: frozenset(v for v, count in plan.versions_in_use if count)
+            for pid, plan in projected.plans.items()
+        },
         versions_after=versions,
     )
-    return desired_stripe(desired, versions), ctx
-
-
-def _moving(changes: Sequence[Change]) -> dict[str, tuple[int, int]]:
-    """Plans whose current version's customers move to a new version: (from, to)."""
-    moving = {}
-    for change in changes:
-        if isinstance(change, Update) and change.moving and change.new_version is not None:
-            moved_from = getattr(change.before, "version", None)
-            if moved_from is not None:
-                moving[change.name] = (moved_from, change.new_version)
-    return moving
-
-
-def _versions_after(changes: Sequence[Change], current: State, desired: State) -> dict[str, int]:
-    """Each desired plan's version once the catalog changes are applied."""
-    versions = {pid: p.version or 1 for pid, p in current.plans.items() if pid in desired.plans}
-    for change in changes:
-        if isinstance(change, Update) and change.new_version is not None:
-            versions[change.name] = change.new_version
-    return versions
-
-
-def _in_use_after(changes: Sequence[Change], current: State) -> dict[str, frozenset[int]]:
-    """The versions customers will be on once the catalog changes are applied."""
-    in_use = {
-        pid: frozenset(v for v, count in p.versions_in_use if count)
-        for pid, p in current.plans.items()
-    }
-    for plan_id, (moved_from, moved_to) in _moving(changes).items():
-        # Only the current version's customers move; older versions keep theirs.
-        kept = in_use.get(plan_id, frozenset()) - {moved_from}
-        in_use[plan_id] = kept | {moved_to}
-    return in_use
+    return desired_stripe(projected, versions), ctx
 
 
 def stripe_fingerprint(state: StripeState) -> str:

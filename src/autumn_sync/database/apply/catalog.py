@@ -8,74 +8,73 @@ from typing import Any
 from sqlalchemy import and_, delete, insert, update
 
 from autumn_sync.database import schema as t
-from autumn_sync.database.apply.transaction import APPLIERS
-from autumn_sync.database.apply.transaction import Transaction as Context
+from autumn_sync.database.apply.transaction import APPLIERS, Transaction
 from autumn_sync.database.read.catalog import CREATE_CUSTOMERS
 from autumn_sync.model.records import Feature, Plan, PlanContent, Reward, Settings
 from autumn_sync.plan.changes import Archive, Create, Delete, Update
 
 
 @APPLIERS.made(Create, Settings)
-def _create_settings(ctx: Context, _change: Create, settings: Settings) -> None:
-    _settings(ctx, settings)
+def _create_settings(tx: Transaction, _change: Create, settings: Settings) -> None:
+    _settings(tx, settings)
 
 
 @APPLIERS.changed(Update, Settings)
-def _update_settings(ctx: Context, _change: Update, _old: Settings, settings: Settings) -> None:
-    _settings(ctx, settings)
+def _update_settings(tx: Transaction, _change: Update, _old: Settings, settings: Settings) -> None:
+    _settings(tx, settings)
 
 
-def _settings(ctx: Context, settings: Settings) -> None:
+def _settings(tx: Transaction, settings: Settings) -> None:
     keys = ("currency", CREATE_CUSTOMERS)
-    ctx.connection.execute(delete(t.settings).where(t.settings.c.key.in_(keys)))
-    ctx.connection.execute(insert(t.settings).values(key="currency", value=settings.currency))
+    tx.connection.execute(delete(t.settings).where(t.settings.c.key.in_(keys)))
+    tx.connection.execute(insert(t.settings).values(key="currency", value=settings.currency))
     if settings.create_customers is not None:
         values = {"key": CREATE_CUSTOMERS, "value": settings.create_customers}
-        ctx.connection.execute(insert(t.settings).values(**values))
+        tx.connection.execute(insert(t.settings).values(**values))
 
 
 def _feature_row(feature: Feature) -> dict[str, Any]:
     return {"name": feature.name, "type": feature.type.value, "consumable": feature.consumable}
 
 
-def _insert_credit_costs(ctx: Context, feature: Feature) -> None:
+def _insert_credit_costs(tx: Transaction, feature: Feature) -> None:
     rows = [
         {"credit_feature_id": feature.id, "feature_id": fid, "cost": cost}
         for fid, cost in feature.credit_costs
     ]
     if rows:
-        ctx.connection.execute(insert(t.credit_costs), rows)
+        tx.connection.execute(insert(t.credit_costs), rows)
 
 
 @APPLIERS.made(Create, Feature)
-def _create_feature(ctx: Context, _change: Create, feature: Feature) -> None:
-    ctx.connection.execute(insert(t.features).values(id=feature.id, **_feature_row(feature)))
-    _insert_credit_costs(ctx, feature)
+def _create_feature(tx: Transaction, _change: Create, feature: Feature) -> None:
+    tx.connection.execute(insert(t.features).values(id=feature.id, **_feature_row(feature)))
+    _insert_credit_costs(tx, feature)
 
 
 @APPLIERS.changed(Update, Feature)
-def _update_feature(ctx: Context, _change: Update, _old: Feature, feature: Feature) -> None:
-    ctx.connection.execute(
+def _update_feature(tx: Transaction, _change: Update, _old: Feature, feature: Feature) -> None:
+    tx.connection.execute(
         update(t.features).where(t.features.c.id == feature.id).values(**_feature_row(feature))
     )
-    ctx.connection.execute(
+    tx.connection.execute(
         delete(t.credit_costs).where(t.credit_costs.c.credit_feature_id == feature.id)
     )
-    _insert_credit_costs(ctx, feature)
+    _insert_credit_costs(tx, feature)
 
 
 @APPLIERS.gone(Delete, Feature)
-def _delete_feature(ctx: Context, _change: Delete, feature: Feature) -> None:
+def _delete_feature(tx: Transaction, _change: Delete, feature: Feature) -> None:
     """Also drops the feature from plan versions nobody is on (history that no customer needs;
     the plan refuses the removal when a version with customers uses it)."""
     fid = feature.id
     cc, items, tiers = t.credit_costs, t.plan_items, t.plan_item_tiers
-    ctx.connection.execute(
+    tx.connection.execute(
         delete(cc).where((cc.c.credit_feature_id == fid) | (cc.c.feature_id == fid))
     )
-    ctx.connection.execute(delete(tiers).where(tiers.c.feature_id == fid))
-    ctx.connection.execute(delete(items).where(items.c.feature_id == fid))
-    ctx.connection.execute(delete(t.features).where(t.features.c.id == fid))
+    tx.connection.execute(delete(tiers).where(tiers.c.feature_id == fid))
+    tx.connection.execute(delete(items).where(items.c.feature_id == fid))
+    tx.connection.execute(delete(t.features).where(t.features.c.id == fid))
 
 
 def _plan_row(plan: Plan) -> dict[str, Any]:
@@ -89,9 +88,9 @@ def _plan_row(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _insert_version(ctx: Context, plan_id: str, version: int, content: PlanContent) -> None:
+def _insert_version(tx: Transaction, plan_id: str, version: int, content: PlanContent) -> None:
     price, trial = content.price, content.free_trial
-    ctx.connection.execute(
+    tx.connection.execute(
         insert(t.plan_versions).values(
             plan_id=plan_id,
             version=version,
@@ -100,13 +99,13 @@ def _insert_version(ctx: Context, plan_id: str, version: int, content: PlanConte
             trial_days=trial.days if trial else None,
             trial_card_required=trial.card_required if trial else None,
             trial_unique_fingerprint=trial.unique_fingerprint if trial else None,
-            created_at=ctx.now,
+            created_at=tx.now,
         )
     )
-    _insert_items(ctx, plan_id, version, content)
+    _insert_items(tx, plan_id, version, content)
 
 
-def _insert_items(ctx: Context, plan_id: str, version: int, content: PlanContent) -> None:
+def _insert_items(tx: Transaction, plan_id: str, version: int, content: PlanContent) -> None:
     items, tiers = [], []
     for item in content.items:
         price = item.price
@@ -136,65 +135,65 @@ def _insert_items(ctx: Context, plan_id: str, version: int, content: PlanContent
                 }
             )
     if items:
-        ctx.connection.execute(insert(t.plan_items), items)
+        tx.connection.execute(insert(t.plan_items), items)
     if tiers:
-        ctx.connection.execute(insert(t.plan_item_tiers), tiers)
+        tx.connection.execute(insert(t.plan_item_tiers), tiers)
 
 
-def _delete_versions(ctx: Context, plan_id: str, version: int | None = None) -> None:
+def _delete_versions(tx: Transaction, plan_id: str, version: int | None = None) -> None:
     """Remove the rows of one version of a plan (all versions when `version` is None)."""
     for table in (t.plan_item_tiers, t.plan_items, t.plan_versions):
         condition = table.c.plan_id == plan_id
         if version is not None:
             condition = and_(condition, table.c.version == version)
-        ctx.connection.execute(delete(table).where(condition))
+        tx.connection.execute(delete(table).where(condition))
 
 
 @APPLIERS.made(Create, Plan)
-def _create_plan(ctx: Context, _change: Create, plan: Plan) -> None:
-    ctx.connection.execute(
+def _create_plan(tx: Transaction, _change: Create, plan: Plan) -> None:
+    tx.connection.execute(
         insert(t.plans).values(id=plan.id, archived=False, current_version=1, **_plan_row(plan))
     )
-    _insert_version(ctx, plan.id, 1, plan.content)
+    _insert_version(tx, plan.id, 1, plan.content)
 
 
 @APPLIERS.changed(Update, Plan)
-def _update_plan(ctx: Context, change: Update, old: Plan, new: Plan) -> None:
+def _update_plan(tx: Transaction, change: Update, old: Plan, new: Plan) -> None:
     assert old.version is not None, "a plan in the database has a version"
     version = old.version
     if change.new_version is not None:
         version = change.new_version
-        _insert_version(ctx, new.id, version, new.content)
+        _insert_version(tx, new.id, version, new.content)
         if change.moving:
-            _move_customers(ctx, new.id, old.version, version)
+            _move_customers(tx, new.id, old.version, version)
     elif old.content != new.content:
-        _delete_versions(ctx, new.id, old.version)
-        _insert_version(ctx, new.id, old.version, new.content)
-    ctx.connection.execute(
+        _delete_versions(tx, new.id, old.version)
+        _insert_version(tx, new.id, old.version, new.content)
+    tx.connection.execute(
         update(t.plans)
         .where(t.plans.c.id == new.id)
         .values(archived=False, current_version=version, **_plan_row(new))
     )
 
 
-def _move_customers(ctx: Context, plan_id: str, old: int, new: int) -> None:
+def _move_customers(tx: Transaction, plan_id: str, old: int, new: int) -> None:
     cp = t.customer_plans
-    ctx.connection.execute(
+    tx.connection.execute(
         update(cp).where((cp.c.plan_id == plan_id) & (cp.c.version == old)).values(version=new)
     )
 
 
 @APPLIERS.gone(Archive, Plan)
-def _archive_plan(ctx: Context, _change: Archive, plan: Plan) -> None:
-    ctx.connection.execute(update(t.plans).where(t.plans.c.id == plan.id).values(archived=True))
+def _archive_plan(tx: Transaction, _change: Archive, plan: Plan) -> None:
+    tx.connection.execute(update(t.plans).where(t.plans.c.id == plan.id).values(archived=True))
 
 
 @APPLIERS.gone(Delete, Plan)
-def _delete_plan(ctx: Context, _change: Delete, plan: Plan) -> None:
+def _delete_plan(tx: Transaction, _change: Delete, plan: Plan) -> None:
     plan_id = plan.id
-    ctx.connection.execute(delete(t.reward_plans).where(t.reward_plans.c.plan_id == plan_id))
-    _delete_versions(ctx, plan_id)
-    ctx.connection.execute(delete(t.plans).where(t.plans.c.id == plan_id))
+    tx.connection.execute(delete(t.reward_plans).where(t.reward_plans.c.plan_id == plan_id))
+    _delete_versions(tx, plan_id)
+    tx.connection.execute(delete(t.plans).where(t.plans.c.id == plan_id))
 
 
 def _reward_row(reward: Reward) -> dict[str, Any]:
@@ -208,41 +207,41 @@ def _reward_row(reward: Reward) -> dict[str, Any]:
     }
 
 
-def _reward_children(ctx: Context, reward: Reward, replace: bool) -> None:
+def _reward_children(tx: Transaction, reward: Reward, replace: bool) -> None:
     if replace:
-        _delete_reward_children(ctx, reward.id)
+        _delete_reward_children(tx, reward.id)
     if reward.plans:
         rows = [{"reward_id": reward.id, "plan_id": pid} for pid in reward.plans]
-        ctx.connection.execute(insert(t.reward_plans), rows)
+        tx.connection.execute(insert(t.reward_plans), rows)
     if reward.promo_codes:
         codes = t.promo_codes
         # A code may move here from another reward changed later in the same plan.
-        ctx.connection.execute(delete(codes).where(codes.c.code.in_(reward.promo_codes)))
+        tx.connection.execute(delete(codes).where(codes.c.code.in_(reward.promo_codes)))
         rows = [{"reward_id": reward.id, "code": code} for code in reward.promo_codes]
-        ctx.connection.execute(insert(codes), rows)
+        tx.connection.execute(insert(codes), rows)
 
 
-def _delete_reward_children(ctx: Context, reward_id: str) -> None:
-    ctx.connection.execute(delete(t.reward_plans).where(t.reward_plans.c.reward_id == reward_id))
-    ctx.connection.execute(delete(t.promo_codes).where(t.promo_codes.c.reward_id == reward_id))
+def _delete_reward_children(tx: Transaction, reward_id: str) -> None:
+    tx.connection.execute(delete(t.reward_plans).where(t.reward_plans.c.reward_id == reward_id))
+    tx.connection.execute(delete(t.promo_codes).where(t.promo_codes.c.reward_id == reward_id))
 
 
 @APPLIERS.made(Create, Reward)
-def _create_reward(ctx: Context, _change: Create, reward: Reward) -> None:
-    ctx.connection.execute(insert(t.rewards).values(id=reward.id, **_reward_row(reward)))
-    _reward_children(ctx, reward, replace=False)
+def _create_reward(tx: Transaction, _change: Create, reward: Reward) -> None:
+    tx.connection.execute(insert(t.rewards).values(id=reward.id, **_reward_row(reward)))
+    _reward_children(tx, reward, replace=False)
 
 
 @APPLIERS.changed(Update, Reward)
-def _update_reward(ctx: Context, _change: Update, _old: Reward, reward: Reward) -> None:
-    ctx.connection.execute(
+def _update_reward(tx: Transaction, _change: Update, _old: Reward, reward: Reward) -> None:
+    tx.connection.execute(
         update(t.rewards).where(t.rewards.c.id == reward.id).values(**_reward_row(reward))
     )
-    _reward_children(ctx, reward, replace=True)
+    _reward_children(tx, reward, replace=True)
 
 
 @APPLIERS.gone(Delete, Reward)
-def _delete_reward(ctx: Context, _change: Delete, reward: Reward) -> None:
+def _delete_reward(tx: Transaction, _change: Delete, reward: Reward) -> None:
     reward_id = reward.id
-    _delete_reward_children(ctx, reward_id)
-    ctx.connection.execute(delete(t.rewards).where(t.rewards.c.id == reward_id))
+    _delete_reward_children(tx, reward_id)
+    tx.connection.execute(delete(t.rewards).where(t.rewards.c.id == reward_id))

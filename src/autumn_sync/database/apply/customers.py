@@ -16,8 +16,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from autumn_sync.database import schema as t
-from autumn_sync.database.apply.transaction import APPLIERS
-from autumn_sync.database.apply.transaction import Transaction as Context
+from autumn_sync.database.apply.transaction import APPLIERS, Transaction
 from autumn_sync.model.customers import Balance, Customer, CustomerPlan
 from autumn_sync.plan.changes import Create, Delete, Update
 
@@ -44,27 +43,27 @@ def _row(customer: Customer) -> dict[str, Any]:
 
 
 @APPLIERS.made(Create, Customer)
-def _create_customer(ctx: Context, _change: Create, customer: Customer) -> None:
-    conn, now = ctx.connection, ctx.now
+def _create_customer(tx: Transaction, _change: Create, customer: Customer) -> None:
+    conn, now = tx.connection, tx.now
     # Parameters apart from the statement: one cached statement for thousands of customers.
     result = conn.execute(insert(t.customers), {"created_at": now, **_row(customer)})
     iid = int(result.inserted_primary_key[0])  # type: ignore[index]
-    ctx.created_customers[customer.key] = iid
-    _sync_children(ctx, iid, None, customer)
+    tx.created_customers[customer.key] = iid
+    _sync_children(tx, iid, None, customer)
 
 
 @APPLIERS.changed(Update, Customer)
-def _update_customer(ctx: Context, _change: Update, old: Customer, new: Customer) -> None:
-    conn = ctx.connection
+def _update_customer(tx: Transaction, _change: Update, old: Customer, new: Customer) -> None:
+    conn = tx.connection
     assert old.internal_id is not None, "a customer in the database has a row"
     c = t.customers
     conn.execute(update(c).where(c.c.internal_id == old.internal_id).values(**_row(new)))
-    _sync_children(ctx, old.internal_id, old, new)
+    _sync_children(tx, old.internal_id, old, new)
 
 
 @APPLIERS.gone(Delete, Customer)
-def _delete_customer(ctx: Context, _change: Delete, old: Customer) -> None:
-    conn = ctx.connection
+def _delete_customer(tx: Transaction, _change: Delete, old: Customer) -> None:
+    conn = tx.connection
     assert old.internal_id is not None, "a customer in the database has a row"
     iid = old.internal_id
     cp = t.customer_plans
@@ -76,11 +75,11 @@ def _delete_customer(ctx: Context, _change: Delete, old: Customer) -> None:
     conn.execute(delete(t.customers).where(t.customers.c.internal_id == iid))
 
 
-def _sync_children(ctx: Context, iid: int, old: Customer | None, new: Customer) -> None:
+def _sync_children(tx: Transaction, iid: int, old: Customer | None, new: Customer) -> None:
     """Plans (with their custom items), entities and rewards of a customer made (`old` is
     None: it has no rows yet) or updated (only what differs is rewritten)."""
-    conn = ctx.connection
-    _sync_plans(ctx, iid, new, dict(old_plans(old)) if old else {})
+    conn = tx.connection
+    _sync_plans(tx, iid, new, dict(old_plans(old)) if old else {})
     entities = [(e.id, e.feature, e.name) for e in new.entities]
     if old is None or entities != [(e.id, e.feature, e.name) for e in old.entities]:
         rows = [{"id": eid, "feature_id": feature, "name": name} for eid, feature, name in entities]
@@ -104,18 +103,18 @@ def _replace_rows(
 
 
 def _sync_plans(
-    ctx: Context, iid: int, new: Customer, before: dict[tuple[str, str], CustomerPlan]
+    tx: Transaction, iid: int, new: Customer, before: dict[tuple[str, str], CustomerPlan]
 ) -> None:
     """Attach new plans, detach removed ones (another plan of a group replaces one), and
     update the terms of the others in place."""
-    conn = ctx.connection
+    conn = tx.connection
     wanted = dict(old_plans(new))
     cp = t.customer_plans
     for key in sorted(set(before) - set(wanted)):
         _detach(conn, iid, key)
     for key, plan in sorted(wanted.items()):
         if key not in before:
-            _attach(ctx, iid, key[0], plan, new.fingerprint)
+            _attach(tx, iid, key[0], plan, new.fingerprint)
         elif _terms(before[key]) != _terms(plan):
             row_id = _plan_row_id(conn, iid, key)
             conn.execute(update(cp).where(cp.c.internal_id == row_id).values(**_plan_values(plan)))
@@ -151,11 +150,11 @@ def _detach(conn: Connection, iid: int, key: tuple[str, str]) -> None:
     conn.execute(delete(t.customer_plans).where(t.customer_plans.c.internal_id == row_id))
 
 
-def _attach(ctx: Context, iid: int, entity: str, plan: CustomerPlan, fp: str | None) -> None:
+def _attach(tx: Transaction, iid: int, entity: str, plan: CustomerPlan, fp: str | None) -> None:
     """Put the customer (or `entity`) on `plan` at the plan's current version, with the
     plan's free trial unless the customer's terms say otherwise or its fingerprint had one."""
-    conn, now = ctx.connection, ctx.now
-    version, plan_trial, unique = _current_terms(ctx)[plan.plan]
+    conn, now = tx.connection, tx.now
+    version, plan_trial, unique = _current_terms(tx)[plan.plan]
     start = plan.start or now.date()
     days = plan.trial_days if plan.trial_days is not None else plan_trial
     if days and unique and fp and not take_trial(conn, fp, now):
@@ -175,18 +174,18 @@ def _attach(ctx: Context, iid: int, entity: str, plan: CustomerPlan, fp: str | N
     _insert_items(conn, int(result.inserted_primary_key[0]), plan)  # type: ignore[index]
 
 
-def _current_terms(ctx: Context) -> dict[str, tuple[int, int | None, bool | None]]:
+def _current_terms(tx: Transaction) -> dict[str, tuple[int, int | None, bool | None]]:
     """Plan id → (current version, trial days, one trial per fingerprint), read once per
     apply at the first plan attached to a customer. The plan's changes all come before the
     customers' (`plan.order`: customers reference their plans, and plan changes never wait
     for a customer), so the versions are those the apply leaves."""
-    if not ctx.plan_terms:
+    if not tx.plan_terms:
         p, v = t.plans, t.plan_versions
         query = select(p.c.id, p.c.current_version, v.c.trial_days, v.c.trial_unique_fingerprint)
         query = query.join(v, (v.c.plan_id == p.c.id) & (v.c.version == p.c.current_version))
-        for pid, version, days, unique in ctx.connection.execute(query):
-            ctx.plan_terms[pid] = (int(version), days, unique)
-    return ctx.plan_terms
+        for pid, version, days, unique in tx.connection.execute(query):
+            tx.plan_terms[pid] = (int(version), days, unique)
+    return tx.plan_terms
 
 
 def take_trial(conn: Connection, fingerprint: str, now: datetime) -> bool:
@@ -236,20 +235,20 @@ def customer_internal_id(conn: Connection, key: str) -> int:
 
 
 @APPLIERS.made(Create, Balance)
-def _create_balance(ctx: Context, _change: Create, new: Balance) -> None:
-    _set_balance(ctx, None, new)
+def _create_balance(tx: Transaction, _change: Create, new: Balance) -> None:
+    _set_balance(tx, None, new)
 
 
 @APPLIERS.changed(Update, Balance)
-def _update_balance(ctx: Context, _change: Update, old: Balance, new: Balance) -> None:
-    _set_balance(ctx, old, new)
+def _update_balance(tx: Transaction, _change: Update, old: Balance, new: Balance) -> None:
+    _set_balance(tx, old, new)
 
 
-def _set_balance(ctx: Context, old: Balance | None, new: Balance) -> None:
+def _set_balance(tx: Transaction, old: Balance | None, new: Balance) -> None:
     """The declared allowance, reset date and grants of a balance; its usage is left alone
     (a row the application made for usage is updated, not replaced)."""
-    conn, now = ctx.connection, ctx.now
-    iid = ctx.created_customers.get(new.customer)
+    conn, now = tx.connection, tx.now
+    iid = tx.created_customers.get(new.customer)
     fresh = iid is not None  # a customer made by this apply has no balance rows yet
     if iid is None:
         iid = customer_internal_id(conn, new.customer)
@@ -297,9 +296,9 @@ def _sync_grants(
 
 
 @APPLIERS.gone(Delete, Balance)
-def _delete_balance(ctx: Context, _change: Delete, old: Balance) -> None:
+def _delete_balance(tx: Transaction, _change: Delete, old: Balance) -> None:
     """A balance that goes with its customer (whose delete removes the rest)."""
-    iid = customer_internal_id(ctx.connection, old.customer)
+    iid = customer_internal_id(tx.connection, old.customer)
     for table in (t.balance_grants, t.balances):
         mine = (table.c.customer_internal_id == iid) & (table.c.feature_id == old.feature)
-        ctx.connection.execute(delete(table).where(mine))
+        tx.connection.execute(delete(table).where(mine))

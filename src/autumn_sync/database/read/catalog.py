@@ -13,7 +13,6 @@ from autumn_sync.database import schema as t
 from autumn_sync.database.read.customers import read_customers
 from autumn_sync.model.customers import Lookup
 from autumn_sync.model.records import (
-    Billing,
     Duration,
     Feature,
     FeatureType,
@@ -27,6 +26,7 @@ from autumn_sync.model.records import (
     Settings,
     Tier,
     TierMode,
+    UsageModel,
     UsagePrice,
 )
 from autumn_sync.model.state import State
@@ -208,7 +208,7 @@ def _usage_price(row: Row[Any], tiers: Iterable[Tier]) -> UsagePrice | None:
     if row.billing is None:
         return None
     return UsagePrice(
-        billing=Billing(row.billing),
+        billing=UsageModel(row.billing),
         per=row.price_per,
         amount=row.price_amount,
         tiers=tuple(tiers),

@@ -16,14 +16,13 @@ from autumn_sync.model.stripe import (
     StripePromotionCode,
 )
 from autumn_sync.plan.changes import Archive, Change, Create, Replace, Update
-from autumn_sync.stripe.apply.writer import APPLIERS, owner_metadata, reclaim
-from autumn_sync.stripe.apply.writer import StripeWriter as StripeContext
+from autumn_sync.stripe.apply.writer import APPLIERS, StripeWriter, owner_metadata, reclaim
 
 # --- meters --------------------------------------------------------------------------------
 
 
 @APPLIERS.made(Create, StripeMeter)
-def _create_meter(ctx: StripeContext, change: Create, meter: StripeMeter) -> None:
+def _create_meter(writer: StripeWriter, change: Create, meter: StripeMeter) -> None:
     params = {
         "display_name": meter.display_name,
         "event_name": meter.event_name,
@@ -31,37 +30,37 @@ def _create_meter(ctx: StripeContext, change: Create, meter: StripeMeter) -> Non
         "customer_mapping": {"type": "by_id", "event_payload_key": "stripe_customer_id"},
         "value_settings": {"event_payload_key": "value"},
     }
-    ctx.write(change, "/v1/billing/meters", params, remember=meter.address)
+    writer.write(change, "/v1/billing/meters", params, remember=meter.address)
 
 
 @APPLIERS.changed(Update, StripeMeter)
-def _update_meter(ctx: StripeContext, change: Update, old: StripeMeter, new: StripeMeter) -> None:
-    mid = ctx.ids[new.address]
+def _update_meter(writer: StripeWriter, change: Update, old: StripeMeter, new: StripeMeter) -> None:
+    mid = writer.ids[new.address]
     if old.display_name != new.display_name:
-        ctx.write(change, f"/v1/billing/meters/{mid}", {"display_name": new.display_name})
+        writer.write(change, f"/v1/billing/meters/{mid}", {"display_name": new.display_name})
     if not old.active and new.active:
-        ctx.write(change, f"/v1/billing/meters/{mid}/reactivate", {})
+        writer.write(change, f"/v1/billing/meters/{mid}/reactivate", {})
 
 
 @APPLIERS.gone(Archive, StripeMeter)
-def _archive_meter(ctx: StripeContext, change: Archive, _meter: StripeMeter) -> None:
-    ctx.write(change, f"/v1/billing/meters/{ctx.ids[change.address]}/deactivate", {})
+def _archive_meter(writer: StripeWriter, change: Archive, _meter: StripeMeter) -> None:
+    writer.write(change, f"/v1/billing/meters/{writer.ids[change.address]}/deactivate", {})
 
 
 # --- products ------------------------------------------------------------------------------
 
 
 @APPLIERS.made(Create, StripeProduct)
-def _create_product(ctx: StripeContext, change: Create, product: StripeProduct) -> None:
+def _create_product(writer: StripeWriter, change: Create, product: StripeProduct) -> None:
     params: dict[str, Any] = {"name": product.name, "metadata": owner_metadata(product.address)}
     if product.description:
         params["description"] = product.description
-    ctx.write(change, "/v1/products", params, remember=product.address, name=product.name)
+    writer.write(change, "/v1/products", params, remember=product.address, name=product.name)
 
 
 @APPLIERS.changed(Update, StripeProduct)
 def _update_product(
-    ctx: StripeContext, change: Update, old: StripeProduct, new: StripeProduct
+    writer: StripeWriter, change: Update, old: StripeProduct, new: StripeProduct
 ) -> None:
     params: dict[str, Any] = {}
     if old.name != new.name:
@@ -71,25 +70,25 @@ def _update_product(
     if old.active != new.active:
         params["active"] = new.active
     if old.default_price != new.default_price:
-        default = ctx.ids.get(new.default_price, "") if new.default_price else ""
+        default = writer.ids.get(new.default_price, "") if new.default_price else ""
         params["default_price"] = default
-        ctx.defaults[new.address] = default or None
+        writer.defaults[new.address] = default or None
     params = reclaim(old, new.address, params)
-    path = f"/v1/products/{ctx.ids[new.address]}"
-    ctx.write(change, path, params, remember=new.address, name=new.name)
+    path = f"/v1/products/{writer.ids[new.address]}"
+    writer.write(change, path, params, remember=new.address, name=new.name)
 
 
 @APPLIERS.gone(Archive, StripeProduct)
-def _archive_product(ctx: StripeContext, change: Archive, _product: StripeProduct) -> None:
-    ctx.write(change, f"/v1/products/{ctx.ids[change.address]}", {"active": False})
+def _archive_product(writer: StripeWriter, change: Archive, _product: StripeProduct) -> None:
+    writer.write(change, f"/v1/products/{writer.ids[change.address]}", {"active": False})
 
 
 # --- prices --------------------------------------------------------------------------------
 
 
-def _price_params(ctx: StripeContext, price: StripePrice) -> dict[str, Any]:
+def _price_params(writer: StripeWriter, price: StripePrice) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "product": ctx.ids[price.product],
+        "product": writer.ids[price.product],
         "currency": price.currency,
         "lookup_key": price.lookup_key,
         "transfer_lookup_key": True,
@@ -115,81 +114,83 @@ def _price_params(ctx: StripeContext, price: StripePrice) -> dict[str, Any]:
             "usage_type": r.usage_type,
         }
         if r.meter:
-            recurring["meter"] = ctx.ids[r.meter]
+            recurring["meter"] = writer.ids[r.meter]
         params["recurring"] = recurring
     return params
 
 
 @APPLIERS.made(Create, StripePrice)
-def _create_price(ctx: StripeContext, change: Create, price: StripePrice) -> None:
-    _make_price(ctx, change, price)
+def _create_price(writer: StripeWriter, change: Create, price: StripePrice) -> None:
+    _make_price(writer, change, price)
 
 
-def _make_price(ctx: StripeContext, change: Change, price: StripePrice) -> None:
+def _make_price(writer: StripeWriter, change: Change, price: StripePrice) -> None:
     """Create the price (taking over its lookup key) and make it its product's default when
     the catalog says so: the new price exists before anything points at it."""
-    obj = ctx.write(change, "/v1/prices", _price_params(ctx, price), remember=price.address)
-    _make_default(ctx, change, price, obj["id"])
+    obj = writer.write(change, "/v1/prices", _price_params(writer, price), remember=price.address)
+    _make_default(writer, change, price, obj["id"])
 
 
-def _make_default(ctx: StripeContext, change: Change, price: StripePrice, price_id: str) -> None:
+def _make_default(writer: StripeWriter, change: Change, price: StripePrice, price_id: str) -> None:
     """Point the product's `default_price` at `price_id` when the catalog makes `price` the
     default and the product points elsewhere (the price is active by now)."""
-    product = ctx.desired.products.get(price.product)
+    product = writer.desired.products.get(price.product)
     if product is None or product.default_price != price.address:
         return
-    if ctx.defaults.get(price.product) != price_id:
-        path = f"/v1/products/{ctx.ids[price.product]}"
-        ctx.write(change, path, {"default_price": price_id}, step="default_price")
-        ctx.defaults[price.product] = price_id
+    if writer.defaults.get(price.product) != price_id:
+        path = f"/v1/products/{writer.ids[price.product]}"
+        writer.write(change, path, {"default_price": price_id}, step="default_price")
+        writer.defaults[price.product] = price_id
 
 
 @APPLIERS.changed(Replace, StripePrice)
-def _replace_price(ctx: StripeContext, change: Replace, old: StripePrice, new: StripePrice) -> None:
+def _replace_price(
+    writer: StripeWriter, change: Replace, old: StripePrice, new: StripePrice
+) -> None:
     """Create the new price, move the lookup key and the default price, then archive the old
     one (unless customers on its plan version still pay it)."""
-    _make_price(ctx, change, new)
+    _make_price(writer, change, new)
     if change.keep_old is None:
-        _archive_price_object(ctx, change, old)
+        _archive_price_object(writer, change, old)
 
 
 @APPLIERS.changed(Update, StripePrice)
-def _update_price(ctx: StripeContext, change: Update, old: StripePrice, new: StripePrice) -> None:
+def _update_price(writer: StripeWriter, change: Update, old: StripePrice, new: StripePrice) -> None:
     params: dict[str, Any] = {}
     if old.active != new.active:
         params["active"] = new.active
     if old.lookup_key != new.lookup_key:
         params.update(lookup_key=new.lookup_key, transfer_lookup_key=True)
     params = reclaim(old, new.address, params)
-    ctx.write(change, f"/v1/prices/{ctx.ids[new.address]}", params)
+    writer.write(change, f"/v1/prices/{writer.ids[new.address]}", params)
     if new.active:  # an archived default price made active again is the default again
-        _make_default(ctx, change, new, ctx.ids[new.address])
+        _make_default(writer, change, new, writer.ids[new.address])
 
 
 @APPLIERS.gone(Archive, StripePrice)
-def _archive_price(ctx: StripeContext, change: Archive, price: StripePrice) -> None:
-    _archive_price_object(ctx, change, price)
+def _archive_price(writer: StripeWriter, change: Archive, price: StripePrice) -> None:
+    _archive_price_object(writer, change, price)
 
 
-def _archive_price_object(ctx: StripeContext, change: Change, price: StripePrice) -> None:
+def _archive_price_object(writer: StripeWriter, change: Change, price: StripePrice) -> None:
     """Archive one price object; a product's default price is unset first (Stripe refuses
     to archive a default price)."""
-    if price.stripe_id is not None and ctx.defaults.get(price.product) == price.stripe_id:
-        path = f"/v1/products/{ctx.ids[price.product]}"
-        ctx.write(change, path, {"default_price": ""}, step="unset_default")
-        ctx.defaults[price.product] = None
-    ctx.write(change, f"/v1/prices/{price.stripe_id}", {"active": False}, step="archive_old")
+    if price.stripe_id is not None and writer.defaults.get(price.product) == price.stripe_id:
+        path = f"/v1/products/{writer.ids[price.product]}"
+        writer.write(change, path, {"default_price": ""}, step="unset_default")
+        writer.defaults[price.product] = None
+    writer.write(change, f"/v1/prices/{price.stripe_id}", {"active": False}, step="archive_old")
 
 
 # --- coupons and promotion codes -----------------------------------------------------------
 
 
 @APPLIERS.made(Create, StripeCoupon)
-def _create_coupon(ctx: StripeContext, change: Create, coupon: StripeCoupon) -> None:
-    _make_coupon(ctx, change, coupon)
+def _create_coupon(writer: StripeWriter, change: Create, coupon: StripeCoupon) -> None:
+    _make_coupon(writer, change, coupon)
 
 
-def _make_coupon(ctx: StripeContext, change: Change, coupon: StripeCoupon) -> None:
+def _make_coupon(writer: StripeWriter, change: Change, coupon: StripeCoupon) -> None:
     params: dict[str, Any] = {
         "id": coupon.coupon_id,  # a replacement's is new (`launch20-v2`), set by the diff
         "duration": coupon.duration,
@@ -204,13 +205,13 @@ def _make_coupon(ctx: StripeContext, change: Change, coupon: StripeCoupon) -> No
     if coupon.duration_in_months:
         params["duration_in_months"] = coupon.duration_in_months
     if coupon.applies_to:
-        params["applies_to"] = {"products": [ctx.ids[p] for p in coupon.applies_to]}
-    ctx.write(change, "/v1/coupons", params, remember=coupon.address)
+        params["applies_to"] = {"products": [writer.ids[p] for p in coupon.applies_to]}
+    writer.write(change, "/v1/coupons", params, remember=coupon.address)
 
 
 @APPLIERS.changed(Update, StripeCoupon)
 def _update_coupon(
-    ctx: StripeContext, change: Update, old: StripeCoupon, new: StripeCoupon
+    writer: StripeWriter, change: Update, old: StripeCoupon, new: StripeCoupon
 ) -> None:
     params: dict[str, Any] = {}
     if old.name != new.name:
@@ -218,67 +219,67 @@ def _update_coupon(
     if old.active != new.active:
         params["metadata"] = {ARCHIVED_KEY: "" if new.active else "true"}
     params = reclaim(old, new.address, params)
-    ctx.write(change, f"/v1/coupons/{ctx.ids[new.address]}", params)
+    writer.write(change, f"/v1/coupons/{writer.ids[new.address]}", params)
 
 
 @APPLIERS.gone(Archive, StripeCoupon)
-def _archive_coupon(ctx: StripeContext, change: Archive, _coupon: StripeCoupon) -> None:
-    _mark_archived(ctx, change)
+def _archive_coupon(writer: StripeWriter, change: Archive, _coupon: StripeCoupon) -> None:
+    _mark_archived(writer, change)
 
 
-def _mark_archived(ctx: StripeContext, change: Change) -> None:
-    path = f"/v1/coupons/{ctx.ids[change.address]}"
-    ctx.write(change, path, {"metadata": {ARCHIVED_KEY: "true"}})
+def _mark_archived(writer: StripeWriter, change: Change) -> None:
+    path = f"/v1/coupons/{writer.ids[change.address]}"
+    writer.write(change, path, {"metadata": {ARCHIVED_KEY: "true"}})
 
 
 @APPLIERS.changed(Replace, StripeCoupon)
 def _replace_coupon(
-    ctx: StripeContext, change: Replace, _old: StripeCoupon, new: StripeCoupon
+    writer: StripeWriter, change: Replace, _old: StripeCoupon, new: StripeCoupon
 ) -> None:
-    _mark_archived(ctx, change)
-    _make_coupon(ctx, change, new)
+    _mark_archived(writer, change)
+    _make_coupon(writer, change, new)
 
 
 @APPLIERS.made(Create, StripePromotionCode)
-def _create_promo(ctx: StripeContext, change: Create, promo: StripePromotionCode) -> None:
-    _make_promo(ctx, change, promo)
+def _create_promo(writer: StripeWriter, change: Create, promo: StripePromotionCode) -> None:
+    _make_promo(writer, change, promo)
 
 
-def _make_promo(ctx: StripeContext, change: Change, promo: StripePromotionCode) -> None:
+def _make_promo(writer: StripeWriter, change: Change, promo: StripePromotionCode) -> None:
     params = {
-        "promotion": {"type": "coupon", "coupon": ctx.ids[promo.coupon]},
+        "promotion": {"type": "coupon", "coupon": writer.ids[promo.coupon]},
         "code": promo.code,
         "metadata": owner_metadata(promo.address),
     }
-    ctx.write(change, "/v1/promotion_codes", params, remember=promo.address)
+    writer.write(change, "/v1/promotion_codes", params, remember=promo.address)
 
 
 @APPLIERS.changed(Update, StripePromotionCode)
 def _update_promo(
-    ctx: StripeContext, change: Update, old: StripePromotionCode, new: StripePromotionCode
+    writer: StripeWriter, change: Update, old: StripePromotionCode, new: StripePromotionCode
 ) -> None:
-    _set_promo_active(ctx, change, old, new)
+    _set_promo_active(writer, change, old, new)
 
 
 @APPLIERS.changed(Archive, StripePromotionCode)
 def _archive_promo(
-    ctx: StripeContext, change: Archive, old: StripePromotionCode, new: StripePromotionCode
+    writer: StripeWriter, change: Archive, old: StripePromotionCode, new: StripePromotionCode
 ) -> None:
-    _set_promo_active(ctx, change, old, new)
+    _set_promo_active(writer, change, old, new)
 
 
 def _set_promo_active(
-    ctx: StripeContext, change: Change, old: StripePromotionCode, new: StripePromotionCode
+    writer: StripeWriter, change: Change, old: StripePromotionCode, new: StripePromotionCode
 ) -> None:
-    path = f"/v1/promotion_codes/{ctx.ids[change.address]}"
-    ctx.write(change, path, reclaim(old, change.address, {"active": new.active}))
+    path = f"/v1/promotion_codes/{writer.ids[change.address]}"
+    writer.write(change, path, reclaim(old, change.address, {"active": new.active}))
 
 
 @APPLIERS.changed(Replace, StripePromotionCode)
 def _replace_promo(
-    ctx: StripeContext, change: Replace, old: StripePromotionCode, new: StripePromotionCode
+    writer: StripeWriter, change: Replace, old: StripePromotionCode, new: StripePromotionCode
 ) -> None:
-    ctx.write(
+    writer.write(
         change, f"/v1/promotion_codes/{old.stripe_id}", {"active": False}, step="deactivate_old"
     )
-    _make_promo(ctx, change, new)
+    _make_promo(writer, change, new)

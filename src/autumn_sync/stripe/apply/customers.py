@@ -23,8 +23,7 @@ from autumn_sync.model.stripe import (
     StripeSubscription,
 )
 from autumn_sync.plan.changes import Archive, Create, Update
-from autumn_sync.stripe.apply.writer import APPLIERS
-from autumn_sync.stripe.apply.writer import StripeWriter as StripeContext
+from autumn_sync.stripe.apply.writer import APPLIERS, StripeWriter
 from autumn_sync.stripe.journal import (
     in_transaction,
     record_customer,
@@ -45,20 +44,20 @@ def _key(customer_address: str) -> str:
 
 
 @APPLIERS.made(Create, StripeCustomer)
-def _create_customer(ctx: StripeContext, change: Create, customer: StripeCustomer) -> None:
+def _create_customer(writer: StripeWriter, change: Create, customer: StripeCustomer) -> None:
     params: dict[str, Any] = {"metadata": {OWNER_KEY: customer.address}}
     if customer.email:
         params["email"] = customer.email
     if customer.name:
         params["name"] = customer.name
     also = record_customer(_key(customer.address))
-    obj = ctx.write(change, "/v1/customers", params, also=also)
-    ctx.ids[customer.address] = obj["id"]
+    obj = writer.write(change, "/v1/customers", params, also=also)
+    writer.ids[customer.address] = obj["id"]
 
 
 @APPLIERS.changed(Update, StripeCustomer)
 def _update_customer(
-    ctx: StripeContext, change: Update, old: StripeCustomer, new: StripeCustomer
+    writer: StripeWriter, change: Update, old: StripeCustomer, new: StripeCustomer
 ) -> None:
     params: dict[str, Any] = {}
     for name in ("email", "name"):
@@ -71,35 +70,35 @@ def _update_customer(
         metadata[ARCHIVED_KEY] = "" if new.active else "true"
     if metadata:
         params["metadata"] = metadata
-    stripe_id = ctx.ids[new.address]
+    stripe_id = writer.ids[new.address]
     also = record_customer(_key(new.address))
     if params:
-        ctx.write(change, f"/v1/customers/{stripe_id}", params, also=also)
+        writer.write(change, f"/v1/customers/{stripe_id}", params, also=also)
     elif old.recorded != new.recorded:  # only the database did not know the id
-        in_transaction(ctx.journal.engine, lambda conn: also(conn, stripe_id))
+        in_transaction(writer.journal.engine, lambda conn: also(conn, stripe_id))
 
 
 @APPLIERS.gone(Archive, StripeCustomer)
-def _archive_customer(ctx: StripeContext, change: Archive, _customer: StripeCustomer) -> None:
-    path = f"/v1/customers/{ctx.ids[change.address]}"
-    ctx.write(change, path, {"metadata": {ARCHIVED_KEY: "true"}})
+def _archive_customer(writer: StripeWriter, change: Archive, _customer: StripeCustomer) -> None:
+    path = f"/v1/customers/{writer.ids[change.address]}"
+    writer.write(change, path, {"metadata": {ARCHIVED_KEY: "true"}})
 
 
 # --- subscriptions -------------------------------------------------------------------------
 
 
-def _price_id(ctx: StripeContext, address: str, version: int) -> str:
+def _price_id(writer: StripeWriter, address: str, version: int) -> str:
     """The price object `address` names at `version` (see the module's docstring)."""
-    current = ctx.ids.get(address)
-    made = ctx.existing.prices.get(address)
-    wanted = ctx.desired.prices.get(address)
+    current = writer.ids.get(address)
+    made = writer.existing.prices.get(address)
+    wanted = writer.desired.prices.get(address)
     renewed = made is None or current != made.stripe_id
     now = wanted.version if renewed and wanted is not None else made.version if made else None
     if current is not None and (Address.parse(address).index is not None or now == version):
         return current
     candidates = [
         p
-        for p in (*ctx.existing.prices.values(), *ctx.existing.superseded)
+        for p in (*writer.existing.prices.values(), *writer.existing.superseded)
         if p.address == address and p.version == version and p.stripe_id
     ]
     if not candidates:
@@ -108,10 +107,10 @@ def _price_id(ctx: StripeContext, address: str, version: int) -> str:
     return str(candidates[0].stripe_id)
 
 
-def _item_rows(ctx: StripeContext, sub: StripeSubscription) -> list[dict[str, Any]]:
+def _item_rows(writer: StripeWriter, sub: StripeSubscription) -> list[dict[str, Any]]:
     rows = []
     for address, item in sub.items:
-        row: dict[str, Any] = {"price": _price_id(ctx, address, item.version)}
+        row: dict[str, Any] = {"price": _price_id(writer, address, item.version)}
         if item.quantity is not None:
             row["quantity"] = item.quantity
         rows.append(row)
@@ -139,29 +138,29 @@ def _collection(sub: StripeSubscription) -> dict[str, Any]:
 
 
 @APPLIERS.made(Create, StripeSubscription)
-def _create_subscription(ctx: StripeContext, change: Create, sub: StripeSubscription) -> None:
+def _create_subscription(writer: StripeWriter, change: Create, sub: StripeSubscription) -> None:
     params: dict[str, Any] = {
-        "customer": ctx.ids[sub.customer],
-        "items": _item_rows(ctx, sub),
+        "customer": writer.ids[sub.customer],
+        "items": _item_rows(writer, sub),
         **_collection(sub),
         "metadata": _metadata(sub),
     }
     if sub.coupons:
-        params["discounts"] = [{"coupon": ctx.ids[c]} for c in sub.coupons]
-    ends = trial_end(ctx.journal.engine, _key(sub.customer), sub.entity, sub.plan)
-    today = ctx.journal.clock().date()
+        params["discounts"] = [{"coupon": writer.ids[c]} for c in sub.coupons]
+    ends = trial_end(writer.journal.engine, _key(sub.customer), sub.entity, sub.plan)
+    today = writer.journal.clock().date()
     if ends is not None and ends > today:
         params["trial_end"] = timestamp(ends)
     also = record_subscription(_key(sub.customer), sub.entity, sub.plan)
-    ctx.write(change, "/v1/subscriptions", params, also=also)
+    writer.write(change, "/v1/subscriptions", params, also=also)
 
 
 @APPLIERS.changed(Update, StripeSubscription)
 def _update_subscription(
-    ctx: StripeContext, change: Update, old: StripeSubscription, new: StripeSubscription
+    writer: StripeWriter, change: Update, old: StripeSubscription, new: StripeSubscription
 ) -> None:
     params: dict[str, Any] = {}
-    items = _item_changes(ctx, old, new)
+    items = _item_changes(writer, old, new)
     if items:
         params["items"] = items
     if (old.collection_method, old.days_until_due) != (new.collection_method, new.days_until_due):
@@ -169,35 +168,35 @@ def _update_subscription(
     if not old.active and new.active:
         params["cancel_at_period_end"] = False
     if old.coupons != new.coupons:
-        params["discounts"] = _discounts(ctx, old, new) or ""
+        params["discounts"] = _discounts(writer, old, new) or ""
     metadata = {k: v for k, v in _metadata(new).items() if _metadata(old).get(k) != v}
     if metadata:
         params["metadata"] = metadata
-    stripe_id = ctx.ids[new.address]
+    stripe_id = writer.ids[new.address]
     also = record_subscription(_key(new.customer), new.entity, new.plan)
     if params:
-        ctx.write(change, f"/v1/subscriptions/{stripe_id}", params, also=also)
+        writer.write(change, f"/v1/subscriptions/{stripe_id}", params, also=also)
     elif old.recorded != new.recorded:
-        in_transaction(ctx.journal.engine, lambda conn: also(conn, stripe_id))
+        in_transaction(writer.journal.engine, lambda conn: also(conn, stripe_id))
 
 
 def _item_changes(
-    ctx: StripeContext, old: StripeSubscription, new: StripeSubscription
+    writer: StripeWriter, old: StripeSubscription, new: StripeSubscription
 ) -> list[dict[str, Any]]:
     """Rows of `items` that turn the old items into the new: an item whose price changes
     names its new price, one whose quantity changes the quantity; a new item is added, an
     item no longer wanted deleted."""
-    parts = ctx.existing.parts[str(old.stripe_id)]
+    parts = writer.existing.parts[str(old.stripe_id)]
     held = {address: (item_id, price_id) for address, item_id, price_id in parts.items}
     before = dict(old.items)
     rows: list[dict[str, Any]] = []
     for address, item in new.items:
         if address not in held:
-            row: dict[str, Any] = {"price": _price_id(ctx, address, item.version)}
+            row: dict[str, Any] = {"price": _price_id(writer, address, item.version)}
         else:
             item_id, price_id = held[address]
             row = {"id": item_id}
-            price = _price_id(ctx, address, item.version)
+            price = _price_id(writer, address, item.version)
             if price != price_id:
                 row["price"] = price
             elif before[address].quantity == item.quantity:
@@ -213,19 +212,19 @@ def _item_changes(
 
 
 def _discounts(
-    ctx: StripeContext, old: StripeSubscription, new: StripeSubscription
+    writer: StripeWriter, old: StripeSubscription, new: StripeSubscription
 ) -> list[dict[str, str]]:
     """The subscription's discounts after the change: those of rewards it keeps stay as they
     are (reused, so a limited duration is not started again), the new rewards' coupons are
     added."""
-    parts = ctx.existing.parts[str(old.stripe_id)]
+    parts = writer.existing.parts[str(old.stripe_id)]
     kept = {coupon: discount for discount, coupon in parts.discounts}
-    return [{"discount": kept[c]} if c in kept else {"coupon": ctx.ids[c]} for c in new.coupons]
+    return [{"discount": kept[c]} if c in kept else {"coupon": writer.ids[c]} for c in new.coupons]
 
 
 @APPLIERS.gone(Archive, StripeSubscription)
 def _archive_subscription(
-    ctx: StripeContext, change: Archive, _subscription: StripeSubscription
+    writer: StripeWriter, change: Archive, _subscription: StripeSubscription
 ) -> None:
-    path = f"/v1/subscriptions/{ctx.ids[change.address]}"
-    ctx.write(change, path, {"cancel_at_period_end": True})
+    path = f"/v1/subscriptions/{writer.ids[change.address]}"
+    writer.write(change, path, {"cancel_at_period_end": True})

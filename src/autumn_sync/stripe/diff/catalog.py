@@ -35,7 +35,7 @@ S = TypeVar("S", StripeProduct, StripePrice, StripeMeter, StripeCoupon, StripePr
 
 
 @dataclass(frozen=True)
-class Context:
+class DiffInputs:
     """What the Stripe diff needs besides the two states: the product names last written to
     Stripe (a dashboard rename is cosmetic unless the file's name changed), the plan versions
     customers are on once the catalog changes are applied (the prices those versions bill
@@ -55,7 +55,7 @@ class Retained:
     meters: frozenset[str]  # addresses
 
 
-def diff_stripe(existing: StripeState, desired: StripeState, ctx: Context) -> list[Change]:
+def diff_stripe(existing: StripeState, desired: StripeState, ctx: DiffInputs) -> list[Change]:
     """The Stripe changes, unordered (the caller orders them with the catalog's)."""
     keep = retained(existing, desired, ctx)
     prices = list(_prices(existing, desired, keep))
@@ -71,7 +71,7 @@ def diff_stripe(existing: StripeState, desired: StripeState, ctx: Context) -> li
     ]
 
 
-def retained(existing: StripeState, desired: StripeState, ctx: Context) -> Retained:
+def retained(existing: StripeState, desired: StripeState, ctx: DiffInputs) -> Retained:
     """The prices customers' plan versions still pay (kept while their plan is offered), the
     products of those prices, and the meters of every billed price."""
     billed = _billed(existing, ctx)
@@ -84,7 +84,7 @@ def retained(existing: StripeState, desired: StripeState, ctx: Context) -> Retai
     )
 
 
-def _billed(existing: StripeState, ctx: Context) -> list[tuple[StripePrice, str]]:
+def _billed(existing: StripeState, ctx: DiffInputs) -> list[tuple[StripePrice, str]]:
     """Each price that a plan version with customers bills, with those customers named (a
     customer's own price, `stripe_price.pro.base[user_1]`, is wanted while that customer's
     subscription bills it, and not otherwise)."""
@@ -101,7 +101,7 @@ def _billed(existing: StripeState, ctx: Context) -> list[tuple[StripePrice, str]
     return billed
 
 
-def _billed_versions(price: StripePrice, siblings: list[StripePrice], ctx: Context) -> list[int]:
+def _billed_versions(price: StripePrice, siblings: list[StripePrice], ctx: DiffInputs) -> list[int]:
     """The versions with customers that `price` bills. A price made for version v bills v and
     the versions after it, up to the one before the next price at its address, or, for the
     newest, up to the one before the plan's version after apply (not known, or the plan is
@@ -179,7 +179,7 @@ def _active(record: StripeRecord) -> bool:
 def _products(
     existing: StripeState,
     desired: StripeState,
-    ctx: Context,
+    ctx: DiffInputs,
     keep: Retained,
     prices: list[Change],
 ) -> Iterator[Change]:

@@ -20,7 +20,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from autumn_sync.model.address import Address, Kind, named
 from autumn_sync.model.money import canonical, to_minor_units
-from autumn_sync.model.records import Billing, Plan, PlanItem, Reward, RewardType, TierMode
+from autumn_sync.model.records import Plan, PlanItem, Reward, RewardType, TierMode, UsageModel
 from autumn_sync.model.state import State
 from autumn_sync.model.stripe import (
     Recurring,
@@ -117,7 +117,7 @@ def _add_usage(
     state.products[product] = StripeProduct(address=product, name=f"{plan.name} – {name}")
     interval = _usage_interval(plan, item)
     meter = None
-    if item.price.billing is Billing.PAY_PER_USE:
+    if item.price.billing is UsageModel.PAY_PER_USE:
         meter = named(Kind.STRIPE_METER, plan.id, feature)
         state.meters[meter] = StripeMeter(
             address=meter,
@@ -146,7 +146,7 @@ def _usage_interval(plan: Plan, item: PlanItem) -> str | None:
     assert item.price is not None
     own = item.price.interval
     if own == "one_off":
-        return None if item.price.billing is Billing.PREPAID else "month"
+        return None if item.price.billing is UsageModel.PREPAID else "month"
     plan_interval = plan.content.price.interval if plan.content.price else None
     for candidate in (own, plan_interval, item.reset):
         if candidate and candidate != "one_off":
@@ -163,7 +163,7 @@ def _amounts(item: PlanItem, currency: str) -> dict[str, object]:
         exact = to_minor_units(amount, currency) / price.per
         return canonical(exact.quantize(STRIPE_PLACES, rounding=ROUND_HALF_UP))
 
-    free = item.included if price.billing is Billing.PAY_PER_USE and item.included else None
+    free = item.included if price.billing is UsageModel.PAY_PER_USE and item.included else None
     if price.amount is not None and not free:
         return {"unit_amount_decimal": per_unit(price.amount)}
     if price.amount is not None:

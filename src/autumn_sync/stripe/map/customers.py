@@ -23,12 +23,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 
-from autumn_sync.database.diff.customers import match_customers
 from autumn_sync.model.address import Address, Kind, keyed, named
 from autumn_sync.model.customers import Customer, CustomerPlan
-from autumn_sync.model.records import ALWAYS, Billing, Plan, PlanContent, PlanItem
+from autumn_sync.model.records import ALWAYS, Plan, PlanContent, PlanItem, UsageModel
 from autumn_sync.model.state import State
 from autumn_sync.model.stripe import (
     StripeCustomer,
@@ -44,16 +43,26 @@ VersionKey = tuple[str, int]
 
 @dataclass(frozen=True)
 class BillingInputs:
-    """What mapping customers needs: the database's state and the file's, each plan's version
-    after apply, the plans whose customers move to a new version (plan → (from, to)), the
-    content of the versions the file's customers are on, and today (for trial ends)."""
+    """What mapping customers needs: the database as it will be after apply (`projected`:
+    each customer's plans at the version it will be on, with the trial and Stripe ids the
+    database records), the keys the customers the file renamed had (new key → old), the
+    content of the versions the file's customers are on, and today (a trial over is not
+    sent)."""
 
-    current: State
-    desired: State
-    versions_after: Mapping[str, int]
-    moving: Mapping[str, tuple[int, int]]
+    projected: State
+    renamed: Mapping[str, str]
     contents: Mapping[VersionKey, PlanContent]
     today: date
+
+    @property
+    def versions_after(self) -> dict[str, int]:
+        """Each offered plan's version after apply."""
+        return offered_versions(self.projected)
+
+
+def offered_versions(projected: State) -> dict[str, int]:
+    """Each offered (not archived) plan's version in the database after apply."""
+    return {pid: p.version or 1 for pid, p in projected.plans.items() if not p.archived}
 
 
 @dataclass(frozen=True)
@@ -102,17 +111,16 @@ def subscription_address(key: str, plan: str, entity: str | None) -> str:
 def plan_billing(inputs: BillingInputs) -> BillingPlan:
     """The Stripe customers (every customer of the file, and whether billing needs it),
     subscriptions and customers' own prices once the plan is applied."""
-    matches = match_customers(inputs.current, inputs.desired)
     mapper = _Mapper(inputs)
     customers: list[PlannedCustomer] = []
     subscriptions: list[PlannedSubscription] = []
-    for key in sorted(inputs.desired.customers):
-        customer = inputs.desired.customers[key]
-        old = matches.get(key)
-        planned = list(mapper.subscriptions(customer, old))
+    for key in sorted(inputs.projected.customers):
+        customer = inputs.projected.customers[key]
+        old_key = inputs.renamed.get(key)
+        planned = list(mapper.subscriptions(customer, old_key))
         subscriptions += planned
-        needed = bool(planned) or _created_anyway(inputs.desired, customer)
-        customers.append(_planned_customer(customer, old, needed))
+        needed = bool(planned) or _created_anyway(inputs.projected, customer)
+        customers.append(_planned_customer(customer, old_key, needed))
     return BillingPlan(tuple(customers), tuple(subscriptions), mapper.own_prices)
 
 
@@ -121,18 +129,17 @@ def _created_anyway(desired: State, customer: Customer) -> bool:
     return always or customer.stripe_create or customer.stripe_customer is not None
 
 
-def _planned_customer(customer: Customer, old: Customer | None, needed: bool) -> PlannedCustomer:
+def _planned_customer(customer: Customer, old_key: str | None, needed: bool) -> PlannedCustomer:
     address = customer_address(customer.key)
     record = StripeCustomer(
         address=address, email=customer.email, name=customer.name, owner=address
     )
-    old_address = customer_address(old.key) if old is not None and old.key != customer.key else None
     return PlannedCustomer(
         record=record,
         needed=needed,
         link=customer.stripe_customer,
-        recorded=old.stripe_id if old is not None else None,
-        old_address=old_address,
+        recorded=customer.stripe_id,
+        old_address=customer_address(old_key) if old_key is not None else None,
     )
 
 
@@ -141,31 +148,30 @@ class _Mapper:
 
     def __init__(self, inputs: BillingInputs) -> None:
         self.inputs = inputs
-        settings = inputs.desired.settings
+        self.versions_after = inputs.versions_after
+        settings = inputs.projected.settings
         self.currency = settings.currency if settings else "usd"
         self.own_prices: dict[str, StripePrice] = {}
         self._standard: dict[VersionKey, dict[str, StripePrice]] = {}
 
     def subscriptions(
-        self, customer: Customer, old: Customer | None
+        self, customer: Customer, old_key: str | None
     ) -> Iterator[PlannedSubscription]:
-        before = _old_plans(old)
         for entity, plan in customer.all_plans():
-            old_plan = before.get((entity or "", plan.plan))
-            planned = self._subscription(customer, entity, plan, old_plan)
+            planned = self._subscription(customer, entity, plan)
             if planned is not None:
-                if old is not None and old.key != customer.key:
-                    old_address = subscription_address(old.key, plan.plan, entity)
+                if old_key is not None:
+                    old_address = subscription_address(old_key, plan.plan, entity)
                     planned = replace(planned, old_address=old_address)
                 yield planned
 
     def _subscription(
-        self, customer: Customer, entity: str | None, wanted: CustomerPlan, old: CustomerPlan | None
+        self, customer: Customer, entity: str | None, wanted: CustomerPlan
     ) -> PlannedSubscription | None:
-        plan = self.inputs.desired.plans.get(wanted.plan)
+        plan = self.inputs.projected.plans.get(wanted.plan)
         if plan is None:
             return None
-        version = self._version_after(wanted.plan, old)
+        version = wanted.version or self.versions_after.get(wanted.plan, 1)
         content = self._content(plan, version)
         items = self._items(customer, entity, plan, content, wanted, version)
         if not items:
@@ -178,26 +184,13 @@ class _Mapper:
             collection_method=customer.collection,
             days_until_due=customer.days_until_due,
             coupons=self._coupons(customer, wanted.plan),
-            trial_end=self._trial_end(wanted, old, content),
+            trial_end=self._trial_end(wanted),
             owner=subscription_address(customer.key, wanted.plan, entity),
         )
-        recorded = old.stripe_subscription_id if old is not None else None
-        return PlannedSubscription(record, tuple(items), recorded)
-
-    def _version_after(self, plan_id: str, old: CustomerPlan | None) -> int:
-        """The version the customer is on once the plan is applied: a new plan is attached at
-        the plan's version after apply; a plan kept stays on its version unless the plan moves
-        its customers to the new one."""
-        after = self.inputs.versions_after.get(plan_id, 1)
-        if old is None or old.version is None:
-            return after
-        move = self.inputs.moving.get(plan_id)
-        if move is not None and old.version == move[0]:
-            return move[1]
-        return old.version
+        return PlannedSubscription(record, tuple(items), wanted.stripe_subscription_id)
 
     def _content(self, plan: Plan, version: int) -> PlanContent:
-        if version == self.inputs.versions_after.get(plan.id, 1):
+        if version == self.versions_after.get(plan.id, 1):
             return plan.content
         return self.inputs.contents.get((plan.id, version), plan.content)
 
@@ -242,34 +235,19 @@ class _Mapper:
         return items
 
     def _coupons(self, customer: Customer, plan_id: str) -> tuple[str, ...]:
-        rewards = self.inputs.desired.rewards
+        rewards = self.inputs.projected.rewards
         return tuple(
             named(Kind.STRIPE_COUPON, rid)
             for rid in customer.rewards
             if rid in rewards and (not rewards[rid].plans or plan_id in rewards[rid].plans)
         )
 
-    def _trial_end(
-        self, wanted: CustomerPlan, old: CustomerPlan | None, content: PlanContent
-    ) -> date | None:
+    def _trial_end(self, wanted: CustomerPlan) -> date | None:
         """The trial's end as the database records it, or as attaching the plan sets it (the
         apply takes the database's, which also knows fingerprints that had a trial); none
         once it is over."""
-        today = self.inputs.today
-        if old is not None:
-            end = old.trial_ends_at
-        else:
-            days = wanted.trial_days
-            if days is None and content.free_trial is not None:
-                days = content.free_trial.days
-            end = (wanted.start or today) + timedelta(days=days) if days else None
-        return end if end is not None and end > today else None
-
-
-def _old_plans(old: Customer | None) -> dict[tuple[str, str], CustomerPlan]:
-    if old is None:
-        return {}
-    return {(entity or "", plan.plan): plan for entity, plan in old.all_plans()}
+        end = wanted.trial_ends_at
+        return end if end is not None and end > self.inputs.today else None
 
 
 def custom_content(content: PlanContent, wanted: CustomerPlan) -> PlanContent:
@@ -292,7 +270,7 @@ def _prepaid_included(content: PlanContent) -> frozenset[str]:
     return frozenset(
         item.feature
         for item in content.items
-        if item.price is not None and item.price.billing is Billing.PREPAID and item.included
+        if item.price is not None and item.price.billing is UsageModel.PREPAID and item.included
     )
 
 

@@ -1,0 +1,178 @@
+"""The database as it will be once a plan's changes are applied: the *projected* `State`.
+Pure: the current state, the desired one and the changes between them in, a `State` out.
+
+What Stripe must mirror is the database after apply, not the file: the plan versions each
+customer will be on (a customer keeps its version when its plan gets a new one, unless the
+plan moves its customers), each plan's version, the versions customers are on, the Stripe
+ids the database records, and the trials as attaching sets them. The Stripe planner takes
+this value instead of re-deriving it from the changes.
+
+- Plans: the file's, each at its version after apply (a new version when the change makes
+  one), with the customers on each version as the database counts them now, those of a plan
+  that moves its customers counted on the new version; plans that leave the file and keep
+  customers are there, archived.
+- Customers: the file's, each with what the database knows of it (row, bound id, Stripe id)
+  and, per plan, the version, trial and Stripe subscription it keeps, or those it gets when
+  the plan is attached (the plan's version after apply; a trial from the start or today).
+- Settings, features, rewards and balances: the file's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+
+from autumn_sync.model.customers import Customer, CustomerPlan
+from autumn_sync.model.records import Plan
+from autumn_sync.model.state import State
+from autumn_sync.plan.changes import Archive, Change, Update
+
+
+def project(current: State, desired: State, changes: Iterable[Change], today: date) -> State:
+    """The database once `changes` (the diff of `current` and `desired`) are applied."""
+    changes = list(changes)
+    plans = _plans(current, desired, changes)
+    matched = _matched(current, desired, changes)
+    attach = _Attach(plans, moving(changes), today)
+    customers = {
+        key: attach.customer(customer, matched.get(key))
+        for key, customer in desired.customers.items()
+    }
+    return State(
+        settings=desired.settings if desired.settings is not None else current.settings,
+        features=desired.features,
+        plans=plans,
+        rewards=desired.rewards,
+        customers=customers,
+        balances=desired.balances,
+        app_customers=current.app_customers,
+    )
+
+
+def moving(changes: Iterable[Change]) -> dict[str, tuple[int, int]]:
+    """Plans whose current version's customers move to a new version: plan → (from, to)."""
+    moves = {}
+    for change in changes:
+        before = change.before
+        if not (isinstance(change, Update) and isinstance(before, Plan) and change.moving):
+            continue
+        if before.version is not None and change.new_version is not None:
+            moves[before.id] = (before.version, change.new_version)
+    return moves
+
+
+def _plans(current: State, desired: State, changes: list[Change]) -> dict[str, Plan]:
+    new_versions = {
+        change.after.id: change.new_version
+        for change in changes
+        if isinstance(change, Update) and isinstance(change.after, Plan) and change.new_version
+    }
+    archived = {
+        c.before.id for c in changes if isinstance(c, Archive) and isinstance(c.before, Plan)
+    }
+    moves = moving(changes)
+    plans: dict[str, Plan] = {}
+    for pid, old in current.plans.items():
+        if pid not in desired.plans and (old.archived or pid in archived):
+            plans[pid] = replace(old, archived=True, versions_in_use=_in_use(old, moves.get(pid)))
+    for pid, plan in desired.plans.items():
+        held = current.plans.get(pid)
+        version = new_versions.get(pid) or (held.version if held is not None else None) or 1
+        in_use = _in_use(held, moves.get(pid)) if held is not None else ()
+        customers = dict(in_use).get(version, 0)
+        plans[pid] = replace(
+            plan, version=version, versions_in_use=in_use, customers=customers, archived=False
+        )
+    return plans
+
+
+def _in_use(plan: Plan, move: tuple[int, int] | None) -> tuple[tuple[int, int], ...]:
+    """The plan's (version, customers), the customers of a version that moves counted on the
+    version they move to."""
+    counts = dict(plan.versions_in_use)
+    if move is not None:
+        moved_from, moved_to = move
+        counts[moved_to] = counts.get(moved_to, 0) + counts.pop(moved_from, 0)
+    return tuple(sorted((v, n) for v, n in counts.items() if n))
+
+
+def _matched(current: State, desired: State, changes: list[Change]) -> dict[str, Customer]:
+    """Desired key → the database's customer it is: the `before` of its update, else (it has
+    no change) the managed customer of the same key; a customer the plan creates has none."""
+    updated = {
+        c.after.key: c.before
+        for c in changes
+        if isinstance(c, Update)
+        and isinstance(c.before, Customer)
+        and isinstance(c.after, Customer)
+    }
+    matched = dict(updated)
+    for key in desired.customers:
+        old = current.customers.get(key)
+        if key not in updated and old is not None and old.managed:
+            matched[key] = old
+    return matched
+
+
+@dataclass(frozen=True)
+class _Attach:
+    """What a customer's plans are projected with: the plans after apply, the plans moving
+    their customers to a new version, and today (a trial attached now starts today)."""
+
+    plans: Mapping[str, Plan]
+    moves: Mapping[str, tuple[int, int]]
+    today: date
+
+    def customer(self, wanted: Customer, old: Customer | None) -> Customer:
+        held = {(e or "", p.plan): p for e, p in old.all_plans()} if old is not None else {}
+        projected = replace(
+            wanted,
+            plans=self.plans_of(wanted.plans, held, ""),
+            entities=tuple(
+                replace(e, plans=self.plans_of(e.plans, held, e.id)) for e in wanted.entities
+            ),
+        )
+        if old is None:
+            return projected
+        return replace(
+            projected,
+            customer_id=wanted.customer_id or old.customer_id,
+            internal_id=old.internal_id,
+            stripe_id=old.stripe_id,
+            managed=True,
+        )
+
+    def plans_of(
+        self,
+        wanted: tuple[CustomerPlan, ...],
+        held: Mapping[tuple[str, str], CustomerPlan],
+        entity: str,
+    ) -> tuple[CustomerPlan, ...]:
+        return tuple(self.plan(plan, held.get((entity, plan.plan))) for plan in wanted)
+
+    def plan(self, wanted: CustomerPlan, old: CustomerPlan | None) -> CustomerPlan:
+        """The plan as the customer will hold it: what it keeps of it (its version, or the
+        one its customers move to; its trial and Stripe subscription), or what attaching it
+        gives (the plan's version after apply, a trial from the start or today)."""
+        plan = self.plans.get(wanted.plan)
+        if old is not None and old.version is not None:
+            move = self.moves.get(wanted.plan)
+            kept = move[1] if move is not None and old.version == move[0] else old.version
+            return replace(
+                wanted,
+                version=kept,
+                status=old.status,
+                trial_ends_at=old.trial_ends_at,
+                stripe_subscription_id=old.stripe_subscription_id,
+            )
+        attached = plan.version if plan is not None else None
+        return replace(wanted, version=attached, trial_ends_at=self.trial_end(wanted, plan))
+
+    def trial_end(self, wanted: CustomerPlan, plan: Plan | None) -> date | None:
+        """When the free trial attaching the plan gives ends (the customer's own trial days,
+        else the plan's); apply may give none to a fingerprint that had one."""
+        days = wanted.trial_days
+        if days is None and plan is not None and plan.content.free_trial is not None:
+            days = plan.content.free_trial.days
+        return (wanted.start or self.today) + timedelta(days=days) if days else None

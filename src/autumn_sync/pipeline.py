@@ -5,6 +5,7 @@ database through `autumn_sync.database` and Stripe through `autumn_sync.stripe`.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from autumn_sync.plan.target import select
 from autumn_sync.stripe import DEFAULT_WORKERS, Gateway, StripeInputs
 
 Clock = Callable[[], datetime]
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -75,11 +77,16 @@ class Observed:
 
 def observe(engine: Engine, desired: State, gateway: Gateway | None, clock: Clock) -> Observed:
     """Read the database, then Stripe (given a gateway)."""
-    with engine.connect() as connection:
+    with database.statements_logged(engine, "read the database"), engine.connect() as connection:
         current = database.read_state(connection, Lookup.of(desired.customers.values()))
-        if gateway is None:
-            return Observed(current)
-        inputs = stripe.read_inputs(connection, clock().date())
+        inputs = stripe.read_inputs(connection, clock().date()) if gateway else None
+    log.info(
+        "the database holds %d plans, %d customers of the file",
+        len(current.plans),
+        sum(c.managed for c in current.customers.values()),
+    )
+    if gateway is None or inputs is None:
+        return Observed(current)
     return Observed(current, inputs, stripe.read_stripe(gateway, inputs.recorded))
 
 
@@ -224,7 +231,8 @@ def apply_plan(
     if stripe_changes and (gateway is None or plan.stripe is None):
         raise ApplyRefused("the plan has Stripe changes but Stripe is not connected")
     now = clock()
-    with engine.begin() as connection:
+    applying = database.statements_logged(engine, "apply to the database")
+    with applying, engine.begin() as connection:
         if fingerprint(database.read_state(connection, plan.lookup)) != plan.state_fingerprint:
             raise StalePlan(DATABASE_CHANGED)
         database_changes = [c for c in plan.changes if not _is_stripe(c)]

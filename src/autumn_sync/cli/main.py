@@ -28,7 +28,8 @@ from autumn_sync.cli.runtime import customer, track
 from autumn_sync.cli.show import show
 from autumn_sync.config.export import dump_state
 from autumn_sync.config.schema import json_schema_text
-from autumn_sync.database.engine import database_url, sqlite_path
+from autumn_sync.database.engine import database_url, sqlite_path, url_secrets
+from autumn_sync.logs import configure as configure_logging
 from autumn_sync.model.state import State
 from autumn_sync.pipeline import check_drift, load_desired, make_plan, read_current, save_plan
 from autumn_sync.plan.saved import SavedPlan, dumps
@@ -73,6 +74,13 @@ class Commands(click.Group):
     help="Stripe API address, e.g. a local emulator (python -m autumn_sync.emulator).",
 )
 @click.option("--no-color", is_flag=True, help="Plain output (also when NO_COLOR is set).")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log what is done on stderr: Stripe requests, lock waits, journal replays, SQL "
+    "statement counts (-vv: more). Also AUTUMN_SYNC_LOG=info|debug.",
+)
 @click.version_option(__version__, prog_name="autumn-sync")
 @click.pass_context
 def cli(
@@ -81,14 +89,14 @@ def cli(
     stripe_api_key: str | None,
     stripe_api_base: str | None,
     no_color: bool,
+    verbose: int,
 ) -> None:
     """Keep a billing catalog (features, plans, rewards) as code and reconcile the billing
     database with it."""
-    ctx.obj = Options(
-        database_url=database_url,
-        color=color_wanted(no_color),
-        stripe=StripeConfig.from_env(stripe_api_key, stripe_api_base),
-    )
+    stripe = StripeConfig.from_env(stripe_api_key, stripe_api_base)
+    secrets = [stripe.api_key] if stripe is not None else []
+    configure_logging(verbose, [*secrets, *url_secrets(database_url)])
+    ctx.obj = Options(database_url=database_url, color=color_wanted(no_color), stripe=stripe)
 
 
 @cli.command()

@@ -11,6 +11,7 @@ from datetime import date
 
 from autumn_sync.database.apply import apply_changes
 from autumn_sync.database.diff import PlanConflict, diff
+from autumn_sync.database.engine import statements_logged
 from autumn_sync.database.project import project
 from autumn_sync.database.read import managed_versions, read_state
 from autumn_sync.model.state import State
@@ -23,6 +24,7 @@ __all__ = [
     "managed_versions",
     "plan_database",
     "read_state",
+    "statements_logged",
 ]
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +18,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+log = logging.getLogger(__name__)
 DEFAULT_URL = "sqlite:///autumn-sync.db"
 ENV_VAR = "AUTUMN_SYNC_DATABASE_URL"
 VERSION_TABLE = "autumn_sync_schema_version"
@@ -72,6 +75,15 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+def url_secrets(url: str | None = None) -> list[str]:
+    """The password in the database URL (see `database_url`), to keep out of logs."""
+    try:
+        password = make_url(database_url(url)).password
+    except ArgumentError:
+        return []
+    return [str(password)] if password else []
+
+
 def _safe(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
@@ -104,6 +116,7 @@ def upgrade(engine: Engine) -> None:
         _exclusive(connection)
         if _revision(connection) == head_revision():
             return
+        log.info("migrating the database to %s", head_revision())
         config = _config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
@@ -151,6 +164,7 @@ def _exclusive(connection: Connection) -> None:
 def connect(url: str | None = None) -> Engine:
     """Open the database at `url` (see `database_url`) with its schema up to date."""
     resolved = database_url(url)
+    log.info("database %s", _safe(resolved))
     engine = open_engine(resolved)
     try:
         upgrade(engine)
@@ -163,3 +177,25 @@ def connect(url: str | None = None) -> Engine:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@contextmanager
+def statements_logged(engine: Engine, what: str) -> Iterator[None]:
+    """Log (at INFO) how many SQL statements `engine` ran during the block, and how long it
+    took, as `what: N SQL statements in T s`."""
+    if not log.isEnabledFor(logging.INFO):
+        yield
+        return
+    count = 0
+
+    def counted(*_args: object) -> None:
+        nonlocal count
+        count += 1
+
+    event.listen(engine, "before_cursor_execute", counted)
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", counted)
+        log.info("%s: %d SQL statements in %.2f s", what, count, time.monotonic() - started)

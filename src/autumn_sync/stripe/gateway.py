@@ -22,17 +22,20 @@ response gets the first result replayed instead of doing the work twice. At most
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
 
 API_VERSION: str = stripe.api_version  # pinned by the `stripe` package version
+log = logging.getLogger(__name__)
+DEFAULT_BASE = "https://api.stripe.com"
 PAGE = 100
 RETRY_DELAY = (0.5, 5.0)  # first and largest backoff after a failure worth retrying
 RATE_LIMIT_DELAY = (0.25, 2.0)  # first and largest backoff after a 429
@@ -107,6 +110,7 @@ class Gateway:
         self.requests = 0
         self.rate_limited = 0
         self.retries = 0
+        log.info("Stripe at %s, API version %s", config.api_base or DEFAULT_BASE, API_VERSION)
 
     def list_all(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
         """Every object of a list endpoint, page by page (`limit=100`)."""
@@ -124,6 +128,7 @@ class Gateway:
 
     def post(self, path: str, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         """A write, with its idempotency key (the same change always sends the same key)."""
+        log.debug("POST %s with Idempotency-Key %s", path, idempotency_key)
         return self.request("post", path, params, idempotency_key=idempotency_key)
 
     def request(
@@ -134,11 +139,13 @@ class Gateway:
         retries = limited = 0
         limited_since: float | None = None
         while True:
+            started = time.monotonic()
             try:
                 with self._endpoint(method, path):
                     with self._lock:
                         self.requests += 1
                     response = self._client.raw_request(method, path, **params, **options)
+                _log_answer(method, path, response.code, started, response.headers)
                 return _json(response.body, method, path)
             except stripe.StripeError as exc:
                 error = exc
@@ -150,15 +157,28 @@ class Gateway:
                 limited_since = now if limited_since is None else limited_since
                 if now - limited_since < self._config.rate_limit_wait:
                     limited += 1
-                    self._sleep(_backoff(RATE_LIMIT_DELAY, limited))
+                    self._wait(method, path, error, started, _backoff(RATE_LIMIT_DELAY, limited))
                     continue
             elif _retryable(error) and retries < self._config.max_retries:
                 with self._lock:
                     self.retries += 1
                 retries += 1
-                self._sleep(_backoff(RETRY_DELAY, retries))
+                self._wait(method, path, error, started, _backoff(RETRY_DELAY, retries))
                 continue
-            raise _failure(error, attempts) from None
+            failure = _failure(error, attempts)
+            log.info("%s %s failed: %s", method.upper(), path, failure)
+            raise failure from None
+
+    def _wait(
+        self, method: str, path: str, error: stripe.StripeError, started: float, delay: float
+    ) -> None:
+        """Back off `delay` seconds before sending a request again (said in the log)."""
+        answer = error.http_status or type(error).__name__
+        elapsed = (time.monotonic() - started) * 1000
+        log.info(
+            "%s %s → %s in %.0f ms; retry in %.2f s", method.upper(), path, answer, elapsed, delay
+        )
+        self._sleep(delay)
 
     def _endpoint(self, method: str, path: str) -> threading.Semaphore:
         """The semaphore bounding the requests in flight to this endpoint."""
@@ -168,6 +188,17 @@ class Gateway:
             if gate is None:
                 gate = self._endpoints[name] = threading.Semaphore(self._config.per_endpoint)
             return gate
+
+
+def _log_answer(
+    method: str, path: str, status: int, started: float, headers: Mapping[str, str]
+) -> None:
+    if not log.isEnabledFor(logging.INFO):
+        return
+    elapsed = (time.monotonic() - started) * 1000
+    replayed = {k.lower(): v for k, v in headers.items()}.get("idempotent-replayed") == "true"
+    note = " (replayed by Stripe: the idempotency key was used before)" if replayed else ""
+    log.info("%s %s → %s in %.0f ms%s", method.upper(), path, status, elapsed, note)
 
 
 def _json(body: str, method: str, path: str) -> dict[str, Any]:

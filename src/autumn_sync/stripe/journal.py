@@ -5,6 +5,7 @@ objects' in `stripe_objects`, customers' in `customers.stripe_id` and subscripti
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from autumn_sync.database import schema as t
 from autumn_sync.model.address import key_is_email, key_label
 
 REJECTED = "rejected"
+log = logging.getLogger(__name__)
 
 
 class Journal:
@@ -30,6 +32,7 @@ class Journal:
         self._lock = threading.Lock()
         self._rejected: set[str] | None = None  # read on first use
         self._done: dict[str, int] | None = None  # likewise
+        self._started: set[str] | None = None  # likewise, and only when logging
 
     def writes_before(self, address: str) -> int:
         """How many writes to `address` earlier runs completed. It goes into idempotency
@@ -68,7 +71,26 @@ class Journal:
             while candidate in self._rejected:
                 attempt += 1
                 candidate = f"{key}-r{attempt}"
-            return candidate
+        if candidate != key:
+            log.info("key %s was answered with an error before: sending %s", key, candidate)
+        elif log.isEnabledFor(logging.INFO) and key in self._unfinished():
+            log.info("resending a write an earlier run left without an answer (key %s)", key)
+        return candidate
+
+    def _unfinished(self) -> set[str]:
+        """Keys of writes an earlier run started and got no answer for (read once; only to
+        say so in the log)."""
+        with self._lock:
+            if self._started is None:
+                journal = t.apply_journal
+                started = select(journal.c.idempotency_key).where(journal.c.status == "started")
+                answered = select(journal.c.idempotency_key).where(
+                    journal.c.status.in_(("done", REJECTED))
+                )
+                with self.engine.connect() as conn:
+                    keys = set(conn.execute(started).scalars())
+                    self._started = keys - set(conn.execute(answered).scalars())
+            return self._started
 
     def record(
         self,

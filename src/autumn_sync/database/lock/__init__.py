@@ -10,6 +10,7 @@ the holder (who, doing what, since when) for the message a second run prints and
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 import secrets
 import socket
@@ -25,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from autumn_sync.database.lock.backends import Backend, Holder, LockError, Mutex, backend_for
 from autumn_sync.database.schema import apply_lock
 
+log = logging.getLogger(__name__)
 UNKNOWN_AFTER = 2.0  # seconds a waiting run looks for the holder's name before going on without
 
 __all__ = ["LockError", "LockHeld", "LockInfo", "current_lock", "force_unlock", "locked"]
@@ -81,13 +83,18 @@ def locked(
     with `timeout` 0 raise at once. The lock is released when the block ends, however."""
     backend = backend_for(engine)
     mutex = backend.mutex()
+    started = time.monotonic()
     try:
         _take(engine, backend, mutex, (timeout, poll), on_wait)
         info = _describe(engine, operation, mutex.session())
+        log.info(
+            "lock %s taken for %s after %.2f s", info.lock_id, operation, time.monotonic() - started
+        )
         try:
             yield info
         finally:
             _forget(engine, info.lock_id)
+            log.info("lock %s released", info.lock_id)
     finally:
         mutex.release()
 
@@ -113,6 +120,7 @@ def force_unlock(engine: Engine, lock_id: str) -> LockInfo:
             f" is {info.lock_id} held by {info.describe()}" if info else "'s holder is unknown"
         )
         raise LockError(f"no lock with id {lock_id}; the current lock{current}")
+    log.info("force-unlock: ending %s, which holds lock %s", info.describe(), lock_id)
     backend.end(holder)
     _forget(engine, lock_id)
     return info
@@ -132,7 +140,12 @@ def _take(
     while not mutex.acquire():
         left = start + timeout - time.monotonic()
         if left <= 0:
-            raise LockHeld(_holder_info(engine, backend))
+            holder = _holder_info(engine, backend)
+            log.info("lock held by %s: gave up", holder.describe() if holder else "another run")
+            raise LockHeld(holder)
+        if left >= timeout - poll:
+            log.info("lock held by another run: waiting up to %g s", timeout)
+        log.debug("lock held by another run: %.2f s left to wait", left)
         if not told:
             # The holder describes itself just after taking the lock: give it a moment
             # before saying that it is unknown.

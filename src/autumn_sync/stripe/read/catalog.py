@@ -7,6 +7,7 @@ which are the file's (`stripe.assign`)."""
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Mapping
 from decimal import Decimal
@@ -34,6 +35,7 @@ from autumn_sync.stripe.read.customers import read_customers, read_subscriptions
 
 __all__ = ["ARCHIVED_KEY", "METER_PREFIX", "read_stripe"]
 Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 def read_stripe(gateway: Gateway, recorded: Mapping[str, str] | None = None) -> StripeState:
@@ -42,6 +44,7 @@ def read_stripe(gateway: Gateway, recorded: Mapping[str, str] | None = None) -> 
     `recorded` (address → Stripe id, from the database) lets an object whose ownership
     metadata was removed outside the tool be recognised (`owned=False`) rather than made
     again: the plan then writes the metadata back."""
+    requests_before = gateway.requests
     unmanaged: list[UnmanagedObject] = []
     adopt = {stripe_id: address for address, stripe_id in (recorded or {}).items()}
     meters = _meters(gateway, unmanaged)
@@ -60,6 +63,18 @@ def read_stripe(gateway: Gateway, recorded: Mapping[str, str] | None = None) -> 
     counts = Counter(o["metadata"][OWNER_KEY] for o in (*prices, *coupons))
     customers = read_customers(gateway)
     subscriptions, parts = read_subscriptions(gateway, names)
+    log.info(
+        "read Stripe in %d requests: %d products, %d prices, %d meters, %d coupons, "
+        "%d promotion codes owned; %d customers, %d subscriptions",
+        gateway.requests - requests_before,
+        len(products),
+        len(prices),
+        len(meters),
+        len(coupons),
+        len(promos),
+        len(customers),
+        len(subscriptions),
+    )
     return StripeState(
         products={r.address: r for r in (_product(p, names) for p in products)},
         prices=current,

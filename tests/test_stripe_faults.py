@@ -12,12 +12,11 @@ subscription waiting for its customer's checkout has none).
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -26,7 +25,7 @@ from typing import Any
 
 import pytest
 import stripe
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from autumn_sync.config import load_text
 from autumn_sync.database import schema as t
@@ -267,76 +266,63 @@ def listed_objects(url: str) -> dict[str, list[dict[str, Any]]]:
     return objects
 
 
-def start_until_planned(command: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
-    """Start `autumn-sync apply` and return once it has shown its plan: the apply begins."""
-    process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith(("Plan:", "No changes.")):
-            break
-    return process
+def _apply_and_die(db: str, url: str, file: str, statement: str, limit: int) -> None:
+    """In a forked process: apply `file`, one Stripe write at a time, and kill this process
+    (SIGKILL) right after its `limit`-th SQL statement starting with `statement` has run,
+    before its transaction commits. Exits 0 when the apply ends first."""
+    engine = connect(db)
+    seen = 0
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def die(*args: Any) -> None:
+        nonlocal seen
+        if str(args[2]).lstrip().upper().startswith(statement):
+            seen += 1
+            if seen == limit:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    gateway = Gateway(StripeConfig(DEFAULT_API_KEY, url))
+    desired = load_text(Path(file).read_text(encoding="utf-8"))
+    apply_plan(engine, make_plan(engine, desired, gateway), gateway=gateway, workers=1)
+    os._exit(0)
 
 
-def test_apply_killed_at_random_points_converges(tmp_path: Path) -> None:
-    """Ten applies killed (SIGKILL) after a seeded random delay: two while opening the
-    database and planning, eight once the plan is shown (the database transaction, then the
-    Stripe writes); each is run again to completion, and the plan after it is empty."""
-    catalog = tmp_path / "billing.yaml"
-    catalog.write_text(make_catalog(features=6, plans=12, customers=20), encoding="utf-8")
-    desired = load_text(catalog.read_text(encoding="utf-8"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
-    env["PYTHONUNBUFFERED"] = "1"  # the plan's last line arrives when it is printed
-    apply_args = ("apply", "-f", str(catalog), "--auto-approve")
+JOURNALED = "INSERT INTO APPLY_JOURNAL"  # each Stripe write: `started`, then its outcome
 
-    # How long planning and applying take here, so that the kills land all along them.
-    with emulator_server("--latency-ms", "20") as url:
-        start = time.monotonic()
-        process = start_until_planned(
-            cli_command(f"sqlite:///{tmp_path / 'full.db'}", url, *apply_args), env
-        )
-        planned = time.monotonic()
-        assert process.wait() == 0
-        applying, planning = time.monotonic() - planned, planned - start
-        assert process.stdout is not None
-        process.stdout.close()
-        engine = connect(f"sqlite:///{tmp_path / 'full.db'}")
-        gateway = Gateway(StripeConfig(DEFAULT_API_KEY, url))
-        wanted = expected_addresses(make_plan(engine, desired, gateway))
-        engine.dispose()
 
-    rng = random.Random(20260)
-    expected = len(wanted)
-    kills: list[tuple[str, float, int]] = []  # (phase, delay, owned objects when killed)
-    for trial in range(10):
+def test_apply_killed_after_every_journaled_write_converges(tmp_path: Path) -> None:
+    """The example applied from nothing, killed (SIGKILL) once in the database transaction,
+    then after each journal row in turn: after a write is journaled as started (before the
+    request), and after it is done in Stripe but before the journal records it (the lost
+    answer). Each time one more apply converges: the plan after it is empty and every
+    address has exactly one object in Stripe. Deterministic: the killed apply writes one
+    change at a time, so the N-th journal row is the same write on every run."""
+    file = tmp_path / "billing.yaml"
+    file.write_text((EXAMPLES / "billing.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    desired = load_text(file.read_text(encoding="utf-8"))
+    forking = multiprocessing.get_context("fork")
+    kills = [("INSERT INTO FEATURES", 2)] + [(JOURNALED, n) for n in range(1, 1000)]
+    killed_at: list[int] = []
+    for trial, (statement, limit) in enumerate(kills):
         db = f"sqlite:///{tmp_path / f'killed-{trial}.db'}"
-        with emulator_server("--latency-ms", "20", "--seed", str(trial)) as url:
-            command = cli_command(db, url, *apply_args)
-            if trial % 5 == 0:
-                process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, text=True)
-                phase, delay = "planning", rng.uniform(0.1, 1.0) * planning
-            else:
-                process = start_until_planned(command, env)
-                phase, delay = "applying", rng.uniform(0.0, 1.0) * applying
-            time.sleep(delay)
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            if process.stdout is not None:
-                process.stdout.close()
-            owned = {_address(kind, o) for kind, objs in listed_objects(url).items() for o in objs}
-            kills.append((phase, round(delay, 2), len(owned - {None})))
-
-            again = run_cli(*stripe_options(url), *apply_args, db=db)  # in process: quicker
-            assert again.exit_code == 0, (trial, again.output)
-            plan = run_cli(
-                *stripe_options(url), "plan", "-f", str(catalog), "--detailed-exitcode", db=db
-            )
-            assert plan.exit_code == 0, (trial, plan.output)
-            assert_one_object_per_address(listed_objects(url), wanted)
-    mid_stripe = [kill for kill in kills if 0 < kill[2] < expected]
-    print(f"planning {planning:.2f} s, applying {applying:.2f} s; {expected} objects; {kills}")
-    assert len(mid_stripe) >= 3, kills  # most kills land among the Stripe writes
+        with Emulator(seed=trial) as emu:
+            args = (db, emu.url, str(file), statement, limit)
+            process = forking.Process(target=_apply_and_die, args=args)
+            process.start()
+            process.join(timeout=120)
+            if process.exitcode == 0:
+                break  # the apply ended before its `limit`-th journal row: every row done
+            assert process.exitcode == -signal.SIGKILL, (statement, limit, process.exitcode)
+            killed_at.append(limit)
+            engine = connect(db)
+            gateway = Gateway(StripeConfig(DEFAULT_API_KEY, emu.url))
+            apply_plan(engine, make_plan(engine, desired, gateway), gateway=gateway)
+            plan = make_plan(engine, desired, gateway)
+            assert plan.empty, (statement, limit, [c.address for c in plan.changes])
+            assert_one_object_per_address(listed_objects(emu.url), expected_addresses(plan))
+            engine.dispose()
+    writes = len(killed_at) // 2
+    assert writes >= 20, killed_at  # every write of the example was a point to die at
 
 
 DIE_WHILE_MIGRATING = """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 
@@ -149,3 +150,34 @@ def test_request_log_counts_by_template(emu: Emulator, client: stripe.StripeClie
         "ok",
     )
     assert emu.requests.entries()[0].idempotency_key  # the client sends one on every POST
+
+
+def test_a_request_cut_short_is_not_served(emu: Emulator) -> None:
+    """A client killed while sending (headers out, body cut short) never reaches the API: no
+    object is made and its idempotency key stays free, so the full request sent again with
+    the same key is served as a first request (a real server waits for the whole body)."""
+    host, port = emu.url.removeprefix("http://").split(":")
+    body = "email=cut%40example.com&metadata[autumn_sync_address]=stripe_customer.cut&name=Cut"
+    head = (
+        "POST /v1/customers HTTP/1.1\r\n"
+        f"Host: {host}\r\n"
+        "Authorization: Bearer sk_test_cut\r\n"
+        "Idempotency-Key: cut-short-1\r\n"
+        "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(head.encode() + body[:20].encode())
+        sock.shutdown(socket.SHUT_WR)
+        assert sock.recv(1024) == b""  # closed without an answer
+    client = emu.client(api_key="sk_test_cut")
+    made = client.v1.customers.create(
+        {
+            "email": "cut@example.com",
+            "metadata": {"autumn_sync_address": "stripe_customer.cut"},
+            "name": "Cut",
+        },
+        {"idempotency_key": "cut-short-1"},
+    )
+    assert made.email == "cut@example.com"
+    assert [c["id"] for c in emu.state.all("customer")] == [made.id]

@@ -56,6 +56,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            # The client went away mid-request (killed while sending): like any HTTP server,
+            # Stripe never sees an incomplete request, so neither does the app.
+            self.close_connection = True
+            return
         url = urlsplit(self.path)
         headers = {name.lower(): value for name, value in self.headers.items()}
         response = self.app.handle(Request(self.command, url.path, url.query, headers, body))

@@ -51,6 +51,7 @@ from sqlalchemy import Engine
 from autumn_sync.config import load_text
 from autumn_sync.database.engine import connect
 from autumn_sync.emulator import DEFAULT_API_KEY, Emulator
+from autumn_sync.model.address import Target
 from autumn_sync.model.state import State
 from autumn_sync.pipeline import apply_plan, make_plan
 from autumn_sync.plan.plan import ChangePlan
@@ -155,12 +156,12 @@ class StripeSteps:
 
     def first_plan(self) -> int:
         self.plan = make_plan(self.size.engine, self.size.desired, self.gateway)
-        return sum(c.kind.startswith("stripe_") for c in self.plan.changes)
+        return sum(c.kind.target is Target.STRIPE for c in self.plan.changes)
 
     def first_apply(self) -> int:
         assert self.plan is not None
         result = apply_plan(self.size.engine, self.plan, gateway=self.gateway)
-        return sum(c.kind.startswith("stripe_") for c in result.applied)
+        return sum(c.kind.target is Target.STRIPE for c in result.applied)
 
     def again(self) -> int:
         return len(make_plan(self.size.engine, self.size.desired, self.gateway).changes)

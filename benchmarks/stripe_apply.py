@@ -37,6 +37,7 @@ if __package__ in (None, ""):  # run as `python benchmarks/stripe_apply.py`
 from autumn_sync.config import load_text
 from autumn_sync.database.engine import connect
 from autumn_sync.emulator import DEFAULT_API_KEY, Emulator
+from autumn_sync.model.address import Target
 from autumn_sync.model.state import State
 from autumn_sync.pipeline import apply_plan, make_plan
 from autumn_sync.stripe.executor import DEFAULT_WORKERS, StripeApplyFailed
@@ -106,7 +107,7 @@ def main() -> int:
         start = time.perf_counter()
         plan = make_plan(engine, desired, gateway)
         plan_seconds = time.perf_counter() - start
-        stripe_changes = sum(1 for c in plan.changes if c.kind.startswith("stripe_"))
+        stripe_changes = sum(1 for c in plan.changes if c.kind.target is Target.STRIPE)
         print(f"plan: {stripe_changes} Stripe changes in {plan_seconds:.1f} s")
 
         emu.requests.clear()

@@ -72,9 +72,13 @@ def reset_database(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+SERVERS = [pytest.param(kind, marks=pytest.mark.slow) for kind in ("postgresql", "mariadb")]
+
+
+@pytest.fixture(params=["sqlite", *SERVERS])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of each supported kind."""
+    """An empty database of each supported kind (the servers' runs are `slow`: the fast loop
+    runs on SQLite)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'billing.db'}"
         return

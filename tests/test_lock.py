@@ -126,6 +126,7 @@ def test_a_second_run_is_refused_at_once_with_who_holds_the_lock(engine: Engine)
     assert rows(engine) == []
 
 
+@pytest.mark.slow
 def test_a_lock_held_by_another_process_is_refused_and_named(db_url: str, engine: Engine) -> None:
     with holding(db_url, "plan") as holder:
         with pytest.raises(LockHeld) as refused, locked(engine, "apply"):
@@ -141,6 +142,7 @@ def test_a_lock_held_by_another_process_is_refused_and_named(db_url: str, engine
     assert current_lock(engine) is None
 
 
+@pytest.mark.slow
 def test_waiting_takes_the_lock_when_the_holder_lets_go(engine: Engine) -> None:
     """A thread holds the lock and lets go a second after the waiter starts waiting."""
     taken, release = threading.Event(), threading.Event()
@@ -171,6 +173,7 @@ def test_waiting_takes_the_lock_when_the_holder_lets_go(engine: Engine) -> None:
     assert 1.0 <= waited < 20
 
 
+@pytest.mark.slow
 def test_waiting_ends_in_a_refusal_when_the_timeout_passes(db_url: str, engine: Engine) -> None:
     waits: list[LockInfo | None] = []
     with holding(db_url) as holder:
@@ -232,6 +235,7 @@ def open_transactions(conn: object, session: int | None) -> int:
 # --- runs that die, and force-unlock ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_killed_holder_loses_the_lock(db_url: str, engine: Engine) -> None:
     with holding(db_url) as holder:
         assert current_lock(engine) is not None
@@ -276,6 +280,7 @@ def test_force_unlock_refuses_another_lock_id(db_url: str, engine: Engine) -> No
             pytest.fail("the lock was taken twice")
 
 
+@pytest.mark.slow
 def test_force_unlock_frees_the_lock_of_a_hung_process(db_url: str, engine: Engine) -> None:
     """The child still runs (hung); once its lock is forced, a new run takes the lock at once,
     and the child finishing later takes neither that lock nor its description away."""
@@ -342,6 +347,7 @@ print("migrated", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_runs_starting_at_once_on_a_new_database_migrate_it_once(db_url: str) -> None:
     """Six first runs at once, three times over (the apply lock is taken only once the schema
     exists): one migrates, the others wait for it and find the schema up to date."""

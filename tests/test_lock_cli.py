@@ -67,6 +67,7 @@ def catalog_rows(engine: Engine) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.slow
 def test_two_applies_at_once_apply_everything_once(db_url: str, engine: Engine) -> None:
     """Both start together against the same database and Stripe (slowed down, so that the
     first is still applying when the second asks for the lock): the second waits, plans
@@ -110,6 +111,7 @@ def test_two_applies_at_once_apply_everything_once(db_url: str, engine: Engine) 
     assert current_lock(engine) is None
 
 
+@pytest.mark.slow
 def test_a_run_refused_by_the_lock_names_the_holder_and_does_nothing(
     db_url: str, engine: Engine, tmp_path: Path
 ) -> None:
@@ -134,6 +136,7 @@ def test_a_run_refused_by_the_lock_names_the_holder_and_does_nothing(
     assert (current.features, current.plans, current.rewards) == ({}, {}, {})
 
 
+@pytest.mark.slow
 def test_force_unlock_on_the_command_line(db_url: str, engine: Engine) -> None:
     with holding(db_url) as holder:
         info = current_lock(engine)

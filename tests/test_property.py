@@ -62,6 +62,8 @@ from tests.conftest import reset_database, server_url
 from tests.customer_strategies import IDENTITIES, kept_or_new, with_customers
 from tests.helpers import add_customers, customer_versions
 
+pytestmark = pytest.mark.slow  # see pyproject.toml: the fast loop leaves these out
+
 CURRENCIES = ("usd", "jpy", "kwd", "eur")
 FEATURE_IDS = tuple(f"f{n}" for n in range(1, 7))
 PLAN_IDS = tuple(f"p{n}" for n in range(1, 7))

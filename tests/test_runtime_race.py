@@ -21,6 +21,8 @@ from autumn_sync.database import schema as t
 from autumn_sync.database.engine import connect
 from tests.test_runtime import Clock, apply_file, stored_usage, write
 
+pytestmark = pytest.mark.slow  # see pyproject.toml: the fast loop leaves these out
+
 RACERS = 4
 IDS = [f"racer_{n}" for n in range(25)]
 NOW = datetime(2026, 1, 10, 12, 0)

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
 
+import pytest
 from sqlalchemy import Engine, event, func, insert, select
 
 from autumn_sync.config import load_text
@@ -111,6 +112,7 @@ def _count_no_change_plan(url: str, features: int, plans: int) -> StatementCount
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_plan_reads_the_same_statements_for_5_and_500_plans(db_url: str) -> None:
     small = _count_no_change_plan(db_url, features=8, plans=5)
     reset_database(db_url)
@@ -188,6 +190,7 @@ def _count_no_change_customers_plan(url: str, customers: int) -> StatementCounte
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_plan_reads_the_same_statements_for_100_and_5000_customers(db_url: str) -> None:
     small = _count_no_change_customers_plan(db_url, 100)
     reset_database(db_url)

@@ -635,6 +635,7 @@ def test_drift_counts_the_applications_customers_without_listing_them(drifting: 
 # --- 7. idempotency and requests -----------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_dying_after_any_write_converges_without_duplicates(tmp_path: Path) -> None:
     """Customers, a customer's own price and subscriptions are made; the run dies right after
     each write in turn (the write done in Stripe, its id not recorded); one more apply
@@ -684,6 +685,7 @@ def test_a_run_dying_after_any_write_converges_without_duplicates(tmp_path: Path
     assert die_after >= 14  # every write was a point to die at
 
 
+@pytest.mark.slow
 def test_a_no_change_plan_with_many_customers_reads_pages(
     sqlite_url: str, emu: Emulator, tmp_path: Path
 ) -> None:

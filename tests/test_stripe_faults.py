@@ -44,6 +44,8 @@ from benchmarks.catalog import make_catalog
 from tests.conftest import EXAMPLES, run_cli
 from tests.helpers import add_customers
 
+pytestmark = pytest.mark.slow  # see pyproject.toml: the fast loop leaves these out
+
 KINDS = (
     "billing.meter",
     "product",

@@ -741,6 +741,7 @@ def test_a_no_change_plan_reads_each_list_once(sync: Sync) -> None:
     assert "expand" in subscriptions.query and "data.discounts" in subscriptions.query
 
 
+@pytest.mark.slow
 def test_a_large_no_change_plan_reads_pages_not_objects(
     sqlite_url: str, emu: Emulator, tmp_path: Path
 ) -> None:

@@ -7,7 +7,7 @@ customer counts, archived) are not attributes and never show up as differences.
 from __future__ import annotations
 
 import dataclasses
-import re
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -136,59 +136,50 @@ KEYED_BY_ID = ("items", "credit_costs", "custom", "terms", "entities", "grants")
 WHOLE = ("plans", "promo_codes", "applies_to", "rewards")
 
 Value = Scalar | tuple[str, ...]
+Step = str | int
+Steps = tuple[Step, ...]
 
 
-def flatten(data: Any, prefix: str = "") -> dict[str, Value]:
-    """`{"price": {"amount": 20}}` → `{"price.amount": 20}`; lists index as `tiers[0]`,
-    maps keyed by id as `items[messages]`; sets (`plans`, `promo_codes`) stay whole, as
-    tuples."""
-    if prefix.endswith(WHOLE) and isinstance(data, list):
-        return {prefix: tuple(data)}
-    if isinstance(data, dict) and data:
-        out: dict[str, Value] = {}
-        for key, value in data.items():
-            if prefix.endswith(KEYED_BY_ID):
-                path = f"{prefix}[{key}]"
-            else:
-                path = f"{prefix}.{key}" if prefix else str(key)
-            out.update(flatten(value, path))
-        return out
-    if isinstance(data, list) and data:
-        out = {}
-        for index, value in enumerate(data):
-            out.update(flatten(value, f"{prefix}[{index}]"))
-        return out
-    if isinstance(data, dict | list):
-        return {prefix: None} if prefix else {}
-    return {prefix: data}
-
-
-_SEGMENT = re.compile(r"\[([^\]]*)\]|\.?([^.\[]+)")
-
-
-def path_order(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """The paths of two flattenings of one record, in the record's own order: fields in
-    declaration order, maps by id, lists by index. A field only one side has takes its place
-    among its siblings (the new side's order first), so an item's fields stay together."""
-    ranks: dict[tuple[str, str], int] = {}
-    for path in (*new, *old):
-        parent = ""
-        for match in _SEGMENT.finditer(path):
-            if match.group(2) is not None:
-                ranks.setdefault((parent, match.group(2)), len(ranks))
-            parent += match.group(0)
-    return sorted(set(old) | set(new), key=lambda path: _path_key(path, ranks))
-
-
-def _path_key(path: str, ranks: dict[tuple[str, str], int]) -> tuple[tuple[int, str], ...]:
-    key, parent = [], ""
-    for match in _SEGMENT.finditer(path):
-        index, name = match.groups()
-        if name is not None:
-            key.append((ranks[(parent, name)], ""))
-        elif index is not None and index.isdigit() and not parent.endswith(KEYED_BY_ID):
-            key.append((int(index), ""))
+def path(steps: Sequence[Step]) -> str:
+    """A field's path as plans show it: `("items", "messages", "included")` →
+    `items[messages].included`; lists index as `tiers[0]`."""
+    text = ""
+    for step in steps:
+        if isinstance(step, int) or keyed_by_id(text):
+            text += f"[{step}]"
         else:
-            key.append((0, index or ""))
-        parent += match.group(0)
-    return tuple(key)
+            text += f".{step}" if text else step
+    return text
+
+
+def keyed_by_id(path: str) -> bool:
+    """Whether the map at `path` is keyed by id (its entries show as `items[messages]`)."""
+    return bool(path) and path.endswith(KEYED_BY_ID)
+
+
+def is_whole(path: str, value: Any) -> bool:
+    """Whether `value` at `path` is a set of ids or codes, compared and shown whole."""
+    return path.endswith(WHOLE) and isinstance(value, list)
+
+
+def leaves(data: Any, steps: Steps = ()) -> Iterator[tuple[Steps, Any]]:
+    """Each leaf of `data` (found at `steps`) with its value: a set whole, as a tuple; an
+    empty map or list as `None`."""
+    if is_whole(path(steps), data):
+        yield steps, tuple(data)
+    elif isinstance(data, dict) and data:
+        for key, value in data.items():
+            yield from leaves(value, (*steps, key))
+    elif isinstance(data, list) and data:
+        for index, value in enumerate(data):
+            yield from leaves(value, (*steps, index))
+    elif isinstance(data, dict | list):
+        if steps:
+            yield steps, None
+    else:
+        yield steps, data
+
+
+def flatten(data: Any) -> dict[str, Value]:
+    """`{"price": {"amount": 20}}` → `{"price.amount": 20}` (see `path` and `leaves`)."""
+    return {path(steps): value for steps, value in leaves(data)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Replace, Update
 from autumn_sync.plan.plan import ChangePlan
+from autumn_sync.plan.registry import Registry
 from autumn_sync.render.values import (
     app_customers_line,
     detail_lines,
@@ -13,13 +14,15 @@ from autumn_sync.render.values import (
     summary_line,
 )
 
-_COLORS: dict[type[Change], str] = {
-    Create: "\033[32m",
-    Update: "\033[33m",
-    Archive: "\033[35m",
-    Replace: "\033[36m",
-    Delete: "\033[31m",
-}
+_COLORS: Registry[type[Change], str] = Registry("change colours")
+for _change, _color in (
+    (Create, "\033[32m"),
+    (Update, "\033[33m"),
+    (Archive, "\033[35m"),
+    (Replace, "\033[36m"),
+    (Delete, "\033[31m"),
+):
+    _COLORS.add(_change, _color)
 _RESET = "\033[0m"
 _BOLD = "\033[1m"
 

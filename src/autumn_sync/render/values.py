@@ -5,40 +5,25 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from autumn_sync.model.address import Target
 from autumn_sync.model.attributes import attributes, flatten
 from autumn_sync.model.customers import CHARGE_AUTOMATICALLY, Customer
 from autumn_sync.model.money import canonical
 from autumn_sync.model.records import Feature, FeatureType
-from autumn_sync.model.stripe import (
-    AnyRecord,
-    StripeCoupon,
-    StripeCustomer,
-    StripeMeter,
-    StripePrice,
-    StripeProduct,
-    StripePromotionCode,
-    StripeSubscription,
-)
+from autumn_sync.model.stripe import AnyRecord, StripeCustomer, StripeSubscription
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Replace, Update
 from autumn_sync.plan.plan import ChangePlan
+from autumn_sync.plan.registry import Registry
 
-STRIPE_RECORDS = (
-    StripeProduct,
-    StripePrice,
-    StripeMeter,
-    StripeCoupon,
-    StripePromotionCode,
-    StripeCustomer,
-    StripeSubscription,
-)
-
-ACTION_WORDS: dict[type[Change], str] = {
-    Create: "create",
-    Update: "update in place",
-    Archive: "archive",
-    Delete: "destroy",
-    Replace: "replace",
-}
+ACTION_WORDS: Registry[type[Change], str] = Registry("action words")
+for _change, _words in (
+    (Create, "create"),
+    (Update, "update in place"),
+    (Archive, "archive"),
+    (Delete, "destroy"),
+    (Replace, "replace"),
+):
+    ACTION_WORDS.add(_change, _words)
 
 
 def show(value: Any) -> str:
@@ -95,7 +80,7 @@ def _shown_whole(record: AnyRecord, path: str, value: Any) -> bool:
     (the default)."""
     if isinstance(record, Feature) and path == "consumable":
         return bool(value) or record.type is FeatureType.METERED
-    if isinstance(record, STRIPE_RECORDS) and path == "active":
+    if record.kind.target is Target.STRIPE and path == "active":
         return not value
     if isinstance(record, StripeCustomer | StripeSubscription) and path == "owner":
         return bool(value != record.address)

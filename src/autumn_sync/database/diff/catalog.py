@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from autumn_sync.database.diff.customers import diff_customers
 from autumn_sync.model.address import Kind, named
-from autumn_sync.model.attributes import CONTENT_FIELDS
+from autumn_sync.model.attributes import CONTENT_FIELDS, attributes
 from autumn_sync.model.customers import Lookup
 from autumn_sync.model.records import Feature, Plan, Reward
 from autumn_sync.model.state import State
@@ -125,7 +125,7 @@ def _plan_update(old: Plan, new: Plan) -> Iterator[Change]:
         fields = (FieldChange("archived", True, False), *fields)
     if not fields:
         return
-    content_changed = any(f.path.split(".")[0].split("[")[0] in CONTENT_FIELDS for f in fields)
+    content_changed = _content(old) != _content(new)
     unarchive = "unarchive" if old.archived else None
     if not content_changed or not old.customers or old.version is None:
         yield Update(new.address, old, new, fields, reason=unarchive)
@@ -151,6 +151,12 @@ def _plan_update(old: Plan, new: Plan) -> Iterator[Change]:
         customers=old.customers,
         moving=new.migrate_customers,
     )
+
+
+def _content(plan: Plan) -> dict[str, object]:
+    """What of a plan makes a version (its price, trial and items), as compared."""
+    data = attributes(plan)
+    return {name: data[name] for name in CONTENT_FIELDS}
 
 
 def _verb(count: int, verb: str) -> str:

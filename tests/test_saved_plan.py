@@ -176,15 +176,21 @@ STALE = {
 }
 
 
+def reviewed(env: Stripe, file: Path) -> Path:
+    """The example applied, then `file` planned and saved (`reviewed.plan` beside it)."""
+    assert env.run("apply", "-f", str(EXAMPLES / "billing.yaml"), "--auto-approve").exit_code == 0
+    planfile = file.with_name("reviewed.plan")
+    assert env.run("plan", "-f", str(file), "--out", str(planfile)).exit_code == 0
+    return planfile
+
+
 @pytest.mark.parametrize("kind", sorted(STALE))
 def test_stale_plans_are_refused_with_nothing_applied(
     kind: str, tmp_path: Path, sqlite_url: str, emu: Emulator
 ) -> None:
     env = Stripe(emu, sqlite_url)
-    assert env.run("apply", "-f", str(EXAMPLES / "billing.yaml"), "--auto-approve").exit_code == 0
     file = raised_price(tmp_path)
-    planfile = tmp_path / "reviewed.plan"
-    assert env.run("plan", "-f", str(file), "--out", str(planfile)).exit_code == 0
+    planfile = reviewed(env, file)
     edit, message = STALE[kind]
     edit(env, file)
     engine = connect(sqlite_url)
@@ -332,13 +338,11 @@ def test_a_saved_plan_edited_by_hand_is_refused_with_nothing_applied(
     forgery: str, tmp_path: Path, sqlite_url: str, emu: Emulator
 ) -> None:
     env = Stripe(emu, sqlite_url)
-    assert env.run("apply", "-f", str(EXAMPLES / "billing.yaml"), "--auto-approve").exit_code == 0
     file = raised_price(tmp_path)
     file.write_text(
         file.read_text(encoding="utf-8").replace("Jane Doe", "Jane Roe"), encoding="utf-8"
     )
-    planfile = tmp_path / "reviewed.plan"
-    assert env.run("plan", "-f", str(file), "--out", str(planfile)).exit_code == 0
+    planfile = reviewed(env, file)
     edit, named = FORGERIES[forgery]
     _forge(planfile, edit)
     engine = connect(sqlite_url)

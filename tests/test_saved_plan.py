@@ -60,6 +60,7 @@ def raised_price(tmp_path: Path) -> Path:
 # included) and the decoded plan applies and converges like the original.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES)
 def test_every_golden_plan_survives_saving(case: str, sqlite_url: str) -> None:
     folder = GOLDEN / case
@@ -109,6 +110,7 @@ def cli(*args: str, cwd: Path, db: str, emu: Emulator) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.slow
 def test_saved_plan_applies_exactly_its_changes_in_a_fresh_process(
     tmp_path: Path, db_url: str, emu: Emulator
 ) -> None:

@@ -42,7 +42,7 @@ data: Any = st.recursive(
 records = st.dictionaries(st.sampled_from(KEYS), data, max_size=5)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(records, records)
 def test_deepdiff_and_the_leaf_comparison_agree(old: dict[str, Any], new: dict[str, Any]) -> None:
     assert compare_deep(old, new) == compare_leaves(old, new)

@@ -5,18 +5,23 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
+from typing import Any
 
-from alembic import command
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+from autumn_sync.database.schema import metadata
 
 log = logging.getLogger(__name__)
 DEFAULT_URL = "sqlite:///autumn-sync.db"
@@ -98,17 +103,32 @@ def _config() -> Config:
     return config
 
 
+_SCRIPT_LOCK = threading.Lock()
+
+
+@cache
+def _script() -> ScriptDirectory:
+    """The migrations, read once per process (reading them again at every connection took
+    most of the time of opening a database)."""
+    with _SCRIPT_LOCK:
+        script = ScriptDirectory.from_config(_config())
+        script.get_current_head()  # loads every revision now, under the lock
+        return script
+
+
 def head_revision() -> str:
     """The newest migration this version of autumn-sync knows."""
-    head = ScriptDirectory.from_config(_config()).get_current_head()
+    head = _script().get_current_head()
     assert head is not None
     return head
 
 
-def upgrade(engine: Engine) -> None:
-    """Bring the schema up to the newest migration; a no-op when it already is. Runs that
-    start at once on a new database migrate it once: the others wait for the first and then
-    find the schema up to date."""
+def upgrade(engine: Engine, replay: bool = False) -> None:
+    """Bring the schema up to the newest migration; a no-op when it already is. An empty
+    database gets the newest tables at once, stamped with the newest migration (as Alembic
+    advises; `replay` runs every migration instead, for the tests that compare the two).
+    Runs that start at once on a new database migrate it once: the others wait for the
+    first and then find the schema up to date."""
     with engine.connect() as connection:
         if _revision(connection) == head_revision():
             return
@@ -116,15 +136,41 @@ def upgrade(engine: Engine) -> None:
         _exclusive(connection)
         if _revision(connection) == head_revision():
             return
+        if not replay and _empty(connection):
+            log.info("creating the tables at %s", head_revision())
+            metadata.create_all(connection)
+            _context(connection).stamp(_script(), "head")
+            return
         log.info("migrating the database to %s", head_revision())
-        config = _config()
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        _upgrade_to_head(connection)
+
+
+def _empty(connection: Connection) -> bool:
+    """Whether the database holds none of autumn-sync's tables (nor its version table)."""
+    names = set(inspect(connection).get_table_names())
+    return not names & {*metadata.tables, VERSION_TABLE}
+
+
+def _upgrade_to_head(connection: Connection) -> None:
+    """What `alembic upgrade head` does, with the migrations read once (`_script`): the
+    environment (`migrations/env.py`) runs them on `connection`."""
+    config = _config()
+    config.attributes["connection"] = connection
+    script = _script()
+
+    def steps(revision: Any, _context: MigrationContext) -> Any:
+        return script._upgrade_revs("head", revision)
+
+    with EnvironmentContext(config, script, fn=steps, destination_rev="head"):
+        script.run_env()
+
+
+def _context(connection: Connection) -> MigrationContext:
+    return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
 
 
 def _revision(connection: Connection) -> str | None:
-    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-    return context.get_current_revision()
+    return _context(connection).get_current_revision()
 
 
 @contextmanager

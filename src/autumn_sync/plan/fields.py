@@ -47,24 +47,32 @@ def field_changes(before: AnyRecord, after: AnyRecord) -> tuple[FieldChange, ...
 
 
 # Records there is one of (or several of) per customer: a plan may change thousands at once,
-# and DeepDiff takes about a millisecond a call, whatever the size of the records (6 s, 77 %
-# of a plan changing 10,000 customers; `benchmarks/field_diff.py`). Their differences are
-# found by comparing leaves, which gives the same changes (a property test holds the two
-# alike) at a fiftieth of the cost.
+# and DeepDiff takes about a millisecond a call. For them it would take half of a plan that
+# changes every customer's grants at 10,000 customers (benchmarks/field_diff.py; for the
+# catalog's records it takes under 10 %): their differences are found by comparing leaves,
+# which gives the same changes (a property test holds the two alike).
 PER_CUSTOMER = (Customer, Balance, StripeCustomer, StripeSubscription)
 
 Changed = dict[Steps, tuple[Any, Any]]
 
 
 def compare_deep(old: Any, new: Any) -> Changed:
-    """The leaves that differ between two records' data, found by DeepDiff (numbers by
-    value), each as (old, new)."""
+    """The leaves that differ between two records' data, each as (old, new): DeepDiff (numbers
+    by value) on each field whose nested value differs; a plain field that differs is a leaf
+    as it is (a renamed plan runs no DeepDiff at all)."""
     changed: Changed = {}
-    report = DeepDiff(old, new, view="tree", ignore_numeric_type_changes=True)
-    for levels in report.values():
-        for level in levels:
-            steps = _whole(tuple(level.path(output_format="list")), old, new)
-            changed.update(_leaf_changes(steps, _at(old, steps), _at(new, steps)))
+    for name in dict.fromkeys([*old, *new]):
+        before, after = old.get(name, _ABSENT), new.get(name, _ABSENT)
+        if before == after:
+            continue
+        if not (isinstance(before, dict | list) and isinstance(after, dict | list)):
+            changed.update(_leaf_changes((name,), before, after))
+            continue
+        report = DeepDiff(before, after, view="tree", ignore_numeric_type_changes=True)
+        for levels in report.values():
+            for level in levels:
+                steps = _whole((name, *level.path(output_format="list")), old, new)
+                changed.update(_leaf_changes(steps, _at(old, steps), _at(new, steps)))
     return changed
 
 

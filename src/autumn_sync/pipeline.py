@@ -79,12 +79,12 @@ def observe(engine: Engine, desired: State, gateway: Gateway | None, clock: Cloc
     """Read the database, then Stripe (given a gateway)."""
     with database.statements_logged(engine, "read the database"), engine.connect() as connection:
         current = database.read_state(connection, Lookup.of(desired.customers.values()))
-        inputs = stripe.read_inputs(connection, clock().date()) if gateway else None
-    log.info(
-        "the database holds %d plans, %d customers of the file",
-        len(current.plans),
-        sum(c.managed for c in current.customers.values()),
-    )
+        inputs = stripe.read_inputs(connection, clock().date()) if gateway is not None else None
+    if log.isEnabledFor(logging.INFO):
+        managed = sum(c.managed for c in current.customers.values())
+        log.info(
+            "the database holds %d plans, %d customers of the file", len(current.plans), managed
+        )
     if gateway is None or inputs is None:
         return Observed(current)
     return Observed(current, inputs, stripe.read_stripe(gateway, inputs.recorded))

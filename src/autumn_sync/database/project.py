@@ -32,9 +32,10 @@ from autumn_sync.plan.changes import Archive, Change, Update
 def project(current: State, desired: State, changes: Iterable[Change], today: date) -> State:
     """The database once `changes` (the diff of `current` and `desired`) are applied."""
     changes = list(changes)
-    plans = _plans(current, desired, changes)
+    moves = moving(changes)
+    plans = _plans(current, desired, changes, moves)
     matched = _matched(current, desired, changes)
-    attach = _Attach(plans, moving(changes), today)
+    attach = _Attach(plans, moves, today)
     customers = {
         key: attach.customer(customer, matched.get(key))
         for key, customer in desired.customers.items()
@@ -62,7 +63,9 @@ def moving(changes: Iterable[Change]) -> dict[str, tuple[int, int]]:
     return moves
 
 
-def _plans(current: State, desired: State, changes: list[Change]) -> dict[str, Plan]:
+def _plans(
+    current: State, desired: State, changes: list[Change], moves: Mapping[str, tuple[int, int]]
+) -> dict[str, Plan]:
     new_versions = {
         change.after.id: change.new_version
         for change in changes
@@ -71,7 +74,6 @@ def _plans(current: State, desired: State, changes: list[Change]) -> dict[str, P
     archived = {
         c.before.id for c in changes if isinstance(c, Archive) and isinstance(c.before, Plan)
     }
-    moves = moving(changes)
     plans: dict[str, Plan] = {}
     for pid, old in current.plans.items():
         if pid not in desired.plans and (old.archived or pid in archived):

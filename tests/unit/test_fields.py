@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from autumn_sync.model.records import (
@@ -44,6 +44,8 @@ records = st.dictionaries(st.sampled_from(KEYS), data, max_size=5)
 
 @settings(max_examples=150, deadline=None)
 @given(records, records)
+@example({"tiers": [None, True]}, {"tiers": [True]})  # lists compare by position
+@example({"tiers": [1, 2, 3]}, {"tiers": [1, 3]})
 def test_deepdiff_and_the_leaf_comparison_agree(old: dict[str, Any], new: dict[str, Any]) -> None:
     assert compare_deep(old, new) == compare_leaves(old, new)
 

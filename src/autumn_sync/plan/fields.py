@@ -1,14 +1,15 @@
 """Field-level differences between two records of one kind, by deepdiff.
 
-The records' comparable data (`model.attributes`) is compared with DeepDiff (numbers by value:
-`Decimal("20")` equals `Decimal("20.00")` and `20`), but for the records there is one of per
-customer, compared leaf by leaf for speed (see `PER_CUSTOMER`). What is found is turned into
-`FieldChange`s on the leaves, in the project's path notation: fields by name
-(`price.amount`), maps keyed by id in brackets (`items[messages].included`), lists by index
-(`tiers[1].up_to`), and sets of ids or codes (`plans`, `promo_codes`, …) as one value, their
-order meaning nothing. A part only one side has shows each of its leaves against `None`. The
-changes come in the record's own order: fields as declared, maps by id, lists by index (a
-field only one side has takes its place among its siblings, the new side's order first).
+The records' comparable data (`model.attributes`) is compared with DeepDiff (numbers by
+value: `Decimal("20")` equals `Decimal("20.00")` and `20`; lists by position), but for the
+records there is one of per customer, compared leaf by leaf for speed (see `PER_CUSTOMER`).
+What is found is turned into `FieldChange`s on the leaves, in the project's path notation:
+fields by name (`price.amount`), maps keyed by id in brackets (`items[messages].included`),
+lists by index (`tiers[1].up_to`), and sets of ids or codes (`plans`, `promo_codes`, …) as one
+value, their order meaning nothing. A part only one side has shows each of its leaves against
+`None`. The changes come in the record's own order: fields as declared, maps by id, lists by
+index (a field only one side has takes its place among its siblings, the new side's order
+first).
 """
 
 from __future__ import annotations
@@ -68,7 +69,13 @@ def compare_deep(old: Any, new: Any) -> Changed:
         if not (isinstance(before, dict | list) and isinstance(after, dict | list)):
             changed.update(_leaf_changes((name,), before, after))
             continue
-        report = DeepDiff(before, after, view="tree", ignore_numeric_type_changes=True)
+        report = DeepDiff(
+            before,
+            after,
+            view="tree",
+            ignore_numeric_type_changes=True,
+            zip_ordered_iterables=True,  # lists by position, as paths index them (`tiers[1]`)
+        )
         for levels in report.values():
             for level in levels:
                 steps = _whole((name, *level.path(output_format="list")), old, new)

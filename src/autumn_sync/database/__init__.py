@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 from autumn_sync.database.apply import apply_changes
 from autumn_sync.database.diff import PlanConflict, diff
@@ -30,14 +31,20 @@ __all__ = [
 
 @dataclass(frozen=True)
 class DatabasePlan:
-    """The database's changes (a `ChangePlan`) and the database they leave (`projected`)."""
+    """The database's changes (a `ChangePlan`) and the database they leave (`projected`,
+    worked out when asked for: only Stripe needs it)."""
 
     plan: ChangePlan
-    projected: State
+    current: State
+    desired: State
+    today: date
+
+    @cached_property
+    def projected(self) -> State:
+        return project(self.current, self.desired, self.plan.changes, self.today)
 
 
 def plan_database(current: State, desired: State, today: date) -> DatabasePlan:
     """The changes that turn `current` into `desired`, and the database once they are
     applied (raises `PlanConflict`)."""
-    plan = diff(current, desired)
-    return DatabasePlan(plan, project(current, desired, plan.changes, today))
+    return DatabasePlan(diff(current, desired), current, desired, today)

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from autumn_sync.model.customers import Customer, CustomerPlan
+from autumn_sync.model.customers import Customer, CustomerPlan, declared
 from autumn_sync.model.records import Plan
 from autumn_sync.model.state import State
 from autumn_sync.plan.changes import Archive, Change, Update
@@ -127,6 +127,8 @@ class _Attach:
     today: date
 
     def customer(self, wanted: Customer, old: Customer | None) -> Customer:
+        if old is not None and self.kept(wanted, old):
+            return old  # as the database holds it: nothing of it changes
         held = {(e or "", p.plan): p for e, p in old.all_plans()} if old is not None else {}
         projected = replace(
             wanted,
@@ -143,6 +145,16 @@ class _Attach:
             internal_id=old.internal_id,
             stripe_id=old.stripe_id,
             managed=True,
+        )
+
+    def kept(self, wanted: Customer, old: Customer) -> bool:
+        """Whether the database keeps `old` as it is: the file names it the same way and
+        declares the same, and none of its plans moves its customers to a new version."""
+        return (
+            old.managed
+            and old.key == wanted.key
+            and declared(old) == declared(wanted)
+            and not any(plan.plan in self.moves for _, plan in old.all_plans())
         )
 
     def plans_of(

@@ -99,14 +99,15 @@ class AddressError(ValueError):
 
 def named(kind: Kind, key: str, part: str | None = None, index: str | None = None) -> str:
     """The address of an object named by an id: `plan.pro`, `stripe_price.pro.base[user_1]`."""
-    text = f"{kind.value}.{key}" if part is None else f"{kind.value}.{key}.{part}"
+    # `kind + …` (not `kind.value`): the enum's value lookup would cost a third of the time
+    text = kind + "." + key if part is None else kind + "." + key + "." + part
     return text if index is None else f"{text}[{index}]"
 
 
 def keyed(kind: Kind, key: str, part: str | None = None, index: str | None = None) -> str:
     """The address of an object of a customer's, by the customer's key (`.user_1` or
     `[a@b.com]`): `customer.user_1`, `balance[a@b.com].messages`."""
-    text = f"{kind.value}{key}" if part is None else f"{kind.value}{key}.{part}"
+    text = kind + key if part is None else kind + key + "." + part
     return text if index is None else f"{text}[{index}]"
 
 

@@ -29,6 +29,14 @@ _created: dict[str, str] = {}
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """With `-n`, workers steal tests from each other: the tests' durations are uneven (a few
+    take seconds), and the default split leaves one worker idle at the end."""
+    if getattr(config.option, "numprocesses", None) and config.option.dist == "load":
+        config.option.dist = "worksteal"
+
+
 def server_url(kind: str) -> str:
     """URL of this process's scratch database on the `kind` server (created on first use,
     dropped when the test session ends)."""

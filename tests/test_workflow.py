@@ -117,15 +117,11 @@ def cli_env() -> dict[str, str]:
 
 @cache
 def help_text(path: tuple[str, ...]) -> str:
-    """`autumn-sync PATH --help`, run as the installed script; fails if the command is unknown."""
-    assert SCRIPT.exists(), f"{SCRIPT} is not installed (pip install -e '.[test]')"
-    result = subprocess.run(
-        [str(SCRIPT), *path, "--help"], capture_output=True, text=True, env=cli_env()
-    )
+    """`autumn-sync PATH --help` (in this process: the installed script is run by the hook's
+    tests and `test_cli`); fails if the command is unknown."""
+    result = run_cli(*path, "--help")
     command = " ".join(["autumn-sync", *path])
-    assert result.returncode == 0, (
-        f"`{command}` does not exist: {result.stderr.strip().splitlines()[-1]}"
-    )
+    assert result.exit_code == 0, f"`{command}` does not exist: {result.output.strip()}"
     return result.stdout
 
 

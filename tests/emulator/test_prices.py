@@ -139,6 +139,21 @@ def test_lookup_key_unique_unless_transferred(client: stripe.StripeClient) -> No
     assert client.v1.prices.retrieve(new.id).lookup_key is None
 
 
+def test_an_empty_lookup_key_is_refused_and_nothing_is_made(client: stripe.StripeClient) -> None:
+    """Stripe reads an empty string as unsetting a parameter, and a lookup key can't be
+    unset: a price made with `lookup_key=""` is refused, on create and on update."""
+    product = make_product(client)
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        make_price(client, product.id, 2000, lookup_key="")
+    assert (caught.value.code, caught.value.param) == ("parameter_invalid_empty", "lookup_key")
+    assert client.v1.prices.list(params={"product": product.id}).data == []
+    price = make_price(client, product.id, 2000, lookup_key="pro_monthly")
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        client.v1.prices.update(price.id, params={"lookup_key": ""})
+    assert caught.value.code == "parameter_invalid_empty"
+    assert client.v1.prices.retrieve(price.id).lookup_key == "pro_monthly"
+
+
 def test_default_price_cannot_be_archived(client: stripe.StripeClient) -> None:
     product = make_product(client)
     price = make_price(client, product.id)

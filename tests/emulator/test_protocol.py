@@ -109,7 +109,7 @@ def test_rule_errors_replay_but_validation_errors_do_not(client: stripe.StripeCl
     options: stripe.RequestOptions = {"idempotency_key": "price-2"}
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.prices.create(params=conflicting, options=options)  # type: ignore[arg-type]
-    client.v1.prices.update(holder.id, params={"lookup_key": ""})
+    client.v1.prices.update(holder.id, params={"lookup_key": "elsewhere"})  # frees `pro`
     with pytest.raises(stripe.InvalidRequestError) as caught:
         client.v1.prices.create(params=conflicting, options=options)  # type: ignore[arg-type]
     assert caught.value.headers is not None

@@ -633,7 +633,7 @@ def test_a_custom_price_is_the_customers_own_price_on_the_plans_product() -> Non
             address="stripe_price.pro.base[user_1]",
             product="stripe_product.pro",
             currency="usd",
-            lookup_key="",
+            lookup_key=None,  # Stripe refuses an empty key: none is sent
             version=2,
             unit_amount_decimal=Decimal(1500),
             recurring=MONTHLY,
@@ -743,7 +743,7 @@ def price(address: str, version: int, stripe_id: str | None = None) -> StripePri
         address=address,
         product="stripe_product.pro",
         currency="usd",
-        lookup_key="",
+        lookup_key=None,
         version=version,
         unit_amount_decimal=Decimal(version),
         recurring=MONTHLY,

@@ -33,6 +33,17 @@ class Params:
         """Whether the parameter was sent as an empty string (Stripe's way to unset)."""
         return self.data.get(key) == ""
 
+    def reject_empty(self, key: str) -> None:
+        """Refuse an empty string for a parameter that cannot be unset."""
+        if self.is_empty(key):
+            raise invalid(
+                f"You passed an empty string for '{self.name(key)}'. Empty values unset a "
+                f"parameter, and '{self.name(key)}' cannot be unset: remove it from the "
+                "request or send a value.",
+                self.name(key),
+                "parameter_invalid_empty",
+            )
+
     def names(self) -> list[str]:
         """The parameter names at this level, in the order sent."""
         return list(self.data)

@@ -64,7 +64,7 @@ class StripePrice:
     address: str
     product: str  # address
     currency: str
-    lookup_key: str
+    lookup_key: str | None  # None: a customer's own price (Stripe takes no empty key)
     version: int
     unit_amount_decimal: Decimal | None = None
     recurring: Recurring | None = None

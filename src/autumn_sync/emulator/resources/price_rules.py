@@ -76,7 +76,7 @@ def build_price(state: State, p: Params) -> JsonDict:
         _fill_tiered(p, price)
     else:
         _fill_per_unit(p, price)
-    _check_lookup_key_length(p)
+    check_lookup_key(p)
     return price
 
 
@@ -86,7 +86,10 @@ def _currency(code: str, param: str) -> str:
     return code.lower()
 
 
-def _check_lookup_key_length(p: Params) -> None:
+def check_lookup_key(p: Params) -> None:
+    """A lookup key is a non-empty string of at most 200 characters: Stripe takes an empty
+    string as an attempt to unset it, which it refuses (a price's key is moved, not unset)."""
+    p.reject_empty("lookup_key")
     key = p.string("lookup_key")
     if key is not None and len(key) > 200:
         raise invalid("Invalid lookup_key: at most 200 characters.", "lookup_key")

@@ -20,7 +20,7 @@ from autumn_sync.emulator.listing import (
 )
 from autumn_sync.emulator.params import Params
 from autumn_sync.emulator.resources import products
-from autumn_sync.emulator.resources.price_rules import TAX_BEHAVIORS, build_price
+from autumn_sync.emulator.resources.price_rules import TAX_BEHAVIORS, build_price, check_lookup_key
 from autumn_sync.emulator.routing import Call, Route
 from autumn_sync.emulator.store import JsonDict, State, mapping
 from autumn_sync.emulator.views import Expand, reference, register, without_hidden
@@ -128,7 +128,8 @@ def update(call: Call) -> JsonDict:
     if active is not None:
         changes["active"] = active
     if p.has("lookup_key"):
-        changes["lookup_key"] = p.string("lookup_key") or None
+        check_lookup_key(p)
+        changes["lookup_key"] = p.string("lookup_key")
         transfer = p.boolean("transfer_lookup_key") is True
         _check_lookup_key(state, changes["lookup_key"], str(price["id"]), transfer)
     if active is False:

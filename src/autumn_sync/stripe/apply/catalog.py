@@ -90,10 +90,10 @@ def _price_params(writer: StripeWriter, price: StripePrice) -> dict[str, Any]:
     params: dict[str, Any] = {
         "product": writer.ids[price.product],
         "currency": price.currency,
-        "lookup_key": price.lookup_key,
-        "transfer_lookup_key": True,
         "metadata": owner_metadata(price.address, **{VERSION_KEY: str(price.version)}),
     }
+    if price.lookup_key is not None:
+        params.update(lookup_key=price.lookup_key, transfer_lookup_key=True)
     if price.tiers:
         params["billing_scheme"] = "tiered"
         params["tiers_mode"] = price.tiers_mode
@@ -159,7 +159,7 @@ def _update_price(writer: StripeWriter, change: Update, old: StripePrice, new: S
     params: dict[str, Any] = {}
     if old.active != new.active:
         params["active"] = new.active
-    if old.lookup_key != new.lookup_key:
+    if new.lookup_key is not None and old.lookup_key != new.lookup_key:
         params.update(lookup_key=new.lookup_key, transfer_lookup_key=True)
     params = reclaim(old, new.address, params)
     writer.write(change, f"/v1/prices/{writer.ids[new.address]}", params)

@@ -230,7 +230,7 @@ class _Mapper:
             own = address not in standard or standard[address].terms() != price.terms()
             if own:
                 address = str(replace(Address.parse(address), index=whose))
-                self.own_prices[address] = replace(price, address=address, lookup_key="")
+                self.own_prices[address] = replace(price, address=address, lookup_key=None)
             items.append(PlannedItem(address, version, own, _quantity(price, wanted.quantity, per)))
         return items
 

@@ -195,7 +195,7 @@ def _price(obj: Obj, names: dict[str, str]) -> StripePrice:
         address=obj["metadata"][OWNER_KEY],
         product=names.get(product, unmanaged(product)),
         currency=obj.get("currency") or "",
-        lookup_key=obj.get("lookup_key") or "",
+        lookup_key=obj.get("lookup_key") or None,
         version=int(obj["metadata"].get(VERSION_KEY) or 0),
         unit_amount_decimal=None if tiers else _decimal(obj.get("unit_amount_decimal")),
         recurring=_recurring(recurring, names) if recurring else None,

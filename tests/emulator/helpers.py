@@ -68,3 +68,16 @@ def make_meter(client: stripe.StripeClient, event_name: str = "messages") -> Any
         "default_aggregation": {"formula": "sum"},
     }
     return client.v1.billing.meters.create(params=params)
+
+
+def advance_to(emu: Any, moment: int) -> None:
+    """Move the emulator's clock just past `moment`."""
+    emu.clock.advance(moment - emu.clock.now() + 1)
+
+
+def subscribe(
+    client: stripe.StripeClient, customer: str, *items: dict[str, Any], **extra: Any
+) -> Any:
+    """A subscription with `items`, its latest invoice expanded."""
+    params = {"customer": customer, "items": list(items), "expand": ["latest_invoice"], **extra}
+    return client.v1.subscriptions.create(params=params)

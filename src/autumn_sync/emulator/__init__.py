@@ -2,9 +2,12 @@
 
 It speaks Stripe's HTTP API (form-encoded requests, JSON responses, list objects, Stripe's
 error shapes) for the objects the tool uses — products, prices, billing meters, customers,
-subscriptions, coupons, promotion codes — and enforces the rules a reconciler depends on. It
-can add latency, rate-limit, inject 500s and drop responses after doing the work. It uses
-only the standard library; `stripe` is imported only by `Emulator.client()`.
+subscriptions, subscription schedules, invoices, coupons, promotion codes — and enforces the
+rules a reconciler depends on. It bills as Stripe does: first invoices, renewals, trials,
+prorations, discounts and `invoices/create_preview`, in minor units; tests move time with
+`emu.clock.advance(seconds)` and what fell due is done before the next request. It can add
+latency, rate-limit, inject 500s and drop responses after doing the work. It uses only the
+standard library; `stripe` is imported only by `Emulator.client()`.
 
     from autumn_sync.emulator import Emulator
 

@@ -2,8 +2,9 @@
 
 For each request, in order: latency; the rate limit (429); authentication (401); an injected
 fault (500, before any work); routing (404 for unknown URLs); the idempotency check for POSTs
-that carry an `Idempotency-Key`; the handler, under the state lock; and finally, for requests
-that did their work, possibly dropping the response.
+that carry an `Idempotency-Key`; under the state lock, whatever fell due since the last request
+(renewals, trial ends, schedule phases), then the handler; and finally, for requests that did
+their work, possibly dropping the response.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ class App:
         """Run the handler; returns the response and whether an idempotent replay keeps it."""
         with self.state.lock:
             try:
+                self.state.run_due()
                 body = route.handler(_call(self.state, path_args, params))
             except StripeError as error:
                 return error_response(error), error.saved

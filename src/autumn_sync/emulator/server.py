@@ -23,6 +23,7 @@ from autumn_sync.emulator.params import Params
 from autumn_sync.emulator.requestlog import RequestLog
 from autumn_sync.emulator.resources import ROUTES
 from autumn_sync.emulator.resources.customers import build_customer
+from autumn_sync.emulator.resources.due import process_due
 from autumn_sync.emulator.routing import Call, Router
 from autumn_sync.emulator.store import Clock, JsonDict, State
 from autumn_sync.emulator.views import Expand
@@ -101,6 +102,7 @@ class Emulator:
         self.host, self.port = host, port
         self.clock = clock or Clock()
         self.state = State(self.clock, seed)
+        self.state.due_handler = process_due
         self.faults = Faults(latency_ms, rate_limit, fault_rate, drop_rate, seed)
         self.requests = RequestLog()
         self.idempotency = IdempotencyStore(self.clock)
@@ -205,6 +207,7 @@ class Emulator:
         expand = Params(form).strings("expand")
         form.pop("expand", None)
         with self.state.lock:
+            self.state.run_due()
             return route.handler(Call(self.state, Params(form), path_args, Expand(expand)))
 
     def add_customer(self, customer_id: str, **fields: object) -> JsonDict:

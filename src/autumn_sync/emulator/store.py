@@ -1,5 +1,9 @@
 """The emulator's stored objects: one table per kind, a clock, and id generation.
 
+Time-driven work (renewals, trial ends, schedule phases) is done lazily: `due_at` is the
+earliest moment something falls due, and `run_due`, called before each request, hands the
+state to `due_handler` only once the clock has passed it.
+
 Objects are kept as JSON-ready dicts in their full shape (fields Stripe hides unless expanded,
 such as price `tiers`, are stored and stripped when presented). References to other objects
 are ids. Every table remembers the creation order (a global sequence), which lists and cursors
@@ -12,6 +16,7 @@ Tests may look at and change objects behind the API's back through `State.get`, 
 from __future__ import annotations
 
 import copy
+import math
 import random
 import string
 import threading
@@ -35,6 +40,10 @@ KINDS: dict[str, tuple[str, str]] = {
     "promotion_code": ("promo_", "promotion code"),
     "discount": ("di_", "discount"),
     "payment_method": ("pm_", "payment method"),
+    "invoice": ("in_", "invoice"),
+    "invoiceitem": ("ii_", "invoice item"),
+    "line_item": ("il_", "line item"),
+    "subscription_schedule": ("sub_sched_", "subscription schedule"),
 }
 ID_ALPHABET = string.ascii_letters + string.digits
 
@@ -102,10 +111,24 @@ class State:
         self.lookup_keys: dict[str, str] = {}
         self._ids = random.Random(seed)
         self._seq = 0
+        self.due_at: float = math.inf
+        self.due_handler: Callable[[State], None] | None = None
+        self.frozen_now: int | None = None
+
+    def wake_at(self, moment: int | None) -> None:
+        """Note that something (a renewal, a trial end, a phase change) falls due at `moment`."""
+        if moment is not None and moment < self.due_at:
+            self.due_at = moment
+
+    def run_due(self) -> None:
+        """Process what fell due since the last request; costs one comparison when nothing did."""
+        if self.due_handler is not None and self.clock.now() >= self.due_at:
+            with self.lock:
+                self.due_handler(self)
 
     def now(self) -> int:
-        """The emulator's current time."""
-        return self.clock.now()
+        """The emulator's current time (the moment being processed while catching up)."""
+        return self.frozen_now if self.frozen_now is not None else self.clock.now()
 
     def new_id(self, kind: str, length: int = 24) -> str:
         """A fresh random id with the kind's prefix (reproducible with a seed)."""

@@ -5,11 +5,14 @@ from __future__ import annotations
 from autumn_sync.emulator.resources import (
     coupons,
     customers,
+    invoices,
     meters,
     payment_methods,
+    previews,
     prices,
     products,
     promotion_codes,
+    schedules,
     subscriptions,
 )
 from autumn_sync.emulator.routing import Route
@@ -23,4 +26,7 @@ ROUTES: list[Route] = [
     *subscriptions.ROUTES,
     *coupons.ROUTES,
     *promotion_codes.ROUTES,
+    *previews.ROUTES,
+    *invoices.ROUTES,
+    *schedules.ROUTES,
 ]

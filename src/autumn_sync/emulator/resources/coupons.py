@@ -35,7 +35,18 @@ def view(state: State, coupon: JsonDict, expand: Expand) -> JsonDict:
     expand.check(("applies_to",))
     out = without_hidden(coupon, ("applies_to",), expand)
     out["metadata"] = mapping(coupon["metadata"])
+    out["valid"] = coupon_valid(state, coupon)
     return out
+
+
+def coupon_valid(state: State, coupon: JsonDict) -> bool:
+    """Whether the coupon can still be redeemed: before `redeem_by` and fewer than
+    `max_redemptions` times."""
+    redeem_by = coupon.get("redeem_by")
+    if isinstance(redeem_by, int) and redeem_by <= state.now():
+        return False
+    limit = coupon.get("max_redemptions")
+    return not (isinstance(limit, int) and int(str(coupon["times_redeemed"])) >= limit)
 
 
 def create(call: Call) -> JsonDict:

@@ -1,5 +1,10 @@
 """Promotion codes: create, retrieve, update (`active`, `metadata`, `restrictions`), list.
 
+A code is redeemed through a subscription's `discounts[n][promotion_code]`; Stripe then refuses
+it when inactive, past `expires_at`, redeemed `max_redemptions` times, restricted to another
+`customer`, or restricted to `first_time_transaction` for a customer who already paid (see
+`subscription_rules.redeemable_promotion`). Each redemption counts in `times_redeemed`.
+
 In the pinned API version a promotion code names its coupon through the polymorphic
 `promotion` hash (`promotion[type]=coupon&promotion[coupon]=...`), not a top-level `coupon`
 parameter. A code is unique, regardless of case, among the active promotion codes for the
@@ -65,7 +70,7 @@ def create(call: Call) -> JsonDict:
         "created": state.now(),
         "customer": customer,
         "customer_account": None,
-        "expires_at": p.integer("expires_at"),
+        "expires_at": _expires_at(state, p, coupon_id),
         "livemode": False,
         "max_redemptions": p.integer("max_redemptions", minimum=1),
         "metadata": metadata.merged({}, p),
@@ -88,6 +93,19 @@ def _coupon(state: State, p: Params) -> str:
     assert coupon_id is not None
     state.require("coupon", coupon_id, promotion.name("coupon"), status=400)
     return coupon_id
+
+
+def _expires_at(state: State, p: Params, coupon_id: str) -> int | None:
+    """`expires_at`: in the future, and not after the coupon's `redeem_by`."""
+    moment = p.integer("expires_at")
+    if moment is None:
+        return None
+    if moment <= state.now():
+        raise invalid("expires_at must be in the future.", "expires_at")
+    redeem_by = state.require("coupon", coupon_id).get("redeem_by")
+    if isinstance(redeem_by, int) and moment > redeem_by:
+        raise invalid("expires_at cannot be after the coupon's redeem_by.", "expires_at")
+    return moment
 
 
 def _code(state: State, p: Params) -> str:

@@ -10,6 +10,7 @@ from autumn_sync.emulator import metadata
 from autumn_sync.emulator.errors import invalid
 from autumn_sync.emulator.params import Params
 from autumn_sync.emulator.resources import subscription_rules as rules
+from autumn_sync.emulator.resources.charges import Slot
 from autumn_sync.emulator.store import JsonDict, State, mapping
 
 
@@ -23,10 +24,25 @@ class _Change:
     quantity: int | None
 
 
+@dataclass
+class ItemPlan:
+    """The validated rows of an update: the items now, those removed, and the changes."""
+
+    items: list[JsonDict]
+    removed: set[str]
+    changes: list[_Change]
+
+
 def apply_item_changes(state: State, sub: JsonDict, rows: list[Params]) -> None:
     """Apply the `items` rows of a subscription update."""
     if not rows:
         return
+    plan = plan_item_changes(state, sub, rows)
+    _commit(state, sub, plan.items, plan.removed, plan.changes)
+
+
+def plan_item_changes(state: State, sub: JsonDict, rows: list[Params]) -> ItemPlan:
+    """Validate the `items` rows of an update (or of a preview) without changing anything."""
     items = _items(state, sub)
     removed: set[str] = set()
     changes: list[_Change] = []
@@ -41,7 +57,27 @@ def apply_item_changes(state: State, sub: JsonDict, rows: list[Params]) -> None:
             price = rules.item_price(state, row)
             changes.append(_Change(row, None, price, rules.item_quantity(row, price)))
     _check_result(state, items, removed, changes)
-    _commit(state, sub, items, removed, changes)
+    return ItemPlan(items, removed, changes)
+
+
+def slots_after(state: State, plan: ItemPlan) -> list[Slot]:
+    """The items as the planned update would leave them (new ones under a fresh id)."""
+    changed = {str(c.item["id"]): c for c in plan.changes if c.item is not None}
+    slots = []
+    for item in plan.items:
+        item_id = str(item["id"])
+        if item_id in plan.removed:
+            continue
+        change = changed.get(item_id)
+        if change is None:
+            quantity = item["quantity"] if isinstance(item["quantity"], int) else None
+            slots.append(Slot(item_id, state.require("price", str(item["price"])), quantity))
+        else:
+            slots.append(Slot(item_id, change.price, change.quantity))
+    for change in plan.changes:
+        if change.item is None:
+            slots.append(Slot(state.new_id("subscription_item"), change.price, change.quantity))
+    return slots
 
 
 def _items(state: State, sub: JsonDict) -> list[JsonDict]:

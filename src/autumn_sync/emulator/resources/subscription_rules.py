@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import calendar
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 from autumn_sync.emulator import metadata
 from autumn_sync.emulator.errors import invalid, no_such, refused
 from autumn_sync.emulator.params import Params
+from autumn_sync.emulator.resources import invoices
+from autumn_sync.emulator.resources.amounts import price_cost
+from autumn_sync.emulator.resources.coupons import coupon_valid
 from autumn_sync.emulator.store import JsonDict, State, as_dict, mapping
 from autumn_sync.emulator.views import Expand, present, reference, register
 
@@ -91,6 +93,9 @@ def build_item(
         "quantity": item_quantity(row, price),
         "subscription": subscription_id,
         "tax_rates": [],
+        "billed_until": None,
+        "billing_thresholds": None,
+        "current_trial": None,
     }
 
 
@@ -102,34 +107,9 @@ def due_now(state: State, items: list[JsonDict]) -> bool:
         if as_dict(price["recurring"]).get("usage_type") == "metered":
             continue
         quantity = item["quantity"] if isinstance(item["quantity"], int) else 0
-        if _amount(price, quantity) > 0:
+        if price_cost(price, quantity) > 0:
             return True
     return False
-
-
-def _amount(price: JsonDict, quantity: int) -> Decimal:
-    """What `quantity` units of a price cost (tiers graduated or by volume)."""
-    if price["billing_scheme"] != "tiered":
-        return Decimal(str(price["unit_amount_decimal"] or 0)) * quantity
-    tiers = [as_dict(t) for t in price["tiers"]] if isinstance(price["tiers"], list) else []
-    total, floor = Decimal(0), 0
-    for tier in tiers:
-        up_to = tier["up_to"] if isinstance(tier["up_to"], int) else None
-        units = quantity if up_to is None else min(quantity, up_to)
-        if price["tiers_mode"] == "volume":
-            if up_to is None or quantity <= up_to:
-                return _tier_cost(tier, quantity)
-            continue
-        if units > floor:
-            total += _tier_cost(tier, units - floor)
-        floor = up_to or floor
-    return total
-
-
-def _tier_cost(tier: dict[str, object], units: int) -> Decimal:
-    unit = Decimal(str(tier.get("unit_amount_decimal") or 0))
-    flat = Decimal(str(tier.get("flat_amount_decimal") or 0))
-    return unit * units + (flat if units else Decimal(0))
 
 
 def check_prices(prices: list[JsonDict]) -> None:
@@ -141,9 +121,12 @@ def check_prices(prices: list[JsonDict]) -> None:
         raise invalid("A subscription cannot have two items with the same price.", "items")
 
 
-def discount_sources(state: State, p: Params, subscription: JsonDict | None = None) -> list[Source]:
-    """The coupons (and promotion codes) named by the `discounts` parameter, validated; on
-    an update, `discount` names one of the subscription's discounts to keep as it is."""
+def discount_sources(
+    state: State, p: Params, customer_id: str, subscription: JsonDict | None = None
+) -> list[Source]:
+    """The coupons (and promotion codes) named by the `discounts` parameter, checked as
+    Stripe checks a redemption by `customer_id`; on an update, `discount` names one of the
+    subscription's discounts to keep as it is."""
     sources: list[Source] = []
     for row in p.items("discounts"):
         row.check_known(DISCOUNT_PARAMS)
@@ -157,10 +140,13 @@ def discount_sources(state: State, p: Params, subscription: JsonDict | None = No
         if discount_id is not None:
             sources.append(_kept(state, row, discount_id, subscription))
             continue
+        param = row.name("coupon")
         if promo_id is not None:
-            coupon_id = _promotion_coupon(state, row, promo_id)
+            coupon_id = redeemable_promotion(state, row, promo_id, customer_id)
+            param = row.name("promotion_code")
         assert coupon_id is not None
         coupon = state.require("coupon", coupon_id, row.name("coupon"), status=400)
+        check_coupon(state, coupon, param)
         sources.append((coupon, promo_id, None))
     return sources
 
@@ -174,11 +160,45 @@ def _kept(state: State, row: Params, discount_id: str, subscription: JsonDict | 
     return state.require("coupon", coupon_id), None, discount_id
 
 
-def _promotion_coupon(state: State, row: Params, promo_id: str) -> str:
-    promo = state.require("promotion_code", promo_id, row.name("promotion_code"), status=400)
-    if not promo["active"]:
-        raise refused(f"The promotion code '{promo_id}' is inactive.", row.name("promotion_code"))
+def check_coupon(state: State, coupon: JsonDict, param: str) -> None:
+    """Refuse a coupon that can no longer be redeemed."""
+    if not coupon_valid(state, coupon):
+        raise refused(
+            f"The coupon '{coupon['id']}' is no longer valid: it was redeemed its maximum "
+            "number of times or its redeem_by date has passed.",
+            param,
+            "coupon_expired",
+        )
+
+
+def redeemable_promotion(state: State, row: Params, promo_id: str, customer_id: str) -> str:
+    """The coupon of a promotion code the customer may redeem now (Stripe refuses an
+    inactive, expired or exhausted code, a code restricted to another customer, and a
+    first-time-transaction code for a customer who already paid)."""
+    param = row.name("promotion_code")
+    promo = state.require("promotion_code", promo_id, param, status=400)
+    problem = _promotion_problem(state, promo, customer_id)
+    if problem is not None:
+        raise refused(f"The promotion code '{promo['code']}' {problem}.", param)
     return str(mapping(promo["promotion"])["coupon"])
+
+
+def _promotion_problem(state: State, promo: JsonDict, customer_id: str) -> str | None:
+    expires_at = promo.get("expires_at")
+    limit = promo.get("max_redemptions")
+    restrictions = as_dict(promo.get("restrictions"))
+    if not promo["active"]:
+        return "is inactive"
+    if isinstance(expires_at, int) and expires_at <= state.now():
+        return "has expired"
+    if isinstance(limit, int) and int(str(promo["times_redeemed"])) >= limit:
+        return "has been redeemed its maximum number of times"
+    if promo.get("customer") not in (None, customer_id):
+        return "belongs to another customer"
+    first_time = restrictions.get("first_time_transaction") is True
+    if first_time and invoices.has_paid_before(state, customer_id):
+        return "is only for customers who have never paid"
+    return None
 
 
 def add_discounts(state: State, sources: list[Source], subscription: JsonDict) -> list[str]:
@@ -189,27 +209,38 @@ def add_discounts(state: State, sources: list[Source], subscription: JsonDict) -
         if kept is not None:
             ids.append(kept)
             continue
-        start = state.now()
-        months = coupon["duration_in_months"]
-        end = add_interval(start, "month", months) if isinstance(months, int) else None
-        discount: JsonDict = {
-            "id": state.new_id("discount"),
-            "object": "discount",
-            "checkout_session": None,
-            "customer": subscription["customer"],
-            "end": end,
-            "invoice": None,
-            "invoice_item": None,
-            "promotion_code": promo_id,
-            "source": {"coupon": coupon["id"], "type": "coupon"},
-            "start": start,
-            "subscription": subscription["id"],
-            "subscription_item": None,
-        }
-        state.add(discount)
+        discount = state.add(new_discount(state, coupon, promo_id, subscription))
         coupon["times_redeemed"] = int(str(coupon["times_redeemed"])) + 1
+        promo = state.find("promotion_code", promo_id) if promo_id else None
+        if promo is not None:
+            promo["times_redeemed"] = int(str(promo["times_redeemed"])) + 1
         ids.append(str(discount["id"]))
     return ids
+
+
+def new_discount(
+    state: State, coupon: JsonDict, promo_id: str | None, subscription: JsonDict
+) -> JsonDict:
+    """A discount of `coupon` on `subscription` starting now (not stored): a repeating
+    coupon's discount ends after its months."""
+    start = state.now()
+    months = coupon["duration_in_months"]
+    end = add_interval(start, "month", months) if isinstance(months, int) else None
+    return {
+        "id": state.new_id("discount"),
+        "object": "discount",
+        "checkout_session": None,
+        "customer": subscription["customer"],
+        "customer_account": None,
+        "end": end,
+        "invoice": None,
+        "invoice_item": None,
+        "promotion_code": promo_id,
+        "source": {"coupon": coupon["id"], "type": "coupon"},
+        "start": start,
+        "subscription": subscription["id"],
+        "subscription_item": None,
+    }
 
 
 def owned_item(state: State, subscription: JsonDict, row: Params) -> JsonDict:
@@ -223,26 +254,60 @@ def owned_item(state: State, subscription: JsonDict, row: Params) -> JsonDict:
 
 
 def view_item(state: State, item: JsonDict, expand: Expand) -> JsonDict:
-    """A subscription item, always with its full price."""
-    expand.check(("price", "discounts"))
+    """A subscription item, always with its full price and the `plan` Stripe still shows."""
+    expand.check(("price", "discounts", "plan"))
     out = dict(item)
     out["metadata"] = mapping(item["metadata"])
     price = state.find("price", str(item["price"]))
     out["price"] = present(state, price, expand.sub("price")) if price else item["price"]
+    if price is not None:
+        out["plan"] = plan_of(state, price, expand.sub("plan"))
     out["discounts"] = [
         reference(state, "discount", d, expand, "discounts") for d in _ids(item["discounts"])
     ]
     return out
 
 
+def plan_of(state: State, price: JsonDict, expand: Expand) -> JsonDict:
+    """The legacy `plan` view of a recurring price (`product` expands)."""
+    expand.check(("product",))
+    recurring = as_dict(price["recurring"])
+    return {
+        "id": price["id"],
+        "object": "plan",
+        "active": price["active"],
+        "amount": price["unit_amount"],
+        "amount_decimal": price["unit_amount_decimal"],
+        "billing_scheme": price["billing_scheme"],
+        "created": price["created"],
+        "currency": price["currency"],
+        "interval": recurring.get("interval"),
+        "interval_count": recurring.get("interval_count"),
+        "livemode": False,
+        "metadata": mapping(price["metadata"]),
+        "meter": recurring.get("meter"),
+        "nickname": price["nickname"],
+        "product": reference(state, "product", price["product"], expand, "product"),
+        "tiers_mode": price["tiers_mode"],
+        "transform_usage": price["transform_quantity"],
+        "trial_period_days": recurring.get("trial_period_days"),
+        "usage_type": recurring.get("usage_type"),
+    }
+
+
 def view_subscription(state: State, sub: JsonDict, expand: Expand) -> JsonDict:
-    """A subscription; `customer`, `discounts` and `items.data.price...` expand."""
-    expand.check(("customer", "discounts", "items", "latest_invoice"))
+    """A subscription; `customer`, `discounts`, `latest_invoice`, `schedule` and
+    `items.data.price...` expand."""
+    expand.check(("customer", "discounts", "items", "latest_invoice", "schedule"))
     items_expand = expand.sub("items")
     items_expand.check(("data",))
     out = dict(sub)
     out["metadata"] = mapping(sub["metadata"])
     out["customer"] = reference(state, "customer", sub["customer"], expand, "customer")
+    out["latest_invoice"] = reference(
+        state, "invoice", sub["latest_invoice"], expand, "latest_invoice"
+    )
+    out["schedule"] = reference(state, "subscription_schedule", sub["schedule"], expand, "schedule")
     out["discounts"] = [
         reference(state, "discount", d, expand, "discounts") for d in _ids(sub["discounts"])
     ]

@@ -342,7 +342,7 @@ stripe_price.extra_credits.credits v1: active on stripe_product.extra_credits.cr
 stripe_price.pro.base v1: active on stripe_product.pro, usd unit_amount_decimal=2000, every 1 month licensed, lookup_key=autumn_sync.pro.base
 stripe_price.pro.messages v1: active on stripe_product.pro.messages, usd graduated tiers=[1000: 0, inf: 5], every 1 month metered meter=stripe_meter.pro.messages, lookup_key=autumn_sync.pro.messages
 stripe_price.pro.seats v1: active on stripe_product.pro.seats, usd graduated tiers=[10: 1000, inf: 800], every 1 month licensed, lookup_key=autumn_sync.pro.seats
-stripe_coupon.launch20 (launch20): active "Launch discount" 20% off repeating 3 months applies_to=['stripe_product.business', 'stripe_product.pro']
+stripe_coupon.launch20 (launch20): active "Launch discount" 20% off repeating 3 months applies_to=['stripe_product.business', 'stripe_product.business.messages', 'stripe_product.pro', 'stripe_product.pro.messages', 'stripe_product.pro.seats']
 stripe_coupon.welcome5 (welcome5): active "welcome5" 500 usd off once applies_to=[]
 stripe_promotion_code.launch20.LAUNCH20: active LAUNCH20 coupon=stripe_coupon.launch20
 stripe_promotion_code.welcome5.WELCOME5: active WELCOME5 coupon=stripe_coupon.welcome5
@@ -396,8 +396,10 @@ def test_example_objects_field_by_field(sync: Sync) -> None:
     (credits,) = owned(emu, "price", "stripe_price.extra_credits.credits")
     assert (credits["unit_amount_decimal"], credits["unit_amount"]) == ("1", 1)  # $10 / 1000
     (launch,) = owned(emu, "coupon", "stripe_coupon.launch20")
-    business = owned(emu, "product", "stripe_product.business")[0]["id"]
-    assert sorted(launch["applies_to"]["products"]) == sorted([pro["id"], business])
+    # every product of the plans the reward names: base, usage and seat products
+    plans = ("business", "business.messages", "pro", "pro.messages", "pro.seats")
+    products = [owned(emu, "product", f"stripe_product.{p}")[0]["id"] for p in plans]
+    assert sorted(launch["applies_to"]["products"]) == sorted(products)
     (code,) = owned(emu, "promotion_code", "stripe_promotion_code.launch20.LAUNCH20")
     assert code["promotion"] == {"type": "coupon", "coupon": launch["id"]}
 
@@ -560,6 +562,12 @@ def test_plan_removed_with_customers_is_archived_in_stripe(sync: Sync) -> None:
     )
 
 
+LAUNCH_APPLIES = (
+    "applies_to=['stripe_product.business', 'stripe_product.business.messages',"
+    " 'stripe_product.pro', 'stripe_product.pro.messages', 'stripe_product.pro.seats']"
+)
+
+
 def test_plan_removed_without_customers_is_archived_in_stripe(sync: Sync) -> None:
     sync.apply(catalog())
     before = ids(sync.emu)
@@ -571,11 +579,10 @@ def test_plan_removed_without_customers_is_archived_in_stripe(sync: Sync) -> Non
         'stripe_meter.pro.messages: inactive "Pro \u2013 Messages"'
         " event_name=autumn_sync.pro.messages\n" + PRO_ARCHIVED
     )
+    # the coupon is kept: the pro products it also names are archived (nothing to discount)
     assert describe(sync.emu, "stripe_coupon.launch20") == (
-        'stripe_coupon.launch20 (launch20): archived "Launch discount" 20% off repeating'
-        " 3 months applies_to=['stripe_product.business', 'stripe_product.pro']\n"
-        'stripe_coupon.launch20 (launch20-v2): active "Launch discount" 20% off repeating'
-        " 3 months applies_to=['stripe_product.business']\n"
+        'stripe_coupon.launch20 (launch20): active "Launch discount" 20% off repeating'
+        f" 3 months {LAUNCH_APPLIES}\n"
     )
 
 
@@ -614,7 +621,7 @@ def test_a_coupon_whose_terms_change_is_replaced_by_a_new_coupon(sync: Sync) -> 
         "  -/+ stripe_promotion_code.launch20.LAUNCH20 (replace: its coupon is replaced: the code"
         " moves to the new coupon)",
     ]
-    applies = "applies_to=['stripe_product.business', 'stripe_product.pro']"
+    applies = LAUNCH_APPLIES
     assert describe(sync.emu, "stripe_coupon.*", "stripe_promotion_code.launch20.*") == (
         f'stripe_coupon.launch20 (launch20): archived "Launch discount" 20% off repeating'
         f" 3 months {applies}\n"

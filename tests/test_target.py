@@ -57,7 +57,7 @@ EXPECTED = {
     },
     # A pre-provisioned customer with a custom version of Business: its balance, its custom
     # prices, its subscriptions, and the catalog they stand on (its launch20 discount applies
-    # to Pro too, so the coupon needs Pro's product).
+    # to every product of Pro too, so the coupon needs them).
     ("customer[billing@acme.com]", "reward.welcome5"): {
         "customer[billing@acme.com]",
         "balance[billing@acme.com].messages",
@@ -84,6 +84,8 @@ EXPECTED = {
         "stripe_coupon.launch20",
         "plan.pro",
         "stripe_product.pro",
+        "stripe_product.pro.messages",
+        "stripe_product.pro.seats",
         "reward.welcome5",
         "stripe_coupon.welcome5",
         "stripe_promotion_code.welcome5.WELCOME5",

@@ -52,7 +52,7 @@ def price(
         address=address,
         product=PRO if part == "base" else f"{PRO}.{part}",
         currency="usd",
-        lookup_key=f"autumn_sync.pro.{part}" if "[" not in address else "",
+        lookup_key=f"autumn_sync.pro.{part}" if "[" not in address else None,
         version=version,
         unit_amount_decimal=Decimal(cents),
         recurring=Recurring("month", 1),
@@ -79,8 +79,7 @@ def coupon(percent: int = 20, **fields: object) -> StripeCoupon:
         "repeating",
         percent_off=Decimal(percent),
         duration_in_months=3,
-        applies_to=(PRO,),
-        **fields,  # type: ignore[arg-type]
+        **{"applies_to": (PRO,), **fields},  # type: ignore[arg-type]
     )
 
 
@@ -394,6 +393,36 @@ def test_a_coupon_whose_terms_change_is_replaced_and_its_codes_move(
         FieldChange("percent_off", Decimal(20), Decimal(25)),
     )
     assert replaced[CODE].reason == "its coupon is replaced: the code moves to the new coupon"
+
+
+USAGE = f"{PRO}.messages"
+
+
+@pytest.mark.parametrize("sold", [False, True], ids=["archived", "still-sold"])
+def test_a_coupon_naming_a_product_no_longer_wanted_is_kept_once_it_is_not_sold(
+    sold: bool,
+) -> None:
+    """A usage price removed from a plan takes its product out of the coupon's wanted
+    products: the coupon already covers every wanted product, so it stays (no new coupon,
+    its codes untouched) once the extra product is archived; a product still sold that the
+    reward no longer names is no longer discounted: that takes a new coupon."""
+    existing = stripe(*stored(coupon(applies_to=(PRO, USAGE)), code()))
+    products = (product(), product(USAGE, "Pro – Messages", active=sold))
+
+    changes = diff_stripe(existing, stripe(*products, coupon(), code()), DiffInputs())
+
+    coupon_changes = [c for c in changes if c.address in (COUPON, CODE)]
+    expected = [("Replace", COUPON), ("Replace", CODE)] if sold else []
+    assert summary(coupon_changes) == expected
+
+
+def test_a_coupon_for_a_plan_that_gains_a_usage_product_is_replaced_to_cover_it() -> None:
+    existing = stripe(*stored(coupon(), code()))
+
+    changes = diff_stripe(existing, stripe(coupon(applies_to=(PRO, USAGE)), code()), DiffInputs())
+
+    assert summary(changes) == [("Replace", COUPON), ("Replace", CODE)]
+    assert changes[0].fields[-1] == FieldChange("applies_to", (PRO,), (PRO, USAGE))
 
 
 def test_a_coupons_name_is_updated_in_place() -> None:

@@ -247,6 +247,7 @@ def _coupons(existing: StripeState, desired: StripeState) -> Iterator[Change]:
                 yield Archive(old.address, old, archived, reason="its promotion codes stop working")
         elif old is not None and new is not None:
             same = replace(new, coupon_id=old.coupon_id, stripe_id=old.stripe_id)
+            same = replace(same, applies_to=_applies_to(old, new, desired))
             if old.terms() != same.terms():
                 made = replace(new, coupon_id=_next_coupon_id(existing, new))
                 reason = "coupon terms cannot change in Stripe; a new coupon takes over, "
@@ -254,6 +255,17 @@ def _coupons(existing: StripeState, desired: StripeState) -> Iterator[Change]:
                 yield Replace(new.address, old, made, field_changes(old, made), reason)
             elif fields := _ownership(old) + field_changes(old, same):
                 yield Update(new.address, old, same, fields)
+
+
+def _applies_to(old: StripeCoupon, new: StripeCoupon, desired: StripeState) -> tuple[str, ...]:
+    """The products a kept coupon applies to: the existing ones when they cover every wanted
+    product and the others are no longer sold (a usage price removed from a plan archives its
+    product: the coupon need not be replaced for it); the wanted ones otherwise."""
+    extra = set(old.applies_to) - set(new.applies_to)
+    sold = {a for a, p in desired.products.items() if p.active}
+    if set(new.applies_to) <= set(old.applies_to) and not extra & sold:
+        return old.applies_to
+    return new.applies_to
 
 
 def _next_coupon_id(existing: StripeState, coupon: StripeCoupon) -> str:

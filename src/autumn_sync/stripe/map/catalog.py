@@ -9,7 +9,8 @@
   nothing up to the included amount, then every unit at the rate of the tier the total falls
   in, as Stripe's volume tiers do); prepaid → a licensed price;
 - a reward → a coupon `stripe_coupon.<reward>` and its promotion codes
-  `stripe_promotion_code.<reward>.<CODE>`.
+  `stripe_promotion_code.<reward>.<CODE>`; a reward for some plans applies to every product
+  of those plans (base, usage and seat products alike).
 
 Usage prices "amount per N units" become `unit_amount_decimal = amount / N` in minor units.
 """
@@ -65,6 +66,13 @@ def plan_prices(plan: Plan, currency: str, version: int) -> dict[str, StripePric
     state = StripeState()
     _add_plan(state, plan, currency, version, {})
     return state.prices
+
+
+def plan_products(plan: Plan) -> tuple[str, ...]:
+    """Every Stripe product a plan bills on: its own and one per usage-priced feature (a
+    reward for the plan discounts them all)."""
+    usage = (product_address(plan.id, i.feature) for i in plan.content.items if i.price)
+    return (product_address(plan.id), *usage)
 
 
 def product_address(plan_id: str, feature: str | None = None) -> str:
@@ -194,7 +202,12 @@ def _recurring(interval: str) -> Recurring | None:
 def _add_reward(state: StripeState, reward: Reward, currency: str, catalog: State) -> None:
     address = named(Kind.STRIPE_COUPON, reward.id)
     fixed = reward.type is RewardType.FIXED and reward.amount_off is not None
-    applies = tuple(product_address(p) for p in reward.plans if p in catalog.plans)
+    applies = tuple(
+        product
+        for p in reward.plans
+        if p in catalog.plans
+        for product in plan_products(catalog.plans[p])
+    )
     state.coupons[address] = StripeCoupon(
         address=address,
         coupon_id=reward.id,

@@ -38,7 +38,7 @@ from autumn_sync.stripe.gateway import Gateway, StripeConfig
 from autumn_sync.stripe.journal import Journal
 from benchmarks.catalog import make_catalog
 from tests.conftest import EXAMPLES, count_statements, run_cli
-from tests.helpers import add_customers
+from tests.helpers import add_customers, customer_versions
 
 EXAMPLE = EXAMPLES / "billing.yaml"
 KEY = "sk_test_x"
@@ -934,18 +934,36 @@ def test_archive_reactivate_archive_really_archives(sync: Sync) -> None:
     assert code["active"] is False
 
 
-def test_migrate_moves_only_the_current_versions_customers(sync: Sync) -> None:
-    """v1 keeps its customers when v2's move to v3: v1's price stays active for them."""
+def test_migrate_moves_the_customers_of_every_older_version(sync: Sync) -> None:
+    """v1's and v2's customers all move to v3: nobody pays the older prices any more, and
+    they are archived."""
     sync.apply(example())
     add_customers(sync.engine, "pro", 3)
     sync.apply(example(pro_price(25)))
     add_customers(sync.engine, "pro", 2)
     plan = sync.apply(example(pro_price(30, migrate=True)))
-    assert "  ~ plan.pro: new version 3 (2 customers move to it)\n" in render_text(plan)
+    # the 5 app customers and the file's user_123
+    assert "  ~ plan.pro: new version 3 (6 customers move to it)\n" in render_text(plan)
+    assert customer_versions(sync.engine, "pro") == {3: 6}
     active = sorted(
         p["unit_amount"] for p in owned(sync.emu, "price", "stripe_price.pro.base") if p["active"]
     )
-    assert active == [2000, 3000]
+    assert active == [3000]
+
+
+def test_migrate_set_later_moves_the_older_versions_customers(sync: Sync) -> None:
+    """`migrate_customers: true` set on a plan whose content stays: the customers left on
+    older versions move to the current one, and the older price is archived."""
+    sync.apply(example())
+    add_customers(sync.engine, "pro", 3)
+    sync.apply(example(pro_price(25)))  # the 3 and user_123 stay on version 1
+    plan = sync.apply(example(pro_price(25, migrate=True)))
+    assert "  ~ plan.pro (4 customers on version 1 move to version 2)\n" in render_text(plan)
+    assert customer_versions(sync.engine, "pro") == {2: 4}
+    active = sorted(
+        p["unit_amount"] for p in owned(sync.emu, "price", "stripe_price.pro.base") if p["active"]
+    )
+    assert active == [2500]
 
 
 def test_a_current_price_archived_in_the_dashboard_is_reactivated(sync: Sync) -> None:

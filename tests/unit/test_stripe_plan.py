@@ -165,13 +165,27 @@ def test_a_change_with_nobody_on_the_current_version_keeps_the_version() -> None
     assert (pro.version, pro.versions_in_use, pro.customers) == (2, ((1, 4),), 0)
 
 
-def test_only_the_current_versions_customers_move() -> None:
+def test_the_customers_of_every_older_version_move() -> None:
     current = held(billing_file(customers=()), version=2, on=((1, 4), (2, 3)))
 
     after = projected(current, billing_file(amount="25", customers=(), migrate=True))
 
     pro = after.plans["pro"]
-    assert (pro.version, pro.versions_in_use, pro.customers) == (3, ((1, 4), (3, 3)), 3)
+    assert (pro.version, pro.versions_in_use, pro.customers) == (3, ((3, 7),), 7)
+
+
+def test_migrate_set_on_an_unchanged_plan_moves_the_older_versions_customers() -> None:
+    current = held(billing_file(customers=()), version=2, on=((1, 4), (2, 3)))
+    desired = billing_file(customers=(), migrate=True)
+
+    changes = [c for c in diff(current, desired).changes if c.address == "plan.pro"]
+    after = project(current, desired, changes, TODAY)
+
+    (change,) = changes
+    assert isinstance(change, Update) and change.moving and change.new_version is None
+    assert change.reason == "4 customers on version 1 move to version 2"
+    pro = after.plans["pro"]
+    assert (pro.version, pro.versions_in_use, pro.customers) == (2, ((2, 7),), 7)
 
 
 @pytest.mark.parametrize(

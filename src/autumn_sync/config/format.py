@@ -148,7 +148,10 @@ class PlanSpec(Spec):
     default: Annotated[bool, Field(description="Attached to every new customer.")] = False
     migrate_customers: Annotated[
         bool,
-        Field(description="Move customers to the new version when items, prices or trial change."),
+        Field(
+            description="Keep every customer on the newest version: the customers of all older"
+            " versions move to it (also when the flag is set later)."
+        ),
     ] = False
     price: FixedPriceSpec | None = None
     free_trial: FreeTrialSpec | None = None

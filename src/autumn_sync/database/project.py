@@ -51,20 +51,22 @@ def project(current: State, desired: State, changes: Iterable[Change], today: da
     )
 
 
-def moving(changes: Iterable[Change]) -> dict[str, tuple[int, int]]:
-    """Plans whose current version's customers move to a new version: plan → (from, to)."""
+def moving(changes: Iterable[Change]) -> dict[str, int]:
+    """Plans whose customers on older versions all move to one version: plan → that version
+    (a new one, or the current one when only the customers move)."""
     moves = {}
     for change in changes:
         before = change.before
         if not (isinstance(change, Update) and isinstance(before, Plan) and change.moving):
             continue
-        if before.version is not None and change.new_version is not None:
-            moves[before.id] = (before.version, change.new_version)
+        target = change.new_version or before.version
+        if target is not None:
+            moves[before.id] = target
     return moves
 
 
 def _plans(
-    current: State, desired: State, changes: list[Change], moves: Mapping[str, tuple[int, int]]
+    current: State, desired: State, changes: list[Change], moves: Mapping[str, int]
 ) -> dict[str, Plan]:
     new_versions = {
         change.after.id: change.new_version
@@ -89,13 +91,13 @@ def _plans(
     return plans
 
 
-def _in_use(plan: Plan, move: tuple[int, int] | None) -> tuple[tuple[int, int], ...]:
-    """The plan's (version, customers), the customers of a version that moves counted on the
-    version they move to."""
+def _in_use(plan: Plan, move: int | None) -> tuple[tuple[int, int], ...]:
+    """The plan's (version, customers), the customers of the versions that move counted on
+    the version they move to."""
     counts = dict(plan.versions_in_use)
     if move is not None:
-        moved_from, moved_to = move
-        counts[moved_to] = counts.get(moved_to, 0) + counts.pop(moved_from, 0)
+        moved = sum(counts.pop(v) for v in [v for v in counts if v < move])
+        counts[move] = counts.get(move, 0) + moved
     return tuple(sorted((v, n) for v, n in counts.items() if n))
 
 
@@ -123,7 +125,7 @@ class _Attach:
     their customers to a new version, and today (a trial attached now starts today)."""
 
     plans: Mapping[str, Plan]
-    moves: Mapping[str, tuple[int, int]]
+    moves: Mapping[str, int]
     today: date
 
     def customer(self, wanted: Customer, old: Customer | None) -> Customer:
@@ -172,7 +174,7 @@ class _Attach:
         plan = self.plans.get(wanted.plan)
         if old is not None and old.version is not None:
             move = self.moves.get(wanted.plan)
-            kept = move[1] if move is not None and old.version == move[0] else old.version
+            kept = move if move is not None and old.version < move else old.version
             return replace(
                 wanted,
                 version=kept,

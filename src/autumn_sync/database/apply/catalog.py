@@ -164,11 +164,11 @@ def _update_plan(tx: Transaction, change: Update, old: Plan, new: Plan) -> None:
     if change.new_version is not None:
         version = change.new_version
         _insert_version(tx, new.id, version, new.content)
-        if change.moving:
-            _move_customers(tx, new.id, old.version, version)
     elif old.content != new.content:
         _delete_versions(tx, new.id, old.version)
         _insert_version(tx, new.id, old.version, new.content)
+    if change.moving:
+        _move_customers(tx, new.id, version)
     tx.connection.execute(
         update(t.plans)
         .where(t.plans.c.id == new.id)
@@ -176,10 +176,13 @@ def _update_plan(tx: Transaction, change: Update, old: Plan, new: Plan) -> None:
     )
 
 
-def _move_customers(tx: Transaction, plan_id: str, old: int, new: int) -> None:
+def _move_customers(tx: Transaction, plan_id: str, version: int) -> None:
+    """`migrate_customers`: the customers of every older version move to `version`."""
     cp = t.customer_plans
     tx.connection.execute(
-        update(cp).where((cp.c.plan_id == plan_id) & (cp.c.version == old)).values(version=new)
+        update(cp)
+        .where((cp.c.plan_id == plan_id) & (cp.c.version < version))
+        .values(version=version)
     )
 
 

@@ -123,17 +123,20 @@ def _plan_update(old: Plan, new: Plan) -> Iterator[Change]:
     fields = field_changes(old, new)
     if old.archived:
         fields = (FieldChange("archived", True, False), *fields)
+    content_changed = _content(old) != _content(new)
+    if not content_changed and new.migrate_customers and _on_older_versions(old):
+        yield _migrate(old, new, fields)
+        return
     if not fields:
         return
-    content_changed = _content(old) != _content(new)
     unarchive = "unarchive" if old.archived else None
-    if not content_changed or not old.customers or old.version is None:
+    total = old.customers_total if new.migrate_customers else old.customers
+    if not content_changed or not total or old.version is None:
         yield Update(new.address, old, new, fields, reason=unarchive)
         return
     version = old.version + 1
     if new.migrate_customers:
-        moving = _verb(old.customers, "move")
-        reason = f"new version {version} ({_customers(old.customers)} {moving} to it)"
+        reason = f"new version {version} ({_customers(total)} {_verb(total, 'move')} to it)"
     else:
         reason = (
             f"new version {version} ({_customers(old.customers)} {_verb(old.customers, 'stay')} on"
@@ -148,9 +151,29 @@ def _plan_update(old: Plan, new: Plan) -> Iterator[Change]:
         fields,
         reason=reason,
         new_version=version,
-        customers=old.customers,
+        customers=total,
         moving=new.migrate_customers,
     )
+
+
+def _on_older_versions(plan: Plan) -> int:
+    """How many customers are on versions before the plan's current one."""
+    return sum(n for v, n in plan.versions_in_use if plan.version is not None and v < plan.version)
+
+
+def _migrate(old: Plan, new: Plan, fields: tuple[FieldChange, ...]) -> Update:
+    """`migrate_customers: true` with customers still on older versions (the flag just set,
+    or versions made before it): they move to the current version, which stays as it is."""
+    moved = _on_older_versions(old)
+    older = sorted(v for v, n in old.versions_in_use if n and v < (old.version or 0))
+    listed = ", ".join(str(v) for v in older)
+    reason = (
+        f"{_customers(moved)} on version{'s' if len(older) > 1 else ''} {listed}"
+        f" {_verb(moved, 'move')} to version {old.version}"
+    )
+    if old.archived:
+        reason = f"unarchive, {reason}"
+    return Update(new.address, old, new, fields, reason=reason, customers=moved, moving=True)
 
 
 def _content(plan: Plan) -> dict[str, object]:

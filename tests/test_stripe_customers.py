@@ -512,10 +512,12 @@ def test_a_negotiated_price_is_the_customers_own_price(sync: Sync) -> None:
     assert [p["active"] for p in owned(sync.emu, "price", address)] == [False, False]
 
 
-def test_grandfathered_customers_keep_their_prices_migrated_ones_move(sync: Sync) -> None:
+def test_grandfathered_customers_keep_their_prices_until_migrate_moves_them_all(
+    sync: Sync,
+) -> None:
     """Acme is on Pro version 1 and stays there when the price goes up (version 2); Globex,
-    attached then, is on version 2, and moves to version 3 with `migrate_customers`; Acme
-    stays on version 1 (only the current version's customers move)."""
+    attached then, is on version 2; with `migrate_customers` both move to version 3 (every
+    older version's customers), and the older prices are archived."""
     globex = {"email": "billing@globex.com", "billing": INVOICED, "plans": ["pro"]}
 
     def pro(amount: int, migrate: bool = False) -> Edit:
@@ -538,19 +540,20 @@ def test_grandfathered_customers_keep_their_prices_migrated_ones_move(sync: Sync
     plan = sync.apply(file(acme("pro"), globex, edit=pro(30, migrate=True)))
     moved = [c for c in plan.changes if c.kind == "stripe_subscription"]
     assert [(c.address, [(f.path, f.before, f.after) for f in c.fields]) for c in moved] == [
+        (acme_sub, [("items[stripe_price.pro.base].version", 1, 3)]),
         (
             "stripe_subscription[billing@globex.com].pro",
             [("items[stripe_price.pro.base].version", 2, 3)],
-        )
+        ),
     ]
     acme_items = items_of(sync.emu, the(sync.emu, "subscription", acme_sub))
     globex_sub = the(sync.emu, "subscription", "stripe_subscription[billing@globex.com].pro")
-    assert acme_items[0] == ("stripe_price.pro.base", "1", 1)
+    assert acme_items[0] == ("stripe_price.pro.base", "3", 1)
     assert items_of(sync.emu, globex_sub)[0] == ("stripe_price.pro.base", "3", 1)
     active = [
         (p["unit_amount"], p["active"]) for p in owned(sync.emu, "price", "stripe_price.pro.base")
     ]
-    assert active == [(2000, True), (2500, False), (3000, True)]  # version 1's stays for Acme
+    assert active == [(2000, False), (2500, False), (3000, True)]  # nobody pays them now
 
 
 # --- 6. drift ------------------------------------------------------------------------------

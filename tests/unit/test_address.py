@@ -29,6 +29,7 @@ ADDRESSES = [
     ),
     ("stripe_product.pro.seats", Address(Kind.STRIPE_PRODUCT, "pro", "seats")),
     ("stripe_price.pro.base[user_1]", Address(Kind.STRIPE_PRICE, "pro", "base", "user_1")),
+    ("stripe_price.pro.base.v1", Address(Kind.STRIPE_PRICE, "pro", "base", version=1)),
     (
         "stripe_price.pro.base#price_9",
         Address(Kind.STRIPE_PRICE, "pro", "base", instance="price_9"),

@@ -372,6 +372,39 @@ def test_an_archived_plan_archives_its_prices_but_keeps_the_meter_customers_repo
     ]
 
 
+# --- older versions' prices ----------------------------------------------------------------
+
+
+def older(version: int, cents: int) -> tuple[str, StripePrice]:
+    return f"{BASE}.v{version}", replace(price(cents=cents, version=version), lookup_key=None)
+
+
+@pytest.mark.parametrize(
+    ("held", "wanted", "made"),
+    [
+        ((), (older(1, 2000),), [f"{BASE}.v1"]),  # Stripe connected after version 2
+        ((price(cents=2000, version=1),), (older(1, 2000),), []),  # made when it was current
+        # version 1's price bills version 2 too, but version 2 changed its terms: a price of
+        # its own
+        ((price(cents=2000, version=1),), (older(1, 2000), older(2, 2200)), [f"{BASE}.v2"]),
+    ],
+    ids=["missing", "held", "terms-changed"],
+)
+def test_an_older_version_with_customers_gets_a_price_when_stripe_has_none_with_its_terms(
+    held: tuple[StripePrice, ...], wanted: tuple[tuple[str, StripePrice], ...], made: list[str]
+) -> None:
+    existing = stripe(*stored(*held)) if held else StripeState()
+    existing = replace(existing, superseded=tuple(existing.prices.values()), prices={})
+    desired = replace(StripeState(), versions=dict(wanted))
+
+    changes = diff_stripe(existing, desired, DiffInputs())
+
+    created = [c for c in changes if isinstance(c, Create)]
+    assert [c.address for c in created] == made
+    for change in created:  # at the plan's price address, with its version, without a key
+        assert change.after == dict(wanted)[change.address]
+
+
 # --- coupons and promotion codes ----------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from autumn_sync.database.apply import apply_changes
 from autumn_sync.database.diff import PlanConflict, diff
 from autumn_sync.database.engine import statements_logged
 from autumn_sync.database.project import project
-from autumn_sync.database.read import managed_versions, read_state
+from autumn_sync.database.read import read_state, versions_with_customers
 from autumn_sync.model.state import State
 from autumn_sync.plan.plan import ChangePlan
 
@@ -22,10 +22,10 @@ __all__ = [
     "DatabasePlan",
     "PlanConflict",
     "apply_changes",
-    "managed_versions",
     "plan_database",
     "read_state",
     "statements_logged",
+    "versions_with_customers",
 ]
 
 

@@ -4,16 +4,17 @@ and nowhere else.
     feature.messages   plan.pro   plan.pro.v2   reward.launch20   settings
     customer.user_123   customer[billing@acme.com]   balance.user_123.messages
     stripe_product.pro   stripe_product.pro.messages   stripe_price.pro.base
-    stripe_price.pro.base[user_123]   stripe_price.pro.base#price_123
+    stripe_price.pro.base[user_123]   stripe_price.pro.base#price_123   stripe_price.pro.base.v1
     stripe_meter.pro.messages   stripe_coupon.launch20   stripe_promotion_code.launch20.CODE
     stripe_customer.user_123   stripe_subscription[billing@acme.com].pro[team-a]
 
 An address is a `Kind`, a key (an id; for the kinds keyed by a customer, the customer's id or,
 in brackets, its email), an optional part (a price's `base` or feature, a subscription's
 plan, a balance's feature, a promotion code), an optional index in brackets (whose own price,
-which entity's subscription), a plan version (`show` only) and an instance after `#` (one of
-several Stripe objects of one address). Records and changes hold addresses as text (cheap to
-compare, hash and print); `Address.parse` gives the typed view where code needs its parts.
+which entity's subscription), a plan version (`show`, and an older version's price) and an
+instance after `#` (one of several Stripe objects of one address). Records and changes hold
+addresses as text (cheap to compare, hash and print); `Address.parse` gives the typed view
+where code needs its parts.
 
 A customer's *key* is the part of every address that names it: `.user_123`, or
 `[billing@acme.com]` while it is known by email. The database stores it (`file_key`).
@@ -109,6 +110,11 @@ def keyed(kind: Kind, key: str, part: str | None = None, index: str | None = Non
     `[a@b.com]`): `customer.user_1`, `balance[a@b.com].messages`."""
     text = kind + key if part is None else kind + key + "." + part
     return text if index is None else f"{text}[{index}]"
+
+
+def versioned(address: str, version: int) -> str:
+    """The price `address` has for an older plan version: `stripe_price.pro.base.v1`."""
+    return str(replace(Address.parse(address), version=version))
 
 
 def instance(address: str, stripe_id: str) -> str:
@@ -210,6 +216,11 @@ _PATTERNS = {
     Kind.STRIPE_CUSTOMER: re.compile(_CUSTOMER + "$"),
     Kind.BALANCE: re.compile(_CUSTOMER + rf"\.(?P<part>{_SEGMENT})$"),
     Kind.STRIPE_SUBSCRIPTION: re.compile(_CUSTOMER + rf"\.(?P<part>{_SEGMENT}){_INDEX}$"),
+    # an older plan version's price: `stripe_price.pro.base.v1`
+    Kind.STRIPE_PRICE: re.compile(
+        rf"\.(?P<key>{_SEGMENT})(?:\.(?P<part>{_SEGMENT}))?(?:\.v(?P<version>[0-9]+))?"
+        rf"{_INDEX}{_INSTANCE}$"
+    ),
 }
 _NAMED = re.compile(rf"(?:\.(?P<key>{_SEGMENT})(?:\.(?P<part>{_SEGMENT}))?{_INDEX})?{_INSTANCE}$")
 _VERSION = re.compile(r"v([0-9]+)")
@@ -239,6 +250,7 @@ def _parse(text: str) -> Address:
         part=groups.get("part"),
         index=groups.get("index"),
         by_email=email is not None,
+        version=int(groups["version"]) if groups.get("version") else None,
         instance=groups.get("instance"),
     )
     if kind is Kind.PLAN and address.part is not None:

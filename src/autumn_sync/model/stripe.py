@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import ClassVar
 
-from autumn_sync.model.address import Kind
+from autumn_sync.model.address import Kind, versioned
 from autumn_sync.model.state import Record
 
 OWNER_KEY = "autumn_sync_address"
@@ -231,7 +231,9 @@ class StripeSubscription:
         return self.status in ENDED
 
     def references(self) -> tuple[str, ...]:
-        return (self.customer, *(price for price, _ in self.items), *self.coupons)
+        # an item of an older version waits for its price when this plan makes it
+        older = (versioned(price, item.version) for price, item in self.items)
+        return (self.customer, *(price for price, _ in self.items), *older, *self.coupons)
 
 
 ENDED = frozenset({"canceled", "incomplete_expired"})
@@ -289,6 +291,9 @@ class StripeState:
     found_customers: tuple[StripeCustomer, ...] = ()
     found_subscriptions: tuple[StripeSubscription, ...] = ()
     parts: dict[str, SubscriptionParts] = field(default_factory=dict)  # by subscription id
+    # Desired only: the prices of the older plan versions customers stay on, by their
+    # versioned address (`stripe_price.pro.base.v1`); made when Stripe lacks them.
+    versions: dict[str, StripePrice] = field(default_factory=dict)
     unmanaged_customers: int = 0  # customers and subscriptions the file does not manage
     unmanaged_subscriptions: int = 0
 

@@ -16,7 +16,7 @@ from datetime import date, datetime
 
 from sqlalchemy import Connection, Engine
 
-from autumn_sync.database import managed_versions
+from autumn_sync.database import versions_with_customers
 from autumn_sync.model.stripe import StripeSnapshot
 from autumn_sync.plan.changes import Change
 from autumn_sync.stripe.apply import StripeWriter
@@ -42,11 +42,11 @@ __all__ = [
 
 def read_inputs(connection: Connection, today: date) -> StripeInputs:
     """What the database records of Stripe (three queries and three): the id of each
-    address, the product names last written, the versions the file's customers are on."""
+    address, the product names last written, the versions customers are on."""
     return StripeInputs(
         recorded=stored_ids(connection),
         written_names=written_names(connection),
-        contents=managed_versions(connection),
+        contents=versions_with_customers(connection),
         today=today,
     )
 

@@ -21,7 +21,7 @@ from autumn_sync.plan.plan import ChangePlan, Note, digest
 from autumn_sync.stripe.assign import MissingLink, assign
 from autumn_sync.stripe.diff.catalog import DiffInputs, diff_stripe
 from autumn_sync.stripe.diff.customers import Waiting, diff_billing
-from autumn_sync.stripe.map.catalog import desired_stripe
+from autumn_sync.stripe.map.catalog import desired_stripe, older_versions, with_older_versions
 from autumn_sync.stripe.map.customers import (
     BillingInputs,
     BillingPlan,
@@ -105,14 +105,14 @@ def plan_stripe(
 ) -> StripePlan:
     """The Stripe objects the database needs once applied (`projected`), against `existing`;
     `renamed` gives the keys customers had (their Stripe objects' metadata still names it)."""
-    wanted, ctx = wanted_stripe(projected, dict(inputs.written_names))
+    wanted, ctx = wanted_stripe(projected, dict(inputs.written_names), inputs.contents)
     billing = plan_billing(BillingInputs(projected, renamed, inputs.contents, inputs.today))
     existing, missing = assign(existing, billing)
     wanted = replace(wanted, prices={**wanted.prices, **billing.prices})
     catalog = diff_stripe(existing, wanted, ctx)
     renewed = _renewed(catalog)
     subscriptions = with_items(
-        billing.subscriptions, existing, wanted.prices, renewed, ctx.versions_after
+        billing.subscriptions, existing, wanted.prices, renewed, ctx.versions_after, _made(catalog)
     )
     wanted = replace(
         wanted,
@@ -132,6 +132,17 @@ def _renewed(changes: Sequence[Change]) -> dict[str, int]:
     }
 
 
+def _made(changes: Sequence[Change]) -> set[tuple[str, int]]:
+    """The older versions' prices this plan makes: (price address, version)."""
+    return {
+        (c.after.address, c.after.version)
+        for c in changes
+        if isinstance(c, Create)
+        and isinstance(c.after, StripePrice)
+        and c.address != c.after.address
+    }
+
+
 def _wanted_customers(billing: BillingPlan, existing: StripeState) -> dict[str, StripeCustomer]:
     """The Stripe customers billing needs, and those that exist already (never deleted, they
     stay the customer's when it no longer pays)."""
@@ -143,11 +154,14 @@ def _wanted_customers(billing: BillingPlan, existing: StripeState) -> dict[str, 
 
 
 def wanted_stripe(
-    projected: State, written_names: dict[str, str]
+    projected: State,
+    written_names: dict[str, str],
+    contents: Mapping[tuple[str, int], PlanContent],
 ) -> tuple[StripeState, DiffInputs]:
-    """The catalog's Stripe objects the database maps to once applied, and what the Stripe
-    diff must know of them: the product names last written, the versions customers are on
-    and each offered plan's version."""
+    """The catalog's Stripe objects the database maps to once applied (with the prices of
+    the older versions customers stay on, and their products and meters), and what the
+    Stripe diff must know of them: the product names last written, the versions customers
+    are on and each offered plan's version."""
     versions = offered_versions(projected)
     ctx = DiffInputs(
         written_names=written_names,
@@ -157,7 +171,9 @@ def wanted_stripe(
         },
         versions_after=versions,
     )
-    return desired_stripe(projected, versions), ctx
+    desired = desired_stripe(projected, versions)
+    older = older_versions(projected, contents, versions)
+    return with_older_versions(desired, older, projected), ctx
 
 
 def stripe_fingerprint(state: StripeState) -> str:

@@ -129,17 +129,12 @@ def _current_versions() -> Subquery:
     ).subquery()
 
 
-def managed_versions(connection: Connection) -> dict[VersionKey, PlanContent]:
-    """The content of every plan version that customers the file manages are on (three
-    queries): their Stripe subscriptions bill the prices of those versions."""
-    cp, c = t.customer_plans, t.customers
-    versions = (
-        select(cp.c.plan_id, cp.c.version)
-        .join(c, c.c.internal_id == cp.c.customer_internal_id)
-        .where(c.c.managed)
-        .distinct()
-        .subquery()
-    )
+def versions_with_customers(connection: Connection) -> dict[VersionKey, PlanContent]:
+    """The content of every plan version that customers are on (three queries): Stripe holds
+    the prices of each (the file's customers' subscriptions bill them, and the application
+    subscribes its customers to them)."""
+    cp = t.customer_plans
+    versions = select(cp.c.plan_id, cp.c.version).distinct().subquery()
     return _contents(connection, versions)
 
 

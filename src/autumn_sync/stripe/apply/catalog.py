@@ -121,6 +121,10 @@ def _price_params(writer: StripeWriter, price: StripePrice) -> dict[str, Any]:
 
 @APPLIERS.made(Create, StripePrice)
 def _create_price(writer: StripeWriter, change: Create, price: StripePrice) -> None:
+    if change.address != price.address:  # an older version's price (`….base.v1`)
+        obj = writer.write(change, "/v1/prices", _price_params(writer, price))
+        writer.ids[change.address] = obj["id"]  # for the subscriptions billing it now
+        return
     _make_price(writer, change, price)
 
 

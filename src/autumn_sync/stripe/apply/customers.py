@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autumn_sync.model.address import Address
+from autumn_sync.model.address import Address, versioned
 from autumn_sync.model.stripe import (
     ARCHIVED_KEY,
     ENTITY_KEY,
@@ -96,6 +96,9 @@ def _price_id(writer: StripeWriter, address: str, version: int) -> str:
     now = wanted.version if renewed and wanted is not None else made.version if made else None
     if current is not None and (Address.parse(address).index is not None or now == version):
         return current
+    older = writer.ids.get(versioned(address, version))  # made by this apply
+    if older is not None:
+        return older
     candidates = [
         p
         for p in (*writer.existing.prices.values(), *writer.existing.superseded)

@@ -68,6 +68,7 @@ def diff_stripe(existing: StripeState, desired: StripeState, ctx: DiffInputs) ->
         *coupons,
         *_promotion_codes(existing, desired, replaced_coupons),
         *_superseded(existing, keep),
+        *_older_versions(existing, desired),
     ]
 
 
@@ -226,6 +227,22 @@ def _price_change(old: StripePrice, new: StripePrice, keep: Retained) -> Iterato
     fields = _ownership(old) + field_changes(old, comparable)
     if fields:
         yield Update(new.address, old, comparable, fields)
+
+
+def _older_versions(existing: StripeState, desired: StripeState) -> Iterator[Change]:
+    """A price for each older version with customers that Stripe lacks: the price billing a
+    version is the newest of its address made for it or before, and it must have the
+    version's terms (Stripe was connected after the version was made, or a later version
+    changed them while it was not)."""
+    made: dict[str, list[StripePrice]] = defaultdict(list)
+    for price in (*existing.prices.values(), *existing.superseded):
+        made[price.address].append(price)
+    for address, wanted in sorted(desired.versions.items()):
+        earlier = [p for p in made[wanted.address] if p.version <= wanted.version]
+        billing = max(earlier, key=lambda p: p.version, default=None)
+        if billing is None or billing.terms() != wanted.terms():
+            reason = f"the customers on version {wanted.version}"
+            yield Create(address, None, wanted, reason=reason)
 
 
 def _superseded(existing: StripeState, keep: Retained) -> Iterator[Change]:

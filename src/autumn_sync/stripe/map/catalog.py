@@ -17,11 +17,21 @@ Usage prices "amount per N units" become `unit_amount_decimal = amount / N` in m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 
-from autumn_sync.model.address import Address, Kind, named
+from autumn_sync.model.address import Address, Kind, named, versioned
 from autumn_sync.model.money import canonical, to_minor_units
-from autumn_sync.model.records import Plan, PlanItem, Reward, RewardType, TierMode, UsageModel
+from autumn_sync.model.records import (
+    Plan,
+    PlanContent,
+    PlanItem,
+    Reward,
+    RewardType,
+    TierMode,
+    UsageModel,
+)
 from autumn_sync.model.state import State
 from autumn_sync.model.stripe import (
     Recurring,
@@ -59,6 +69,55 @@ def desired_stripe(catalog: State, versions: dict[str, int]) -> StripeState:
     for reward in sorted(catalog.rewards.values(), key=lambda r: r.id):
         _add_reward(state, reward, currency, catalog)
     return state
+
+
+def older_versions(
+    catalog: State, contents: Mapping[tuple[str, int], PlanContent], versions: dict[str, int]
+) -> StripeState:
+    """The Stripe objects of the older versions customers stay on (each offered plan's
+    versions with customers before its version after apply): their prices by versioned
+    address (`stripe_price.pro.base.v1`, without a lookup key: the newest version's prices
+    hold those), and the products and meters they bill on."""
+    currency = catalog.settings.currency if catalog.settings else "usd"
+    names = {fid: feature.name for fid, feature in catalog.features.items()}
+    state = StripeState()
+    for plan in sorted(catalog.plans.values(), key=lambda p: p.id):
+        after = versions.get(plan.id, 1)
+        for version, count in plan.versions_in_use:
+            content = contents.get((plan.id, version))
+            if plan.archived or not count or version >= after or content is None:
+                continue
+            older = StripeState()
+            _add_plan(older, replace(plan, content=content), currency, version, names)
+            for address, price in older.prices.items():
+                state.versions[versioned(address, version)] = replace(price, lookup_key=None)
+            state.products.update(older.products)
+            state.meters.update(older.meters)
+    return state
+
+
+def with_older_versions(desired: StripeState, older: StripeState, catalog: State) -> StripeState:
+    """`desired` with the objects of the older versions customers stay on: their prices,
+    the products and meters only they bill on, and those products in the coupons of the
+    rewards for their plans (customers on an older version get the plan's discount too)."""
+    products = {**older.products, **desired.products}
+    coupons = {}
+    for address, coupon in desired.coupons.items():
+        reward = catalog.rewards.get(str(Address.parse(address).key))
+        plans = set(reward.plans) if reward is not None else set()
+        extra = [p for p in older.products if _plan_of(p) in plans and p not in coupon.applies_to]
+        coupons[address] = replace(coupon, applies_to=tuple(sorted((*coupon.applies_to, *extra))))
+    return replace(
+        desired,
+        products=products,
+        meters={**older.meters, **desired.meters},
+        coupons=coupons,
+        versions=older.versions,
+    )
+
+
+def _plan_of(product: str) -> str:
+    return str(Address.parse(product).key)
 
 
 def plan_prices(plan: Plan, currency: str, version: int) -> dict[str, StripePrice]:

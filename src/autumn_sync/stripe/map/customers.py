@@ -21,7 +21,7 @@ One-off prices are not subscription items (Stripe bills them on invoices) and ar
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Set
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -295,12 +295,13 @@ def with_items(
     wanted: Mapping[str, StripePrice],
     renewed: Mapping[str, int],
     versions_after: Mapping[str, int],
+    made: Set[tuple[str, int]] = frozenset(),
 ) -> tuple[PlannedSubscription, ...]:
     """The planned subscriptions with their items, each with the version of the price it
     bills: the customer's own price at its plan version; on the plan's version after apply,
     the price its address has once the plan is applied (a new one when made or replaced
-    now); on an older version, the newest price of its address made for that version or
-    before."""
+    now); on an older version, its own price when this plan makes one (`made`), else the
+    newest price of its address made for that version or before."""
     older = _versions_by_address(existing)
 
     def version(item: PlannedItem, plan: str) -> int:
@@ -308,10 +309,12 @@ def with_items(
             return item.plan_version
         if item.plan_version == versions_after.get(plan, 1):
             current = existing.prices.get(item.price)
-            made = wanted.get(item.price)
-            if made is not None and (item.price in renewed or current is None):
-                return made.version
+            new = wanted.get(item.price)
+            if new is not None and (item.price in renewed or current is None):
+                return new.version
             return current.version if current is not None else item.plan_version
+        if (item.price, item.plan_version) in made:
+            return item.plan_version
         earlier = [v for v in older.get(item.price, ()) if v <= item.plan_version]
         return max(earlier, default=item.plan_version)
 

@@ -167,9 +167,9 @@ def items_of(emu: Emulator, subscription: dict[str, Any]) -> list[tuple[str, str
     return sorted(found)
 
 
-def waiting_note(customer: str, plan: str) -> str:
+def waiting_note(customer: str, interval: str) -> str:
     return (
-        f"  stripe_subscription.{customer}.{plan}: waiting for checkout: "
+        f"  stripe_subscription.{customer}.{interval}: waiting for checkout: "
         f"stripe_customer.{customer} has no payment method in Stripe yet\n"
     )
 
@@ -208,7 +208,7 @@ def test_a_customer_stays_in_stripe_after_downgrading_to_a_free_plan(sync: Sync)
     sync.apply(billing(acme("pro")))
     plan = sync.apply(billing(acme("free")))
     assert [(c.address, c.action) for c in plan.changes if c.kind.target is Target.STRIPE] == [
-        ("stripe_subscription[billing@acme.com].pro", "archive"),
+        ("stripe_subscription[billing@acme.com].month", "archive"),
     ]
     assert the(sync.emu, "customer", "stripe_customer[billing@acme.com]")["metadata"] == {
         OWNER_KEY: "stripe_customer[billing@acme.com]"
@@ -278,7 +278,7 @@ def test_a_pre_provisioned_customer_binding_an_id_is_never_duplicated(sync_every
     stripe_changes = [c for c in plan.changes if c.kind.target is Target.STRIPE]
     assert [(c.address, [f.path for f in c.fields]) for c in stripe_changes] == [
         ("stripe_customer.acme_1", ["metadata.autumn_sync_address"]),
-        ("stripe_subscription.acme_1.pro", ["metadata.autumn_sync_address"]),
+        ("stripe_subscription.acme_1.month", ["metadata.autumn_sync_address"]),
     ]
     after = {
         kind: sorted(o["id"] for o in stored(sync.emu, kind))
@@ -299,14 +299,14 @@ def test_seats_the_plan_includes_are_not_billed(sync: Sync) -> None:
     team = doc["plans"]["team"]
     team["items"] = [{**team["items"][0], "included": 5}]
     sync.apply(doc)
-    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].team")
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     assert items_of(sync.emu, sub) == [("stripe_price.team.base", "1", 2)]
     assert sync.plan(doc).empty
 
 
 def test_an_invoiced_customer_gets_a_subscription_with_days_until_due(sync: Sync) -> None:
     sync.apply(billing(acme({"plan": "team", "quantity": 3})))
-    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].team")
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     assert (sub["collection_method"], sub["days_until_due"], sub["status"]) == (
         "send_invoice",
         30,
@@ -320,7 +320,7 @@ def test_an_invoiced_customer_gets_a_subscription_with_days_until_due(sync: Sync
         ("stripe_price.team.seats", "1", 3),
     ]
     assert sub["metadata"] == {
-        OWNER_KEY: "stripe_subscription[billing@acme.com].team",
+        OWNER_KEY: "stripe_subscription[billing@acme.com].month",
         "autumn_sync_plan": "team",
     }
     assert stripe_ids(sync)["billing@acme.com//team"] == sub["id"]
@@ -330,14 +330,14 @@ def test_an_invoiced_customer_gets_a_subscription_with_days_until_due(sync: Sync
         1:
     ] == [
         (
-            "stripe_subscription[billing@acme.com].team",
+            "stripe_subscription[billing@acme.com].month",
             [
                 ("items[stripe_price.team.base].quantity", 3, 5),
                 ("items[stripe_price.team.seats].quantity", 3, 5),
             ],
         )
     ]
-    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].team")
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     assert [q for _, _, q in items_of(sync.emu, sub)] == [5, 5]
 
 
@@ -346,28 +346,28 @@ def test_a_card_customer_waits_for_checkout_and_is_subscribed_once_it_has_a_card
 ) -> None:
     doc = billing(jane("pro"))
     plan = sync.apply(doc)
-    note = "Not changed yet (nothing to apply until then):\n" + waiting_note("user_1", "pro")
+    note = "Not changed yet (nothing to apply until then):\n" + waiting_note("user_1", "month")
     assert note + "\n" in render_text(plan)
-    assert [(n.address) for n in plan.notes] == ["stripe_subscription.user_1.pro"]
+    assert [(n.address) for n in plan.notes] == ["stripe_subscription.user_1.month"]
     for _ in range(2):  # stable: the same note, no change, exit code 0
         again = sync.plan(doc)
         assert again.empty and render_text(again) == note + "\n" + IN_SYNC
     assert json.loads(render_json(again))["notes"] == [
         {
-            "address": "stripe_subscription.user_1.pro",
+            "address": "stripe_subscription.user_1.month",
             "message": "waiting for checkout: stripe_customer.user_1 has no payment method in "
             "Stripe yet",
         }
     ]
-    assert "- `stripe_subscription.user_1.pro`: waiting for checkout" in render_markdown(again)
+    assert "- `stripe_subscription.user_1.month`: waiting for checkout" in render_markdown(again)
     assert sync.emu.state.count("subscription") == 0
 
     give_card(sync.emu, the(sync.emu, "customer", "stripe_customer.user_1")["id"])
     plan = sync.apply(doc)
     assert [(c.address, c.action) for c in plan.changes] == [
-        ("stripe_subscription.user_1.pro", "create")
+        ("stripe_subscription.user_1.month", "create")
     ]
-    sub = the(sync.emu, "subscription", "stripe_subscription.user_1.pro")
+    sub = the(sync.emu, "subscription", "stripe_subscription.user_1.month")
     assert sub["collection_method"] == "charge_automatically"
     assert items_of(sync.emu, sub) == [
         ("stripe_price.pro.base", "1", 1),
@@ -379,7 +379,7 @@ def test_a_free_trial_ends_when_the_database_says(sync: Sync) -> None:
     today = datetime.now(UTC).date()
     trial = {"plan": "pro", "trial_days": 14}
     sync.apply(billing(acme(trial)))
-    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].pro")
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     ends = today + timedelta(days=14)
     assert sub["status"] == "trialing"
     assert sub["trial_end"] == int(
@@ -392,7 +392,7 @@ def test_a_free_trial_ends_when_the_database_says(sync: Sync) -> None:
 
 def test_a_rewards_coupon_is_applied_and_taken_off(sync: Sync) -> None:
     sync.apply(billing(acme("pro", rewards=["launch20"])))
-    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].pro")
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     (discount,) = [sync.emu.state.get("discount", d) for d in sub["discounts"]]
     assert discount["source"] == {"coupon": "launch20", "type": "coupon"}
     assert sub["metadata"]["autumn_sync_rewards"] == "launch20"
@@ -401,14 +401,17 @@ def test_a_rewards_coupon_is_applied_and_taken_off(sync: Sync) -> None:
     assert [(c.address, [(f.path, f.before, f.after) for f in c.fields]) for c in plan.changes][
         -1
     ] == (
-        "stripe_subscription[billing@acme.com].pro",
+        "stripe_subscription[billing@acme.com].month",
         [("coupons[0]", "stripe_coupon.launch20", None)],
     )
-    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].pro")
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     assert sub["discounts"] == [] and "autumn_sync_rewards" not in sub["metadata"]
 
 
-def test_a_plan_change_in_a_group_cancels_the_old_subscription_at_period_end(sync: Sync) -> None:
+def test_a_plan_change_in_a_group_swaps_the_items_of_the_one_subscription(sync: Sync) -> None:
+    """Pro → Team (both monthly, one group): the customer's one monthly subscription swaps
+    Pro's items for Team's, prorated now (`settings.billing.upgrades` by default); no second
+    subscription. What that bills is in `test_money`."""
     doc = billing(jane("pro"))
     sync.apply(doc)
     give_card(sync.emu, the(sync.emu, "customer", "stripe_customer.user_1")["id"])
@@ -416,28 +419,23 @@ def test_a_plan_change_in_a_group_cancels_the_old_subscription_at_period_end(syn
     plan = sync.apply(billing(jane("team")))
     stripe_changes = [(c.address, c.action, c.reason) for c in plan.changes if "stripe_" in c.kind]
     assert stripe_changes == [
-        ("stripe_subscription.user_1.team", "create", None),
         (
-            "stripe_subscription.user_1.pro",
-            "archive",
-            "no longer the customer's plan: cancels at the end of the period",
-        ),
+            "stripe_subscription.user_1.month",
+            "update",
+            "plans pro → team: the difference for the rest of the period invoiced now",
+        )
     ]
     assert describe(sync.emu, "stripe_subscription.*").replace(
         the(sync.emu, "customer", "stripe_customer.user_1")["id"], "cus"
     ) == (
-        "stripe_subscription.user_1.pro: active (cancels at period end) for "
-        "stripe_customer.user_1, charge_automatically, items=[stripe_price.pro.base v1 x1, "
-        "stripe_price.pro.messages v1 metered], coupons=[]\n"
-        "stripe_subscription.user_1.team: active for stripe_customer.user_1, "
+        "stripe_subscription.user_1.month: active for stripe_customer.user_1, "
         "charge_automatically, items=[stripe_price.team.base v1 x1, stripe_price.team.seats v1"
         " x1], coupons=[]\n"
     )
     ids = stripe_ids(sync)
-    assert (
-        ids["user_1//team"]
-        == the(sync.emu, "subscription", "stripe_subscription.user_1.team")["id"]
-    )
+    sub = the(sync.emu, "subscription", "stripe_subscription.user_1.month")
+    assert ids["user_1//team"] == sub["id"]
+    assert sub["metadata"]["autumn_sync_plan"] == "team"
     assert "user_1//pro" not in ids
 
 
@@ -445,24 +443,24 @@ def test_a_removed_customer_keeps_its_stripe_customer_and_its_plans_cancel(sync:
     sync.apply(billing(acme("pro"), jane("free")))
     plan = sync.apply(billing(jane("free")))
     assert [(c.address, c.action) for c in plan.changes] == [
-        ("stripe_subscription[billing@acme.com].pro", "archive"),
+        ("stripe_subscription[billing@acme.com].month", "archive"),
         ("stripe_customer[billing@acme.com]", "archive"),
         ("customer[billing@acme.com]", "destroy"),
     ]
     customer = the(sync.emu, "customer", "stripe_customer[billing@acme.com]")
     assert customer["metadata"]["autumn_sync_archived"] == "true"
     assert not customer.get("deleted")
-    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].pro")
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     assert (sub["status"], sub["cancel_at_period_end"]) == ("active", True)
 
     # Back in the file: the same Stripe customer, its subscription resumed.
     plan = sync.apply(billing(acme("pro"), jane("free")))
     assert [(c.address, c.action) for c in plan.changes if "stripe_" in c.kind] == [
         ("stripe_customer[billing@acme.com]", "update"),
-        ("stripe_subscription[billing@acme.com].pro", "update"),
+        ("stripe_subscription[billing@acme.com].month", "update"),
     ]
     assert sync.emu.state.count("customer") == sync.emu.state.count("subscription") == 1
-    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].pro")
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     assert sub["cancel_at_period_end"] is False
     assert stripe_ids(sync)["billing@acme.com"] == customer["id"]
 
@@ -470,7 +468,7 @@ def test_a_removed_customer_keeps_its_stripe_customer_and_its_plans_cancel(sync:
 def test_an_entitys_plan_is_a_subscription_of_its_own(sync: Sync) -> None:
     team = {"id": "team-a", "feature": "seats", "plans": ["pro"]}
     sync.apply(billing(acme("free", entities=[team])))
-    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].pro[team-a]")
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month[team-a]")
     assert sub["metadata"]["autumn_sync_entity"] == "team-a"
     assert stripe_ids(sync)["billing@acme.com/team-a/pro"] == sub["id"]
 
@@ -486,7 +484,7 @@ def test_a_negotiated_price_is_the_customers_own_price(sync: Sync) -> None:
         f"{address} v1: active on stripe_product.pro, usd unit_amount_decimal=20000, every 1 "
         "month licensed, lookup_key=None\n"
     )
-    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].pro")
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     assert items_of(sync.emu, sub) == [(address, "1", 1), ("stripe_price.pro.messages", "1", None)]
 
     negotiated["price"]["amount"] = 180  # type: ignore[index]
@@ -494,20 +492,20 @@ def test_a_negotiated_price_is_the_customers_own_price(sync: Sync) -> None:
     assert [(c.address, c.action) for c in plan.changes] == [
         ("customer[billing@acme.com]", "update"),
         (address, "replace"),
-        ("stripe_subscription[billing@acme.com].pro", "update"),
+        ("stripe_subscription[billing@acme.com].month", "update"),
     ]
     prices = owned(sync.emu, "price", address)
     assert [(p["unit_amount"], p["active"]) for p in prices] == [(20000, False), (18000, True)]
-    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].pro")
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     (item,) = [sync.emu.state.get("subscription_item", i) for i in sub["items"]][:1]
     assert item["price"] == prices[1]["id"]
 
     plan = sync.apply(billing(acme("pro")))  # the list price again: its own price archived
     assert [(c.address, c.action) for c in plan.changes if "stripe_" in c.kind] == [
-        ("stripe_subscription[billing@acme.com].pro", "update"),
+        ("stripe_subscription[billing@acme.com].month", "update"),
         (address, "archive"),
     ]
-    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].pro")
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     assert items_of(sync.emu, sub)[0] == ("stripe_price.pro.base", "1", 1)
     assert [p["active"] for p in owned(sync.emu, "price", address)] == [False, False]
 
@@ -535,19 +533,19 @@ def test_grandfathered_customers_keep_their_prices_until_migrate_moves_them_all(
     sync.apply(file(acme("pro"), edit=pro(20)))
     plan = sync.apply(file(acme("pro"), globex, edit=pro(25)))
     assert "  ~ plan.pro: new version 2 (1 customer st" in render_text(plan)  # Acme stays
-    acme_sub = "stripe_subscription[billing@acme.com].pro"
+    acme_sub = "stripe_subscription[billing@acme.com].month"
     assert [c.address for c in plan.changes if c.address == acme_sub] == []
     plan = sync.apply(file(acme("pro"), globex, edit=pro(30, migrate=True)))
     moved = [c for c in plan.changes if c.kind == "stripe_subscription"]
     assert [(c.address, [(f.path, f.before, f.after) for f in c.fields]) for c in moved] == [
         (acme_sub, [("items[stripe_price.pro.base].version", 1, 3)]),
         (
-            "stripe_subscription[billing@globex.com].pro",
+            "stripe_subscription[billing@globex.com].month",
             [("items[stripe_price.pro.base].version", 2, 3)],
         ),
     ]
     acme_items = items_of(sync.emu, the(sync.emu, "subscription", acme_sub))
-    globex_sub = the(sync.emu, "subscription", "stripe_subscription[billing@globex.com].pro")
+    globex_sub = the(sync.emu, "subscription", "stripe_subscription[billing@globex.com].month")
     assert acme_items[0] == ("stripe_price.pro.base", "3", 1)
     assert items_of(sync.emu, globex_sub)[0] == ("stripe_price.pro.base", "3", 1)
     active = [
@@ -574,13 +572,13 @@ def drift(sync: Sync) -> Any:
 
 
 def test_drift_reports_a_subscription_cancelled_in_the_dashboard(drifting: Sync) -> None:
-    sub = the(drifting.emu, "subscription", "stripe_subscription[billing@acme.com].team")
+    sub = the(drifting.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     assert drift(drifting).exit_code == 0
     drifting.emu.call("DELETE", f"/v1/subscriptions/{sub['id']}")
     result = drift(drifting)
     assert result.exit_code == 2
     assert (
-        f"  ! stripe_subscription[billing@acme.com].team: {sub['id']} was cancelled in Stripe\n"
+        f"  ! stripe_subscription[billing@acme.com].month: {sub['id']} was cancelled in Stripe\n"
     ) in result.stdout
     plan = drifting.apply(
         billing(acme({"plan": "team", "quantity": 4}), jane("free", stripe={"create": True}))
@@ -593,19 +591,19 @@ def test_drift_reports_a_subscription_cancelled_in_the_dashboard(drifting: Sync)
 
 
 def test_drift_reports_an_item_changed_in_the_dashboard(drifting: Sync) -> None:
-    sub = the(drifting.emu, "subscription", "stripe_subscription[billing@acme.com].team")
+    sub = the(drifting.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     seats = drifting.emu.state.get("subscription_item", sub["items"][1])
     drifting.emu.state.modify("subscription_item", seats["id"], quantity=1)
     drifting.emu.call("POST", f"/v1/subscriptions/{sub['id']}", {"cancel_at_period_end": True})
     result = drift(drifting)
     assert result.exit_code == 2
     assert (
-        f"  ! stripe_subscription[billing@acme.com].team: {sub['id']} was set to cancel at "
+        f"  ! stripe_subscription[billing@acme.com].month: {sub['id']} was set to cancel at "
         "period end in Stripe\n"
     ) in result.stdout
     drifting.emu.call("POST", f"/v1/subscriptions/{sub['id']}", {"cancel_at_period_end": False})
     assert (
-        "  ! stripe_subscription[billing@acme.com].team: changed outside autumn-sync: "
+        "  ! stripe_subscription[billing@acme.com].month: changed outside autumn-sync: "
         "items[stripe_price.team.seats].quantity: 1 → 4\n"
     ) in drift(drifting).stdout
 
@@ -679,7 +677,7 @@ def test_a_run_dying_after_any_write_converges_without_duplicates(tmp_path: Path
             )
             assert (
                 ids["ops@globex.com//team"]
-                == the(emu, "subscription", "stripe_subscription[ops@globex.com].team")["id"]
+                == the(emu, "subscription", "stripe_subscription[ops@globex.com].month")["id"]
             )
         engine.dispose()
         if finished:

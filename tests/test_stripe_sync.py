@@ -54,7 +54,7 @@ LISTS = (
 )
 WAITING = (
     "Not changed yet (nothing to apply until then):\n"
-    "  stripe_subscription.user_123.pro: waiting for checkout: stripe_customer.user_123 has no"
+    "  stripe_subscription.user_123.month: waiting for checkout: stripe_customer.user_123 has no"
     " payment method in Stripe yet\n\n"
 )
 Obj = dict[str, Any]
@@ -348,8 +348,8 @@ stripe_promotion_code.launch20.LAUNCH20: active LAUNCH20 coupon=stripe_coupon.la
 stripe_promotion_code.welcome5.WELCOME5: active WELCOME5 coupon=stripe_coupon.welcome5
 stripe_customer.user_123: active "Jane Doe" <jane@example.com> payment_method=none
 stripe_customer[billing@acme.com]: active "Acme Corp" <billing@acme.com> payment_method=none
-stripe_subscription[billing@acme.com].business: active for stripe_customer[billing@acme.com], send_invoice due in 30 days, items=[stripe_price.business.base[billing@acme.com] v1 x1, stripe_price.business.messages[billing@acme.com] v1 metered], coupons=['stripe_coupon.launch20']
-stripe_subscription[billing@acme.com].extra_credits: active for stripe_customer[billing@acme.com], send_invoice due in 30 days, items=[stripe_price.extra_credits.credits v1 x1000], coupons=[]
+stripe_subscription[billing@acme.com].month: active for stripe_customer[billing@acme.com], send_invoice due in 30 days, items=[stripe_price.extra_credits.credits v1 x1000], coupons=[]
+stripe_subscription[billing@acme.com].year: active for stripe_customer[billing@acme.com], send_invoice due in 30 days, items=[stripe_price.business.base[billing@acme.com] v1 x1, stripe_price.business.messages[billing@acme.com] v1 metered], coupons=['stripe_coupon.launch20']
 """  # noqa: E501
 
 

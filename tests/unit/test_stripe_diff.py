@@ -497,7 +497,7 @@ def test_a_promotion_code_moving_to_another_coupon_is_replaced() -> None:
 # --- diff_billing: customers ------------------------------------------------------------------
 
 CUSTOMER = "stripe_customer.user_1"
-SUB = "stripe_subscription.user_1.pro"
+SUB = "stripe_subscription.user_1.month"
 TODAY = date(2026, 3, 1)
 
 
@@ -515,7 +515,7 @@ def stripe_customer(payment: bool = True, **fields: object) -> StripeCustomer:
 
 def wanted_sub(**fields: object) -> StripeSubscription:
     fields.setdefault("items", ((BASE, SubscriptionItem(1, 1)),))
-    return StripeSubscription(SUB, CUSTOMER, "pro", owner=SUB, **fields)  # type: ignore[arg-type]
+    return StripeSubscription(SUB, CUSTOMER, ("pro",), owner=SUB, **fields)  # type: ignore[arg-type]
 
 
 def stripe_sub(**fields: object) -> StripeSubscription:

@@ -525,12 +525,12 @@ def test_a_customer_on_a_paid_plan_needs_a_stripe_customer_and_a_subscription() 
         None,
     )
     (sub,) = planned.subscriptions
-    assert sub.record.address == "stripe_subscription.user_1.pro"
+    assert sub.record.address == "stripe_subscription.user_1.month"
     assert sub.record.customer == "stripe_customer.user_1"
-    assert sub.record.owner == "stripe_subscription.user_1.pro"
-    assert (sub.record.plan, sub.record.entity) == ("pro", None)
+    assert sub.record.owner == "stripe_subscription.user_1.month"
+    assert (sub.record.plans, sub.record.entity) == (("pro",), None)
     assert sub.record.collection_method == "charge_automatically"
-    assert sub.items == (PlannedItem("stripe_price.pro.base", 1, False, 1),)
+    assert sub.items == (PlannedItem("stripe_price.pro.base", "pro", 1, False, 1),)
     assert planned.prices == {}
 
 
@@ -572,10 +572,10 @@ def test_quantity_multiplies_the_base_and_a_prepaid_pack_and_not_a_metered_price
 
     planned = billing(projected(customer(".user_1", on("pro", quantity=3)), plans=(pro,)))
 
-    assert items(planned)["stripe_subscription.user_1.pro"] == (
-        PlannedItem("stripe_price.pro.base", 1, False, 3),
-        PlannedItem("stripe_price.pro.credits", 1, False, 3000),  # quantity × per
-        PlannedItem("stripe_price.pro.messages", 1, False, None),  # billed on usage
+    assert items(planned)["stripe_subscription.user_1.month"] == (
+        PlannedItem("stripe_price.pro.base", "pro", 1, False, 3),
+        PlannedItem("stripe_price.pro.credits", "pro", 1, False, 3000),  # quantity × per
+        PlannedItem("stripe_price.pro.messages", "pro", 1, False, None),  # billed on usage
     )
 
 
@@ -591,8 +591,8 @@ def test_a_prepaid_price_with_included_units_is_left_off_the_subscription() -> N
 
     planned = billing(projected(customer(".user_1", on("pro")), plans=(pro,)))
 
-    assert items(planned)["stripe_subscription.user_1.pro"] == (
-        PlannedItem("stripe_price.pro.base", 1, False, 1),
+    assert items(planned)["stripe_subscription.user_1.month"] == (
+        PlannedItem("stripe_price.pro.base", "pro", 1, False, 1),
     )
 
 
@@ -612,8 +612,8 @@ def test_an_entitys_plan_is_its_own_subscription() -> None:
     planned = billing(projected(acme))
 
     assert [(s.record.address, s.record.entity) for s in planned.subscriptions] == [
-        ("stripe_subscription.acme.pro", None),
-        ("stripe_subscription.acme.pro[team-a]", "team-a"),
+        ("stripe_subscription.acme.month", None),
+        ("stripe_subscription.acme.month[team-a]", "team-a"),
     ]
 
 
@@ -624,9 +624,9 @@ def test_a_custom_price_is_the_customers_own_price_on_the_plans_product() -> Non
 
     planned = billing(projected(customer(".user_1", custom), plans=(pro,)))
 
-    assert items(planned)["stripe_subscription.user_1.pro"] == (
-        PlannedItem("stripe_price.pro.base[user_1]", 2, True, 1),
-        PlannedItem("stripe_price.pro.messages", 2, False, None),  # same terms: the plan's
+    assert items(planned)["stripe_subscription.user_1.month"] == (
+        PlannedItem("stripe_price.pro.base[user_1]", "pro", 2, True, 1),
+        PlannedItem("stripe_price.pro.messages", "pro", 2, False, None),  # same terms: the plan's
     )
     assert planned.prices == {
         "stripe_price.pro.base[user_1]": StripePrice(
@@ -653,7 +653,7 @@ def test_custom_included_usage_gives_an_own_metered_price_with_its_free_tier() -
     assert [i.price for i in planned.subscriptions[0].items] == ["stripe_price.pro.base", own]
     assert planned.prices[own].tiers == (StripeTier(50000, Decimal(0)), StripeTier(None, 5))
     assert planned.prices[own].product == "stripe_product.pro.messages"
-    assert planned.subscriptions[0].record.address == "stripe_subscription[billing@acme.com].pro"
+    assert planned.subscriptions[0].record.address == "stripe_subscription[billing@acme.com].month"
 
 
 def test_an_entitys_own_price_names_the_customer_and_the_entity() -> None:
@@ -712,7 +712,7 @@ def test_a_renamed_customer_names_its_old_addresses() -> None:
 
     assert planned.customers[0].old_address == "stripe_customer[a@b.com]"
     assert planned.customers[0].recorded == "cus_1"
-    assert planned.subscriptions[0].old_address == "stripe_subscription[a@b.com].pro"
+    assert planned.subscriptions[0].old_address == "stripe_subscription[a@b.com].month"
 
 
 def test_a_customer_on_an_older_version_bills_that_versions_content() -> None:
@@ -729,8 +729,8 @@ def test_a_customer_on_an_older_version_bills_that_versions_content() -> None:
     (sub,) = planned.subscriptions
     assert sub.recorded == "sub_1"
     assert sub.items == (
-        PlannedItem("stripe_price.pro.base", 1, False, 2),
-        PlannedItem("stripe_price.pro.credits", 1, False, 200),  # version 1's 100 per pack
+        PlannedItem("stripe_price.pro.base", "pro", 1, False, 2),
+        PlannedItem("stripe_price.pro.credits", "pro", 1, False, 200),  # version 1's 100 per pack
     )
     assert planned.prices == {}  # the plan's prices of version 1, not own prices
 
@@ -764,7 +764,8 @@ def item_versions(
     address = f"{BASE}[user_1]" if custom else BASE
     state = projected(customer(".user_1", on("pro", plan_version)))
     planned = replace(
-        billing(state).subscriptions[0], items=(PlannedItem(address, plan_version, custom, 1),)
+        billing(state).subscriptions[0],
+        items=(PlannedItem(address, "pro", plan_version, custom, 1),),
     )
     (done,) = with_items((planned,), existing, wanted, renewed, {"pro": 3})
     return done.record.items

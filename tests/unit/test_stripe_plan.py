@@ -322,13 +322,17 @@ def stored(wanted: StripeState) -> StripeState:
 def recorded(state: State, stripe: StripeState) -> State:
     """`state` with the Stripe ids the database records once Stripe is applied."""
     customers = {c.address: c.stripe_id for c in stripe.found_customers}
-    subs = {s.address: s.stripe_id for s in stripe.found_subscriptions}
+    subs = {  # (the subscription's address without its interval, plan) → its id
+        (s.address.rsplit(".", 1)[0], plan): s.stripe_id
+        for s in stripe.found_subscriptions
+        for plan in s.plans
+    }
 
     def record(customer: Customer) -> Customer:
         address = f"stripe_customer{customer.key}"
         plans = tuple(
             replace(
-                p, stripe_subscription_id=subs.get(f"stripe_subscription{customer.key}.{p.plan}")
+                p, stripe_subscription_id=subs.get((f"stripe_subscription{customer.key}", p.plan))
             )
             for p in customer.plans
         )
@@ -360,11 +364,11 @@ def test_an_empty_stripe_gets_the_catalog_and_the_billed_customers() -> None:
         ("Create", "stripe_product.pro"),
         ("Create", "stripe_product.pro.messages"),
         ("Create", "stripe_promotion_code.launch20.LAUNCH20"),
-        ("Create", "stripe_subscription[billing@acme.com].pro"),
+        ("Create", "stripe_subscription[billing@acme.com].month"),
     ]
     # Jane pays by card and has no payment method yet: her subscription waits.
     assert [(w.address, w.customer) for w in planned.waiting] == [
-        ("stripe_subscription.user_1.pro", "stripe_customer.user_1")
+        ("stripe_subscription.user_1.month", "stripe_customer.user_1")
     ]
     assert planned.missing_links == []
 
@@ -375,22 +379,23 @@ def test_the_subscriptions_wanted_bill_the_plan_and_carry_the_customers_terms() 
     wanted = plan_stripe(after, {}, StripeState(), inputs()).wanted.subscriptions
 
     assert wanted == {
-        "stripe_subscription.user_1.pro": StripeSubscription(
-            address="stripe_subscription.user_1.pro",
+        "stripe_subscription.user_1.month": StripeSubscription(
+            address="stripe_subscription.user_1.month",
             customer="stripe_customer.user_1",
-            plan="pro",
+            plans=("pro",),
             items=(
                 ("stripe_price.pro.base", SubscriptionItem(1, 1)),
                 ("stripe_price.pro.messages", SubscriptionItem(1, None)),
             ),
             coupons=("stripe_coupon.launch20",),
             trial_end=date(2026, 3, 15),
-            owner="stripe_subscription.user_1.pro",
+            owner="stripe_subscription.user_1.month",
+            scope=("plan:pro",),
         ),
-        "stripe_subscription[billing@acme.com].pro": StripeSubscription(
-            address="stripe_subscription[billing@acme.com].pro",
+        "stripe_subscription[billing@acme.com].month": StripeSubscription(
+            address="stripe_subscription[billing@acme.com].month",
             customer="stripe_customer[billing@acme.com]",
-            plan="pro",
+            plans=("pro",),
             items=(
                 ("stripe_price.pro.base", SubscriptionItem(1, 1)),
                 ("stripe_price.pro.messages", SubscriptionItem(1, None)),
@@ -398,7 +403,8 @@ def test_the_subscriptions_wanted_bill_the_plan_and_carry_the_customers_terms() 
             collection_method="send_invoice",
             days_until_due=30,
             trial_end=date(2026, 3, 15),
-            owner="stripe_subscription[billing@acme.com].pro",
+            owner="stripe_subscription[billing@acme.com].month",
+            scope=("plan:pro",),
         ),
     }
 
@@ -421,9 +427,9 @@ def test_until_the_database_records_the_stripe_ids_they_are_the_only_change() ->
     assert {(c.address, c.fields) for c in again.changes} == {
         ("stripe_customer.user_1", (FieldChange("database.stripe_id", None, "cus_1"),)),
         ("stripe_customer[billing@acme.com]", (FieldChange("database.stripe_id", None, "cus_2"),)),
-        ("stripe_subscription.user_1.pro", (FieldChange("database.stripe_id", None, "sub_1"),)),
+        ("stripe_subscription.user_1.month", (FieldChange("database.stripe_id", None, "sub_1"),)),
         (
-            "stripe_subscription[billing@acme.com].pro",
+            "stripe_subscription[billing@acme.com].month",
             (FieldChange("database.stripe_id", None, "sub_2"),),
         ),
     }
@@ -451,8 +457,8 @@ def test_customers_moving_to_a_new_version_move_to_its_new_price() -> None:
 
     assert sorted(summary(planned.changes)) == [
         ("Replace", "stripe_price.pro.base"),
-        ("Update", "stripe_subscription.user_1.pro"),
-        ("Update", "stripe_subscription[billing@acme.com].pro"),
+        ("Update", "stripe_subscription.user_1.month"),
+        ("Update", "stripe_subscription[billing@acme.com].month"),
     ]
     replaced = next(c for c in planned.changes if isinstance(c, Replace))
     assert replaced.keep_old is None  # nobody stays on version 1
@@ -470,7 +476,7 @@ def test_a_customer_leaving_the_file_cancels_its_subscription_keeps_its_customer
 
     assert sorted(summary(planned.changes)) == [
         ("Archive", "stripe_customer[billing@acme.com]"),
-        ("Archive", "stripe_subscription[billing@acme.com].pro"),
+        ("Archive", "stripe_subscription[billing@acme.com].month"),
     ]
 
 
@@ -498,7 +504,7 @@ def test_a_custom_price_customer_moved_to_a_new_version_converges() -> None:
 
     assert summary(first.changes) == [
         ("Replace", "stripe_price.pro.base"),
-        ("Update", "stripe_subscription.user_1.pro"),  # items[…base[user_1]].version: 1 → 2
+        ("Update", "stripe_subscription.user_1.month"),  # items[…base[user_1]].version: 1 → 2
     ]
     replaced = first.changes[0]
     # Applying it makes the plan's new base price; the customer's subscription bills its own
@@ -534,15 +540,15 @@ def test_with_stripe_adds_the_ordered_stripe_changes_and_the_waiting_notes() -> 
     )
     assert plan.notes == (
         Note(
-            "stripe_subscription.user_1.pro",
+            "stripe_subscription.user_1.month",
             "waiting for checkout: stripe_customer.user_1 has no payment method in Stripe yet",
         ),
     )
     assert plan.stripe is not None
     assert plan.stripe.existing == StripeState()
     assert set(plan.stripe.desired.subscriptions) == {
-        "stripe_subscription.user_1.pro",
-        "stripe_subscription[billing@acme.com].pro",
+        "stripe_subscription.user_1.month",
+        "stripe_subscription[billing@acme.com].month",
     }
 
 
@@ -586,12 +592,12 @@ def test_a_customer_the_file_renames_keeps_its_stripe_objects() -> None:
         ),
         (
             Update,
-            "stripe_subscription.acme_1.pro",
+            "stripe_subscription.acme_1.month",
             (
                 FieldChange(
                     "metadata.autumn_sync_address",
-                    "stripe_subscription[billing@acme.com].pro",
-                    "stripe_subscription.acme_1.pro",
+                    "stripe_subscription[billing@acme.com].month",
+                    "stripe_subscription.acme_1.month",
                 ),
             ),
         ),

@@ -27,6 +27,7 @@ from autumn_sync.model.customers import (
 from autumn_sync.model.money import canonical
 from autumn_sync.model.records import (
     ALWAYS,
+    PRORATE_NOW,
     Duration,
     Feature,
     FeatureType,
@@ -46,6 +47,11 @@ from autumn_sync.model.records import (
 from autumn_sync.model.state import State
 
 
+def _upgrades(value: str) -> str | None:
+    """The proration of plan changes; the default (`prorate_now`) is stored as none."""
+    return None if value == PRORATE_NOW else value
+
+
 def to_state(spec: BillingFile) -> State:
     """The desired state a valid file describes."""
     customers = [_customer(c) for c in spec.customers]
@@ -53,6 +59,7 @@ def to_state(spec: BillingFile) -> State:
         settings=Settings(
             currency=spec.settings.currency,
             create_customers=ALWAYS if spec.settings.stripe.create_customers == ALWAYS else None,
+            upgrades=_upgrades(spec.settings.billing.upgrades),
         ),
         features={fid: _feature(fid, f) for fid, f in spec.features.items()},
         plans={pid: _plan(pid, p) for pid, p in spec.plans.items()},

@@ -83,11 +83,24 @@ class StripeSettingsSpec(Spec):
     ] = "when_needed"
 
 
+class BillingSettingsSpec(Spec):
+    upgrades: Annotated[
+        Literal["prorate_now", "prorate_next_invoice", "no_proration"],
+        Field(
+            description="A customer moving to another plan of its group on its subscription: "
+            "prorate_now invoices the difference for the rest of the period at once; "
+            "prorate_next_invoice adds it to the next invoice; no_proration bills the new "
+            "price from the next period."
+        ),
+    ] = "prorate_now"
+
+
 class SettingsSpec(Spec):
     currency: Annotated[str, Field(description="ISO 4217 code, lower case; new prices use it.")] = (
         "usd"
     )
     stripe: StripeSettingsSpec = StripeSettingsSpec()
+    billing: BillingSettingsSpec = BillingSettingsSpec()
 
 
 class FeatureSpec(Spec):

@@ -6,11 +6,11 @@ and nowhere else.
     stripe_product.pro   stripe_product.pro.messages   stripe_price.pro.base
     stripe_price.pro.base[user_123]   stripe_price.pro.base#price_123   stripe_price.pro.base.v1
     stripe_meter.pro.messages   stripe_coupon.launch20   stripe_promotion_code.launch20.CODE
-    stripe_customer.user_123   stripe_subscription[billing@acme.com].pro[team-a]
+    stripe_customer.user_123   stripe_subscription[billing@acme.com].month[team-a]
 
 An address is a `Kind`, a key (an id; for the kinds keyed by a customer, the customer's id or,
 in brackets, its email), an optional part (a price's `base` or feature, a subscription's
-plan, a balance's feature, a promotion code), an optional index in brackets (whose own price,
+interval, a balance's feature, a promotion code), an optional index in brackets (whose own price,
 which entity's subscription), a plan version (`show`, and an older version's price) and an
 instance after `#` (one of several Stripe objects of one address). Records and changes hold
 addresses as text (cheap to compare, hash and print); `Address.parse` gives the typed view
@@ -226,7 +226,7 @@ _NAMED = re.compile(rf"(?:\.(?P<key>{_SEGMENT})(?:\.(?P<part>{_SEGMENT}))?{_INDE
 _VERSION = re.compile(r"v([0-9]+)")
 FORMS = (
     "feature.ID, plan.ID, reward.ID, customer.ID, customer[EMAIL], balance.CUSTOMER.FEATURE, "
-    "or a Stripe object's (stripe_price.PLAN.base, stripe_subscription.CUSTOMER.PLAN, …)"
+    "or a Stripe object's (stripe_price.PLAN.base, stripe_subscription.CUSTOMER.INTERVAL, …)"
 )
 
 

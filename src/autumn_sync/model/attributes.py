@@ -28,6 +28,8 @@ _STATE_ONLY = frozenset(
         "stripe_id",
         "default_price_id",
         "owned",
+        "proration",
+        "scope",
     }
 )
 CONTENT_FIELDS = ("price", "free_trial", "items")

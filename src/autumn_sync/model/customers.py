@@ -3,7 +3,7 @@
 A customer is known by its `id`, or by its `email` while it is pre-provisioned (no id until
 the application's first `get_or_create`). Its `key` is the part of every address that names
 it: `.user_123` or `[billing@acme.com]`, so `customer.user_123`, `customer[billing@acme.com]`,
-`balance.user_123.messages`, `stripe_subscription[billing@acme.com].pro`. The key comes from
+`balance.user_123.messages`, `stripe_subscription[billing@acme.com].month`. The key comes from
 the file: a pre-provisioned customer keeps its email key after the application binds an id.
 
 Fields only the database knows (the internal row id, the version of a plan a customer is on,

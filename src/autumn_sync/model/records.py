@@ -43,12 +43,18 @@ RESET_INTERVALS = ("day", "week", "month", "quarter", "semi_annual", "year")
 
 
 ALWAYS = "always"  # settings.stripe.create_customers: every customer in Stripe at once
+# settings.billing.upgrades: a plan change within a group bills the difference now (the
+# default), on the next invoice, or not at all
+PRORATE_NOW = "prorate_now"
+PRORATE_NEXT_INVOICE = "prorate_next_invoice"
+NO_PRORATION = "no_proration"
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     currency: str
     create_customers: str | None = None  # None: when billing needs them; "always"
+    upgrades: str | None = None  # how a plan change on a subscription is prorated; None: now
 
     kind: ClassVar[Kind] = Kind.SETTINGS
 

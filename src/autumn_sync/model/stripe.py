@@ -7,6 +7,7 @@ by address, and the reader resolves Stripe ids into addresses.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -196,18 +197,20 @@ class SubscriptionItem:
 
 @dataclass(frozen=True, slots=True)
 class StripeSubscription:
-    """A paid plan of a customer (or of one of its entities) as a Stripe subscription
-    (`stripe_subscription.user_123.pro`, `stripe_subscription.user_123.pro[team-a]`).
+    """The paid plans of a customer (or of one of its entities) billed at one interval, as
+    one Stripe subscription (`stripe_subscription.user_123.month`,
+    `stripe_subscription.user_123.year[team-a]`): a base plan and its add-ons.
 
     `items` are keyed by price address (a customer's own price of a custom version is
     `stripe_price.pro.base[user_123]`); `coupons` are the rewards' coupons applied to it (by
     address, as recorded in its metadata: a coupon that ran out stays applied). `trial_end`
     is set when it is made and not compared afterwards. `active` is False once it cancels at
-    period end."""
+    period end. `proration` is how a change of its items is billed (Stripe's
+    `proration_behavior`, from `settings.billing.upgrades`): not compared."""
 
     address: str
     customer: str  # address of the Stripe customer
-    plan: str
+    plans: tuple[str, ...] = ()
     entity: str | None = None
     items: tuple[tuple[str, SubscriptionItem], ...] = ()
     collection_method: str = "charge_automatically"
@@ -219,12 +222,20 @@ class StripeSubscription:
     recorded: str | None = None
     status: str | None = None  # current only: Stripe's status (`canceled` when it ended)
     stripe_id: str | None = None
+    proration: str = "always_invoice"
+    scope: tuple[str, ...] = ()  # plans and groups (`group:main`) it bills: not compared
 
     kind: ClassVar[Kind] = Kind.STRIPE_SUBSCRIPTION
 
     @property
     def owned(self) -> bool:
         return self.owner == self.address
+
+    def claims(self) -> tuple[str, ...]:
+        """A customer's plan (or group) is billed by one subscription at a time: one taking
+        over another's (a plan change to another interval) is made once that one ended,
+        so the unused time credited pays toward it."""
+        return tuple(f"billing:{self.customer}:{self.entity or ''}:{s}" for s in self.scope)
 
     @property
     def ended(self) -> bool:
@@ -237,6 +248,14 @@ class StripeSubscription:
 
 
 ENDED = frozenset({"canceled", "incomplete_expired"})
+
+
+def subscription_scope(plans: Iterable[str], groups: Mapping[str, str]) -> tuple[str, ...]:
+    """The plans (`plan:pro`) and groups (`group:main`) a subscription bills, sorted (see
+    `StripeSubscription.claims`); `groups` gives each grouped plan's group."""
+    found = {f"plan:{p}" for p in plans}
+    found |= {f"group:{groups[p]}" for p in plans if p in groups}
+    return tuple(sorted(found))
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,7 +127,6 @@ def _subscriptions(
         result[record.address] = replace(
             obj,
             address=record.address,
-            plan=record.plan,
             entity=record.entity,
             recorded=plan.recorded,
         )

@@ -173,40 +173,41 @@ def record_customer(key: str) -> Callable[[Connection, str], None]:
     return store
 
 
-def _plan_row(conn: Connection, key: str, entity: str | None, plan: str) -> Any:
+def _plan_rows(conn: Connection, key: str, entity: str | None, plans: tuple[str, ...]) -> list[Any]:
+    """The rows of a customer's (or entity's) plans among `plans`."""
     row = customer_row(conn, key)
     if row is None:
-        return None
+        return []
     cp = t.customer_plans
     query = select(cp.c.internal_id, cp.c.trial_ends_at).where(
         (cp.c.customer_internal_id == row)
         & (cp.c.entity_id == (entity or ""))
-        & (cp.c.plan_id == plan)
+        & (cp.c.plan_id.in_(plans))
     )
-    return conn.execute(query).first()
+    return list(conn.execute(query).all())
 
 
 def record_subscription(
-    key: str, entity: str | None, plan: str
+    key: str, entity: str | None, plans: tuple[str, ...]
 ) -> Callable[[Connection, str], None]:
-    """Stores a Stripe subscription id as the one of a customer's (or entity's) plan."""
+    """Stores a Stripe subscription id as the one of a customer's (or entity's) plans."""
 
     def store(conn: Connection, stripe_id: str) -> None:
-        found = _plan_row(conn, key, entity, plan)
-        if found is not None:
+        ids = [row.internal_id for row in _plan_rows(conn, key, entity, plans)]
+        if ids:
             cp = t.customer_plans
-            query = update(cp).where(cp.c.internal_id == found.internal_id)
+            query = update(cp).where(cp.c.internal_id.in_(ids))
             conn.execute(query.values(stripe_subscription_id=stripe_id))
 
     return store
 
 
-def trial_end(engine: Engine, key: str, entity: str | None, plan: str) -> date | None:
-    """When the free trial of a customer's plan ends, as the database recorded it when the
-    plan was attached (one query)."""
+def trial_end(engine: Engine, key: str, entity: str | None, plans: tuple[str, ...]) -> date | None:
+    """When the free trial of a subscription ends: the latest of its plans' trials, as the
+    database recorded them when the plans were attached (one query)."""
     with engine.connect() as conn:
-        found = _plan_row(conn, key, entity, plan)
-    return found.trial_ends_at if found is not None else None
+        rows = _plan_rows(conn, key, entity, plans)
+    return max((r.trial_ends_at for r in rows if r.trial_ends_at is not None), default=None)
 
 
 def written_names(conn: Connection) -> dict[str, str]:

@@ -119,7 +119,10 @@ def plan_stripe(
         customers=_wanted_customers(billing, existing),
         subscriptions={s.record.address: s.record for s in subscriptions},
     )
-    billed, waiting = diff_billing(existing, wanted.customers, wanted.subscriptions, renewed)
+    groups = {pid: plan.group for pid, plan in projected.plans.items() if plan.group}
+    billed, waiting = diff_billing(
+        existing, wanted.customers, wanted.subscriptions, renewed, groups
+    )
     return StripePlan(existing, wanted, [*catalog, *billed], waiting, missing)
 
 

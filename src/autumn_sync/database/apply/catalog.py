@@ -9,7 +9,7 @@ from sqlalchemy import and_, delete, insert, update
 
 from autumn_sync.database import schema as t
 from autumn_sync.database.apply.transaction import APPLIERS, Transaction
-from autumn_sync.database.read.catalog import CREATE_CUSTOMERS
+from autumn_sync.database.read.catalog import CREATE_CUSTOMERS, UPGRADES
 from autumn_sync.model.records import Feature, Plan, PlanContent, Reward, Settings
 from autumn_sync.plan.changes import Archive, Create, Delete, Update
 
@@ -25,12 +25,14 @@ def _update_settings(tx: Transaction, _change: Update, _old: Settings, settings:
 
 
 def _settings(tx: Transaction, settings: Settings) -> None:
-    keys = ("currency", CREATE_CUSTOMERS)
-    tx.connection.execute(delete(t.settings).where(t.settings.c.key.in_(keys)))
-    tx.connection.execute(insert(t.settings).values(key="currency", value=settings.currency))
-    if settings.create_customers is not None:
-        values = {"key": CREATE_CUSTOMERS, "value": settings.create_customers}
-        tx.connection.execute(insert(t.settings).values(**values))
+    values = {
+        "currency": settings.currency,
+        CREATE_CUSTOMERS: settings.create_customers,
+        UPGRADES: settings.upgrades,
+    }
+    tx.connection.execute(delete(t.settings).where(t.settings.c.key.in_(list(values))))
+    rows = [{"key": key, "value": value} for key, value in values.items() if value is not None]
+    tx.connection.execute(insert(t.settings), rows)
 
 
 def _feature_row(feature: Feature) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from autumn_sync.model.state import State
 
 VersionKey = tuple[str, int]
 CREATE_CUSTOMERS = "stripe.create_customers"  # settings key; absent: when billing needs them
+UPGRADES = "billing.upgrades"  # settings key; absent: prorated now
 
 
 def read_state(connection: Connection, lookup: Lookup | None = None) -> State:
@@ -55,7 +56,11 @@ def read_state(connection: Connection, lookup: Lookup | None = None) -> State:
 def _settings(values: dict[str, str]) -> Settings | None:
     if "currency" not in values:
         return None
-    return Settings(currency=values["currency"], create_customers=values.get(CREATE_CUSTOMERS))
+    return Settings(
+        currency=values["currency"],
+        create_customers=values.get(CREATE_CUSTOMERS),
+        upgrades=values.get(UPGRADES),
+    )
 
 
 def _feature_users(connection: Connection) -> dict[str, tuple[tuple[str, int, int], ...]]:

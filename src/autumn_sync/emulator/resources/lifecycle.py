@@ -231,6 +231,19 @@ def items_changed(
         invoice_now(state, sub, "subscription_update", [])
 
 
+def settle_cancel(state: State, sub: JsonDict, prorate: bool, invoice: bool) -> None:
+    """What cancelling now leaves to bill: with `prorate`, a credit for the unused time of
+    the licensed items (none during a trial); with `invoice_now`, a final invoice of the
+    pending items now (a negative total becomes the customer's credit), else they wait for
+    the customer's next invoice."""
+    if prorate and sub["status"] != "trialing":
+        period = current_period(state, sub)
+        before = snapshot(state, sub)
+        store_pending(state, sub, proration_charges(state, before, [], period, state.now()))
+    if invoice and pending_lines(state, sub):
+        invoice_now(state, sub, "subscription_update", [])
+
+
 def reset_cycle(
     state: State, sub: JsonDict, before: list[Slot], behavior: str, moment: int
 ) -> None:

@@ -415,6 +415,9 @@ def cancel(call: Call) -> JsonDict:
         raise refused("This subscription is already canceled.", "id")
     details = _details(p, sub)
     details["reason"] = "cancellation_requested"
+    lifecycle.settle_cancel(
+        state, sub, p.boolean("prorate") is True, p.boolean("invoice_now") is True
+    )
     now = state.now()
     sub.update(status="canceled", canceled_at=now, ended_at=now, cancellation_details=details)
     return rules.view_subscription(state, sub, call.expand)

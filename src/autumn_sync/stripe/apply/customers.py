@@ -123,7 +123,7 @@ def _item_rows(writer: StripeWriter, sub: StripeSubscription) -> list[dict[str, 
 def _metadata(sub: StripeSubscription) -> dict[str, str]:
     """The metadata autumn-sync writes on a subscription (its owner as Stripe holds it)."""
     owner = sub.owner or ""
-    metadata = {OWNER_KEY: owner, PLAN_KEY: sub.plan, REWARDS_KEY: _rewards(sub)}
+    metadata = {OWNER_KEY: owner, PLAN_KEY: ",".join(sub.plans), REWARDS_KEY: _rewards(sub)}
     if sub.entity:
         metadata[ENTITY_KEY] = sub.entity
     return metadata
@@ -150,11 +150,11 @@ def _create_subscription(writer: StripeWriter, change: Create, sub: StripeSubscr
     }
     if sub.coupons:
         params["discounts"] = [{"coupon": writer.ids[c]} for c in sub.coupons]
-    ends = trial_end(writer.journal.engine, _key(sub.customer), sub.entity, sub.plan)
+    ends = trial_end(writer.journal.engine, _key(sub.customer), sub.entity, sub.plans)
     today = writer.journal.clock().date()
     if ends is not None and ends > today:
         params["trial_end"] = timestamp(ends)
-    also = record_subscription(_key(sub.customer), sub.entity, sub.plan)
+    also = record_subscription(_key(sub.customer), sub.entity, sub.plans)
     writer.write(change, "/v1/subscriptions", params, also=also)
 
 
@@ -166,6 +166,10 @@ def _update_subscription(
     items = _item_changes(writer, old, new)
     if items:
         params["items"] = items
+    if items and old.plans != new.plans:  # a plan change: as `settings.billing.upgrades` says
+        params["proration_behavior"] = new.proration
+    elif items and _versions_only(old, new):  # moved to a version: its prices next period
+        params["proration_behavior"] = "none"
     if (old.collection_method, old.days_until_due) != (new.collection_method, new.days_until_due):
         params.update(_collection(new))
     if not old.active and new.active:
@@ -176,11 +180,18 @@ def _update_subscription(
     if metadata:
         params["metadata"] = metadata
     stripe_id = writer.ids[new.address]
-    also = record_subscription(_key(new.customer), new.entity, new.plan)
+    also = record_subscription(_key(new.customer), new.entity, new.plans)
     if params:
         writer.write(change, f"/v1/subscriptions/{stripe_id}", params, also=also)
     elif old.recorded != new.recorded:
         in_transaction(writer.journal.engine, lambda conn: also(conn, stripe_id))
+
+
+def _versions_only(old: StripeSubscription, new: StripeSubscription) -> bool:
+    """Whether only the versions of the items change (customers moved to a new version of
+    their plan): the period paid stays at its price, the new one bills from the next."""
+    before = {a: i.quantity for a, i in old.items}
+    return before == {a: i.quantity for a, i in new.items}
 
 
 def _item_changes(
@@ -229,5 +240,11 @@ def _discounts(
 def _archive_subscription(
     writer: StripeWriter, change: Archive, _subscription: StripeSubscription
 ) -> None:
+    """Cancel at the end of the period; or, when another subscription bills its plans now,
+    cancel now with the unused time credited on a final invoice (the customer's credit)."""
     path = f"/v1/subscriptions/{writer.ids[change.address]}"
-    writer.write(change, path, {"cancel_at_period_end": True})
+    ended = change.after
+    if isinstance(ended, StripeSubscription) and ended.status == "canceled":
+        writer.cancel(change, path, {"prorate": True, "invoice_now": True})
+    else:
+        writer.write(change, path, {"cancel_at_period_end": True})

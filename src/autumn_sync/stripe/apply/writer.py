@@ -88,6 +88,24 @@ class StripeWriter:
             self.ids[remember] = obj["id"]
         return obj
 
+    def cancel(self, change: Change, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        """DELETE `path` (cancelling a subscription now), journaled. Stripe takes no
+        idempotency key on a DELETE: a retry whose first attempt went through is refused as
+        already cancelled, which is then read back and taken as done."""
+        key = f"DELETE {path}"  # what the journal shows in place of a key
+        self.journal.record(change.address, change.action, key, "started")
+        try:
+            obj = self.gateway.request("delete", path, params)
+        except StripeFailure as exc:
+            current = self.gateway.request("get", path, {}) if exc.rejected else {}
+            if current.get("status") != "canceled":
+                status = REJECTED if exc.rejected else "failed"
+                self.journal.record(change.address, change.action, key, status, message=str(exc))
+                raise
+            obj = current
+        self.journal.record(change.address, change.action, key, "done", obj.get("id"))
+        return obj
+
 
 CREATE_PATHS = frozenset(
     {

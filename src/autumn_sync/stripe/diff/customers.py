@@ -23,12 +23,14 @@ from autumn_sync.model.stripe import (
     StripeCustomer,
     StripeState,
     StripeSubscription,
+    subscription_scope,
 )
 from autumn_sync.plan.changes import Archive, Change, Create, FieldChange, Update
 from autumn_sync.plan.fields import field_changes
 
 LEFT = "its customer left the file: marked in its metadata, never deleted in Stripe"
 CANCELS = "no longer the customer's plan: cancels at the end of the period"
+REPLACED = "{} bills its plans now: cancelled now, the unused time credited"
 PATHS = {
     "owner": f"metadata.{OWNER_KEY}",
     "recorded": "database.stripe_id",
@@ -56,14 +58,15 @@ def diff_billing(
     customers: Mapping[str, StripeCustomer],
     subscriptions: Mapping[str, StripeSubscription],
     renewed: Mapping[str, int],
+    groups: Mapping[str, str] | None = None,
 ) -> tuple[list[Change], list[Waiting]]:
     """The changes of Stripe customers and subscriptions, and the subscriptions waiting for
     checkout. `renewed` holds the price addresses that get a new price in this plan, with
-    the version it is made for."""
+    the version it is made for; `groups` each grouped plan's group."""
     waiting: list[Waiting] = []
     changes = [
         *_customers(existing, customers),
-        *_subscriptions(existing, subscriptions, renewed, waiting),
+        *_subscriptions(existing, subscriptions, renewed, waiting, groups or {}),
     ]
     return changes, waiting
 
@@ -99,6 +102,7 @@ def _subscriptions(
     wanted: Mapping[str, StripeSubscription],
     renewed: Mapping[str, int],
     waiting: list[Waiting],
+    groups: Mapping[str, str],
 ) -> Iterator[Change]:
     for address in sorted(set(existing.subscriptions) | set(wanted)):
         old, new = existing.subscriptions.get(address), wanted.get(address)
@@ -110,10 +114,31 @@ def _subscriptions(
             else:
                 waiting.append(Waiting(address, new.customer, old))
         elif new is None and live is not None:
-            if live.active:
+            taker = _taken_over_by(live, wanted, groups)
+            if taker is not None:
+                ending = replace(live, scope=subscription_scope(live.plans, groups))
+                ended = replace(ending, active=False, status="canceled")
+                yield Archive(address, ending, ended, reason=REPLACED.format(taker))
+            elif live.active:
                 yield Archive(address, live, replace(live, active=False), reason=CANCELS)
         elif new is not None and live is not None:
             yield from _subscription_update(live, new, renewed)
+
+
+def _taken_over_by(
+    old: StripeSubscription, wanted: Mapping[str, StripeSubscription], groups: Mapping[str, str]
+) -> str | None:
+    """The wanted subscription of the same customer (or entity) that bills one of `old`'s
+    plans, or another plan of one of their groups (a plan change to another interval, or
+    plans an earlier layout billed apart): `old` must end now, its unused time credited,
+    or both would bill the rest of the period."""
+    mine = set(subscription_scope(old.plans, groups))
+    for address, sub in sorted(wanted.items()):
+        if (sub.customer, sub.entity) != (old.customer, old.entity):
+            continue
+        if mine & set(subscription_scope(sub.plans, groups)):
+            return address
+    return None
 
 
 def _can_bill(existing: StripeState, subscription: StripeSubscription) -> bool:
@@ -140,7 +165,23 @@ def _subscription_update(
     fields += tuple(_moves(old, same, renewed))
     if fields:
         reason = "resumed: it was set to cancel at period end" if not old.active else None
+        if old.plans != new.plans:
+            reason = _plan_change(old, new) + (f"; {reason}" if reason else "")
         yield Update(old.address, old, same, fields, reason=reason)
+
+
+PRORATION_WORDS = {
+    "always_invoice": "the difference for the rest of the period invoiced now",
+    "create_prorations": "the difference for the rest of the period on the next invoice",
+    "none": "the new prices from the next period, no proration",
+}
+
+
+def _plan_change(old: StripeSubscription, new: StripeSubscription) -> str:
+    """`plans pro → team: the difference for the rest of the period invoiced now`."""
+    before = ", ".join(old.plans) or "none"
+    after = ", ".join(new.plans) or "none"
+    return f"plans {before} → {after}: {PRORATION_WORDS[new.proration]}"
 
 
 def _moves(

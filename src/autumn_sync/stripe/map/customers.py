@@ -4,16 +4,18 @@
   it is known by email), made when billing needs it (a paid plan), at once with
   `stripe: {create: true}` or `settings.stripe.create_customers: always`, and linked (not
   made) with `stripe: {customer: cus_…}`; once made it stays wanted;
-- each paid plan of a customer or of one of its entities → a subscription
-  `stripe_subscription.user_123.pro` (`…pro[team-a]` for an entity) whose items are the
-  recurring prices of the plan version the customer is on after apply: the base price with
-  the plan's quantity, a prepaid price with `quantity × per` units, a metered price without
-  quantity. A custom version (a negotiated price, custom included usage) bills the
-  customer's own prices wherever its terms differ from the plan's:
-  `stripe_price.pro.base[user_123]`, on the plan's products, without a lookup key;
-- the customer's rewards → the coupons of those that apply to the plan;
+- the paid plans of a customer (or of one of its entities) → one subscription per billing
+  interval, `stripe_subscription.user_123.month` (`…year[team-a]` for an entity), holding
+  the base plan and its add-ons: its items are the recurring prices of that interval of the
+  plan versions the customer is on after apply: a base price with the plan's quantity, a
+  prepaid price with `quantity × per` units, a metered price without quantity. A plan
+  change within a group swaps items on it. A custom version (a negotiated price, custom
+  included usage) bills the customer's own prices wherever its terms differ from the
+  plan's: `stripe_price.pro.base[user_123]`, on the plan's products, without a lookup key;
+- the customer's rewards → the coupons of those that apply to a plan it bills;
 - the collection method and days until due come from the customer's billing, the trial end
-  from the customer's plan (as the database records it, or as attaching will set it).
+  from the customer's plans (as the database records it, or as attaching will set it), the
+  proration of a plan change from `settings.billing.upgrades`.
 
 One-off prices are not subscription items (Stripe bills them on invoices) and are left out.
 """
@@ -21,22 +23,33 @@ One-off prices are not subscription items (Stripe bills them on invoices) and ar
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field, replace
 from datetime import date
 
 from autumn_sync.model.address import Address, Kind, keyed, named
 from autumn_sync.model.customers import Customer, CustomerPlan
-from autumn_sync.model.records import ALWAYS, Plan, PlanContent, PlanItem, UsageModel
+from autumn_sync.model.records import (
+    ALWAYS,
+    NO_PRORATION,
+    PRORATE_NEXT_INVOICE,
+    PRORATE_NOW,
+    Plan,
+    PlanContent,
+    PlanItem,
+    UsageModel,
+)
 from autumn_sync.model.state import State
 from autumn_sync.model.stripe import (
+    Recurring,
     StripeCustomer,
     StripePrice,
     StripeState,
     StripeSubscription,
     SubscriptionItem,
+    subscription_scope,
 )
-from autumn_sync.stripe.map.catalog import BASE, plan_prices
+from autumn_sync.stripe.map.catalog import BASE, INTERVALS, plan_prices
 
 VersionKey = tuple[str, int]
 
@@ -68,6 +81,7 @@ def offered_versions(projected: State) -> dict[str, int]:
 @dataclass(frozen=True)
 class PlannedItem:
     price: str  # address
+    plan: str  # the plan it bills
     plan_version: int  # the customer's plan version
     custom: bool  # the customer's own price
     quantity: int | None
@@ -104,8 +118,22 @@ def customer_address(key: str) -> str:
     return keyed(Kind.STRIPE_CUSTOMER, key)
 
 
-def subscription_address(key: str, plan: str, entity: str | None) -> str:
-    return keyed(Kind.STRIPE_SUBSCRIPTION, key, plan, entity or None)
+def subscription_address(key: str, interval: str, entity: str | None) -> str:
+    """`stripe_subscription.user_1.month`, `stripe_subscription.user_1.year[team-a]`."""
+    return keyed(Kind.STRIPE_SUBSCRIPTION, key, interval, entity or None)
+
+
+_INTERVAL_NAMES = {terms: name for name, terms in INTERVALS.items()}
+_PRORATION = {
+    PRORATE_NOW: "always_invoice",
+    PRORATE_NEXT_INVOICE: "create_prorations",
+    NO_PRORATION: "none",
+}
+
+
+def interval_name(recurring: Recurring) -> str:
+    """The file's name of a price's billing interval: `month`, `quarter`, `year`, …"""
+    return _INTERVAL_NAMES[(recurring.interval, recurring.interval_count)]
 
 
 def plan_billing(inputs: BillingInputs) -> BillingPlan:
@@ -151,43 +179,68 @@ class _Mapper:
         self.versions_after = inputs.versions_after
         settings = inputs.projected.settings
         self.currency = settings.currency if settings else "usd"
+        self.upgrades = (settings.upgrades if settings else None) or PRORATE_NOW
+        plans = inputs.projected.plans
+        self.groups = {pid: p.group for pid, p in plans.items() if p.group is not None}
         self.own_prices: dict[str, StripePrice] = {}
         self._standard: dict[VersionKey, dict[str, StripePrice]] = {}
 
     def subscriptions(
         self, customer: Customer, old_key: str | None
     ) -> Iterator[PlannedSubscription]:
-        for entity, plan in customer.all_plans():
-            planned = self._subscription(customer, entity, plan)
-            if planned is not None:
-                if old_key is not None:
-                    old_address = subscription_address(old_key, plan.plan, entity)
-                    planned = replace(planned, old_address=old_address)
-                yield planned
+        """One subscription per entity (or the customer itself) and billing interval, holding
+        the items of every paid plan billed at that interval (a base plan and its add-ons)."""
+        groups: dict[tuple[str, str], list[tuple[CustomerPlan, list[PlannedItem]]]] = {}
+        for entity, wanted in customer.all_plans():
+            for interval, items in self._items_by_interval(customer, entity, wanted).items():
+                groups.setdefault((entity or "", interval), []).append((wanted, items))
+        for (entity, interval), parts in sorted(groups.items()):
+            planned = self._subscription(customer, entity or None, interval, parts)
+            if old_key is not None:
+                old_address = subscription_address(old_key, interval, entity or None)
+                planned = replace(planned, old_address=old_address)
+            yield planned
 
-    def _subscription(
+    def _items_by_interval(
         self, customer: Customer, entity: str | None, wanted: CustomerPlan
-    ) -> PlannedSubscription | None:
+    ) -> dict[str, list[PlannedItem]]:
         plan = self.inputs.projected.plans.get(wanted.plan)
         if plan is None:
-            return None
+            return {}
         version = wanted.version or self.versions_after.get(wanted.plan, 1)
         content = self._content(plan, version)
-        items = self._items(customer, entity, plan, content, wanted, version)
-        if not items:
-            return None  # a free plan (or one billed with one-off prices only)
+        found: dict[str, list[PlannedItem]] = {}
+        for interval, item in self._items(customer, entity, plan, content, wanted, version):
+            found.setdefault(interval, []).append(item)
+        return found
+
+    def _subscription(
+        self,
+        customer: Customer,
+        entity: str | None,
+        interval: str,
+        parts: list[tuple[CustomerPlan, list[PlannedItem]]],
+    ) -> PlannedSubscription:
+        address = subscription_address(customer.key, interval, entity)
+        plans = tuple(sorted(wanted.plan for wanted, _ in parts))
         record = StripeSubscription(
-            address=subscription_address(customer.key, wanted.plan, entity),
+            address=address,
             customer=customer_address(customer.key),
-            plan=wanted.plan,
+            plans=plans,
             entity=entity,
             collection_method=customer.collection,
             days_until_due=customer.days_until_due,
-            coupons=self._coupons(customer, wanted.plan),
-            trial_end=self._trial_end(wanted),
-            owner=subscription_address(customer.key, wanted.plan, entity),
+            coupons=self._coupons(customer, plans),
+            trial_end=self._trial_end(wanted for wanted, _ in parts),
+            owner=address,
+            proration=_PRORATION[self.upgrades],
+            scope=subscription_scope(plans, self.groups),
         )
-        return PlannedSubscription(record, tuple(items), wanted.stripe_subscription_id)
+        items = tuple(item for _, planned in parts for item in planned)
+        recorded = next(
+            (w.stripe_subscription_id for w, _ in parts if w.stripe_subscription_id), None
+        )
+        return PlannedSubscription(record, items, recorded)
 
     def _content(self, plan: Plan, version: int) -> PlanContent:
         if version == self.versions_after.get(plan.id, 1):
@@ -212,7 +265,8 @@ class _Mapper:
         content: PlanContent,
         wanted: CustomerPlan,
         version: int,
-    ) -> list[PlannedItem]:
+    ) -> Iterator[tuple[str, PlannedItem]]:
+        """The recurring prices the plan bills the customer, each with its interval."""
         standard = self._standard_prices(plan, content, version)
         prices = standard
         if wanted.custom:
@@ -221,7 +275,6 @@ class _Mapper:
         whose = customer.label + (f"/{entity}" if entity else "")
         per = {item.feature: item.price.per for item in content.items if item.price is not None}
         included = _prepaid_included(content)
-        items = []
         for address, price in sorted(prices.items()):
             if price.recurring is None:
                 continue  # one-off: billed on an invoice, not by the subscription
@@ -231,22 +284,27 @@ class _Mapper:
             if own:
                 address = str(replace(Address.parse(address), index=whose))
                 self.own_prices[address] = replace(price, address=address, lookup_key=None)
-            items.append(PlannedItem(address, version, own, _quantity(price, wanted.quantity, per)))
-        return items
+            quantity = _quantity(price, wanted.quantity, per)
+            item = PlannedItem(address, plan.id, version, own, quantity)
+            yield interval_name(price.recurring), item
 
-    def _coupons(self, customer: Customer, plan_id: str) -> tuple[str, ...]:
+    def _coupons(self, customer: Customer, plans: tuple[str, ...]) -> tuple[str, ...]:
+        """The coupons of the customer's rewards for any plan the subscription bills (a
+        coupon names the products it discounts)."""
         rewards = self.inputs.projected.rewards
         return tuple(
             named(Kind.STRIPE_COUPON, rid)
             for rid in customer.rewards
-            if rid in rewards and (not rewards[rid].plans or plan_id in rewards[rid].plans)
+            if rid in rewards and (not rewards[rid].plans or set(plans) & set(rewards[rid].plans))
         )
 
-    def _trial_end(self, wanted: CustomerPlan) -> date | None:
+    def _trial_end(self, plans: Iterable[CustomerPlan]) -> date | None:
         """The trial's end as the database records it, or as attaching the plan sets it (the
-        apply takes the database's, which also knows fingerprints that had a trial); none
+        apply takes the database's, which also knows fingerprints that had a trial); the
+        latest of the subscription's plans (a trial covers the whole subscription); none
         once it is over."""
-        end = wanted.trial_ends_at
+        ends = [w.trial_ends_at for w in plans if w.trial_ends_at is not None]
+        end = max(ends, default=None)
         return end if end is not None and end > self.inputs.today else None
 
 
@@ -325,7 +383,7 @@ def with_items(
                 sub.record,
                 items=tuple(
                     sorted(
-                        (i.price, SubscriptionItem(version(i, sub.record.plan), i.quantity))
+                        (i.price, SubscriptionItem(version(i, i.plan), i.quantity))
                         for i in sub.items
                     )
                 ),

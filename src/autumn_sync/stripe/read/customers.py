@@ -80,7 +80,7 @@ def _subscription(
     record = StripeSubscription(
         address=owner or "",
         customer="",  # an address: given by `stripe.assign`
-        plan=metadata.get(PLAN_KEY) or "",
+        plans=tuple(p for p in (metadata.get(PLAN_KEY) or "").split(",") if p),
         entity=metadata.get(ENTITY_KEY) or None,
         items=_unique(items),
         collection_method=obj.get("collection_method") or "charge_automatically",

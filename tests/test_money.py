@@ -1,0 +1,197 @@
+"""What customers are charged, in cents, for what the file says: every test works the amount
+out by hand and compares it with the emulator's invoices (what Stripe charged) and its
+invoice preview (what Stripe will charge next).
+
+The emulator's clock starts at 2026-12-01 00:00 UTC and moves only when a test moves it, so
+a period is exactly December (31 days) and its middle is exactly half of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import stripe
+import yaml
+
+from autumn_sync.database.engine import connect
+from autumn_sync.emulator import Emulator
+from autumn_sync.emulator.store import Clock
+from tests.test_stripe_customers import give_card, the
+from tests.test_stripe_sync import Doc, Sync
+
+START = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp())
+DAY = 86400
+HALF_DECEMBER = 31 * DAY // 2  # 15.5 days: the period's exact middle
+
+CATALOG = """\
+version: 1
+features:
+  messages: {name: Messages, type: metered, consumable: true}
+  seats: {name: Seats, type: metered, consumable: false}
+plans:
+  free:
+    name: Free
+    group: main
+    default: true
+    items:
+      - {feature: messages, included: 100, reset: month}
+  pro:
+    name: Pro
+    group: main
+    price: {amount: 20, interval: month}
+    items:
+      - {feature: messages, included: 1000, reset: month,
+         price: {amount: 5, per: 100, billing: pay_per_use}}
+  team:
+    name: Team
+    group: main
+    price: {amount: 50, interval: month}
+    items:
+      - {feature: seats, price: {amount: 10, billing: prepaid}}
+  business:
+    name: Business
+    group: main
+    price: {amount: 200, interval: year}
+rewards:
+  launch20:
+    name: Launch discount
+    type: percentage_discount
+    percent_off: 20
+    duration: {months: 3}
+    plans: [pro, team]
+"""
+
+
+@pytest.fixture
+def sync(sqlite_url: str, tmp_path: Path) -> Iterator[Sync]:
+    engine = connect(sqlite_url)
+    with Emulator(seed=5, clock=Clock(lambda: float(START))) as emu:
+        yield Sync(engine, emu, tmp_path)
+    engine.dispose()
+
+
+def billing(*plans: Any, upgrades: str | None = None, **customer: Any) -> Doc:
+    """The catalog above with one customer, Jane, on `plans`."""
+    doc: Doc = yaml.safe_load(CATALOG)
+    doc["customers"] = [{"id": "user_1", "email": "jane@example.com", "plans": list(plans)}]
+    doc["customers"][0].update(customer)
+    if upgrades is not None:
+        doc["settings"] = {"billing": {"upgrades": upgrades}}
+    return doc
+
+
+def subscribed(sync: Sync, doc: Doc) -> str:
+    """Apply `doc` with Jane paying by card (the first apply makes her Stripe customer, she
+    checks out, the second makes her subscription); her Stripe customer id."""
+    sync.apply(doc)
+    customer = the(sync.emu, "customer", "stripe_customer.user_1")["id"]
+    give_card(sync.emu, customer)
+    sync.apply(doc)
+    return str(customer)
+
+
+def client(sync: Sync) -> stripe.StripeClient:
+    made: stripe.StripeClient = sync.emu.client()
+    return made
+
+
+def charged(sync: Sync, customer: str) -> list[int]:
+    """The totals of the customer's invoices, oldest first (what Stripe charged)."""
+    found = client(sync).v1.invoices.list(params={"customer": customer, "limit": 100})
+    return [invoice.total for invoice in reversed(found.data)]
+
+
+def due(sync: Sync, customer: str) -> list[int]:
+    """What the customer's invoices asked to be paid, after any credit balance."""
+    found = client(sync).v1.invoices.list(params={"customer": customer, "limit": 100})
+    return [invoice.amount_due for invoice in reversed(found.data)]
+
+
+def next_invoice(sync: Sync, customer: str) -> int:
+    """The total of the next invoice of the customer's one subscription (Stripe's preview
+    of its renewal)."""
+    (sub,) = live_subscriptions(sync, customer)
+    params = {"customer": customer, "subscription": sub["id"]}
+    preview = client(sync).v1.invoices.create_preview(params=params)  # type: ignore[arg-type]
+    return int(preview.total)
+
+
+def live_subscriptions(sync: Sync, customer: str) -> list[dict[str, Any]]:
+    subs = sync.emu.state.tables["subscription"].rows.values()
+    return [s for s in subs if s["customer"] == customer and s["status"] != "canceled"]
+
+
+@pytest.mark.parametrize(
+    ("upgrades", "now", "then"),
+    [
+        # Half of Pro unused (-1000), half of Team (2500) and of its seat (500) now; then a
+        # month of Team and its seat: 5000 + 1000.
+        ("prorate_now", [2000, -1000 + 2500 + 500], 5000 + 1000),
+        # The same difference waits for the next invoice, with the month of Team.
+        ("prorate_next_invoice", [2000], -1000 + 2500 + 500 + 5000 + 1000),
+        # No proration: Team's price from the next period.
+        ("no_proration", [2000], 5000 + 1000),
+    ],
+)
+def test_an_upgrade_mid_period_bills_the_difference_once(
+    sync: Sync, upgrades: str, now: list[int], then: int
+) -> None:
+    customer = subscribed(sync, billing("pro", upgrades=upgrades))
+    assert charged(sync, customer) == [2000]  # a month of Pro, in advance
+    sync.emu.clock.advance(HALF_DECEMBER)
+
+    sync.apply(billing("team", upgrades=upgrades))
+
+    assert charged(sync, customer) == now
+    assert next_invoice(sync, customer) == then
+    assert len(live_subscriptions(sync, customer)) == 1  # never two of one group
+
+
+def test_an_upgrade_to_a_yearly_plan_credits_the_unused_month(sync: Sync) -> None:
+    """Pro (monthly) → Business (yearly) halfway through December: the monthly subscription
+    ends now with half a month credited (-1000), the yearly one bills a year (20000), and
+    the credit pays part of it: Jane pays half a month of Pro and a year of Business."""
+    customer = subscribed(sync, billing("pro"))
+    sync.emu.clock.advance(HALF_DECEMBER)
+
+    sync.apply(billing("business"))
+
+    assert charged(sync, customer) == [2000, -1000, 20000]
+    assert sum(due(sync, customer)) == 1000 + 20000
+    (sub,) = live_subscriptions(sync, customer)
+    assert sub["metadata"]["autumn_sync_plan"] == "business"
+
+
+def test_a_coupon_for_a_plan_discounts_its_seat_product_too(sync: Sync) -> None:
+    """20 % off Team: its base price (5000) and its seat (1000), not only the base:
+    (5000 + 1000) × 0.8 = 4800."""
+    customer = subscribed(sync, billing("team", rewards=["launch20"]))
+
+    assert charged(sync, customer) == [4800]
+    assert next_invoice(sync, customer) == 4800  # the second of the coupon's three months
+
+
+def raise_pro(doc: Doc, amount: int, migrate: bool = False) -> Doc:
+    doc["plans"]["pro"]["price"]["amount"] = amount
+    doc["plans"]["pro"]["migrate_customers"] = migrate
+    return doc
+
+
+@pytest.mark.parametrize(("migrate", "then"), [(False, 2000), (True, 2500)])
+def test_a_price_raise_bills_grandfathered_customers_the_old_price_and_moved_ones_the_new(
+    sync: Sync, migrate: bool, then: int
+) -> None:
+    """Pro goes from $20 to $25 halfway through December. Jane, grandfathered, keeps paying
+    2000 a month; moved (`migrate_customers`), she pays 2500 from the next period, and
+    nothing more for the month she already paid."""
+    customer = subscribed(sync, billing("pro"))
+    sync.emu.clock.advance(HALF_DECEMBER)
+
+    sync.apply(raise_pro(billing("pro"), 25, migrate))
+
+    assert charged(sync, customer) == [2000]
+    assert next_invoice(sync, customer) == then

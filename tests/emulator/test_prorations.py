@@ -208,3 +208,28 @@ def test_proration_date_must_be_in_the_period(
     with pytest.raises(stripe.InvalidRequestError) as caught:
         upgrade(client, sub, plans["pro"].id, proration_behavior="sometimes")
     assert seen(caught.value).param == "proration_behavior"
+
+
+def test_cancelling_now_with_prorate_and_invoice_now_credits_the_unused_time(
+    emu: Emulator, client: stripe.StripeClient, plans: dict[str, Any]
+) -> None:
+    """DELETE with `prorate` and `invoice_now` halfway through: a final invoice crediting
+    half of the $20 month (-1000), which the customer's next invoice uses: a $100 yearly
+    subscription made then asks for 10000 - 1000."""
+    sub = subscribe(client, plans["customer"].id, {"price": plans["pro"].id})
+    halfway(emu, sub)
+    client.v1.subscriptions.cancel(sub.id, params={"prorate": True, "invoice_now": True})
+    listed = client.v1.invoices.list(params={"subscription": sub.id}).data
+    assert [invoice.total for invoice in listed] == [-1000, 2000]  # newest first
+    yearly = subscribe(client, plans["customer"].id, {"price": plans["yearly"].id})
+    assert (yearly.latest_invoice.total, yearly.latest_invoice.amount_due) == (10000, 9000)
+
+
+def test_cancelling_now_without_prorate_credits_nothing(
+    emu: Emulator, client: stripe.StripeClient, plans: dict[str, Any]
+) -> None:
+    sub = subscribe(client, plans["customer"].id, {"price": plans["pro"].id})
+    halfway(emu, sub)
+    client.v1.subscriptions.cancel(sub.id)
+    listed = client.v1.invoices.list(params={"subscription": sub.id}).data
+    assert [invoice.total for invoice in listed] == [2000]

@@ -134,6 +134,10 @@ FINE = {
     "promo codes differ": "rewards:\n"
     "  a: {type: fixed_discount, amount_off: 5, promo_codes: [SPRING]}\n"
     "  b: {type: fixed_discount, amount_off: 5, promo_codes: [SUMMER]}\n",
+    "promo codes with restrictions": "rewards:\n"
+    "  a: {type: fixed_discount, amount_off: 5, promo_codes: [SPRING, {code: VIP50,\n"
+    "      max_redemptions: 1, expires_at: 2099-01-01, first_time_transaction: true},\n"
+    "      {code: LATE, expires_at: '2099-06-30T12:00:00+02:00'}, {code: PLAIN}]}\n",
 }
 
 

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, delete, func, insert, select, update
 
 from autumn_sync.config.export import dump_state
+from autumn_sync.config.format import MAX_REDEMPTIONS
 from autumn_sync.config.load import load_text
 from autumn_sync.config.problems import ConfigError
 from autumn_sync.database import schema as t
@@ -37,6 +38,8 @@ from autumn_sync.model.money import canonical, exponent
 from autumn_sync.model.records import (
     PRICE_INTERVALS,
     RESET_INTERVALS,
+    UNRESTRICTED,
+    CodeRestrictions,
     Duration,
     Feature,
     FeatureType,
@@ -248,6 +251,7 @@ def rewards(draw: st.DrawFn, plan_ids: list[str], places: int) -> dict[str, Rewa
             | st.integers(1, 120).map(lambda m: Duration("repeating", m))
         )
         percentage = kind is RewardType.PERCENTAGE
+        restricted = [(code, draw(code_restrictions())) for code in sorted(codes)]
         result[rid] = Reward(
             id=rid,
             type=kind,
@@ -257,8 +261,26 @@ def rewards(draw: st.DrawFn, plan_ids: list[str], places: int) -> dict[str, Rewa
             amount_off=None if percentage else draw(decimals(places, 1)),
             plans=tuple(sorted(chosen)),
             promo_codes=tuple(sorted(codes)),
+            code_restrictions=tuple(pair for pair in restricted if pair[1] != UNRESTRICTED),
         )
     return result
+
+
+@st.composite
+def code_restrictions(draw: st.DrawFn) -> CodeRestrictions:
+    """A promotion code's restrictions (often none): an expiry in the future, at midnight
+    (written as a date) or at any second (written as a time)."""
+    if draw(st.booleans()):
+        return UNRESTRICTED
+    moments = st.datetimes(datetime(2030, 1, 1), datetime(2099, 12, 31))
+    midnights = st.dates(date(2030, 1, 1), date(2099, 12, 31)).map(
+        lambda d: datetime(d.year, d.month, d.day)
+    )
+    return CodeRestrictions(
+        max_redemptions=draw(st.none() | st.integers(1, MAX_REDEMPTIONS)),
+        expires_at=draw(st.none() | midnights | moments.map(lambda m: m.replace(microsecond=0))),
+        first_time_transaction=draw(st.booleans()),
+    )
 
 
 @st.composite

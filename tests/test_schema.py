@@ -10,11 +10,16 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from sqlalchemy import Connection, inspect, text
 
+import autumn_sync.database
 from autumn_sync.config.schema import json_schema, json_schema_text
 from autumn_sync.database.engine import VERSION_TABLE, head_revision, open_engine, upgrade
+from autumn_sync.database.read.catalog import read_state
 from autumn_sync.database.schema import metadata
 from tests.conftest import EXAMPLES, run_cli
 
@@ -88,3 +93,37 @@ def _is_version_table(difference: object) -> bool:
         and difference[0] == "remove_table"
         and difference[1].name == VERSION_TABLE
     )
+
+
+def _migrate(connection: Connection, revision: str, down: bool = False) -> None:
+    """`alembic upgrade REVISION` (or `downgrade`) on `connection`, as autumn-sync runs them."""
+    config = Config()
+    migrations = Path(autumn_sync.database.__file__).parent / "migrations"
+    config.set_main_option("script_location", str(migrations))
+    config.attributes.update(connection=connection, version_table=VERSION_TABLE)
+    (command.downgrade if down else command.upgrade)(config, revision)
+    connection.commit()
+
+
+def test_promotion_codes_made_before_0005_keep_working_unrestricted(db_url: str) -> None:
+    """A database of 0004 with a promotion code migrates to restrictions: the code is kept,
+    with none; 0005 downgrades too."""
+    engine = open_engine(db_url)
+    with engine.connect() as conn:
+        _migrate(conn, "0004")
+        conn.execute(
+            text(
+                "INSERT INTO rewards (id, type, percent_off, duration)"
+                " VALUES ('launch20', 'percentage_discount', 20, 'once')"
+            )
+        )
+        conn.execute(text("INSERT INTO promo_codes (code, reward_id) VALUES ('L20', 'launch20')"))
+        conn.commit()
+    upgrade(engine)
+    with engine.connect() as conn:
+        reward = read_state(conn).rewards["launch20"]
+        assert (reward.promo_codes, reward.code_restrictions) == (("L20",), ())
+        _migrate(conn, "0004", down=True)
+        columns = {c["name"] for c in inspect(conn).get_columns("promo_codes")}
+        assert columns == {"code", "reward_id"}
+    engine.dispose()

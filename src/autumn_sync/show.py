@@ -266,7 +266,7 @@ def reward(conn: Connection, reward_id: str) -> dict[str, Any]:
         raise NotFound(f"no reward {reward_id!r} in the database")
     rp, codes, cr = t.reward_plans, t.promo_codes, t.customer_rewards
     plans = conn.execute(select(rp.c.plan_id).where(rp.c.reward_id == reward_id)).scalars()
-    promo = conn.execute(select(codes.c.code).where(codes.c.reward_id == reward_id)).scalars()
+    promo = conn.execute(select(codes).where(codes.c.reward_id == reward_id)).all()
     holders = select(func.count()).where(cr.c.reward_id == reward_id)
     return {
         "address": named(Kind.REWARD, reward_id),
@@ -278,8 +278,21 @@ def reward(conn: Connection, reward_id: str) -> dict[str, Any]:
         "duration": row.duration,
         "duration_months": row.duration_months,
         "plans": sorted(plans),
-        "promo_codes": sorted(promo),
+        "promo_codes": sorted(code.code for code in promo),
+        "code_restrictions": {
+            code.code: _restrictions(code) for code in sorted(promo, key=lambda c: c.code)
+        },
         "customers": int(conn.execute(holders).scalar_one()),
+    }
+
+
+def _restrictions(code: Row[Any]) -> dict[str, Any]:
+    """A promotion code's restrictions: `max_redemptions`, `expires_at` (UTC) and
+    `first_time_transaction`, null (false) where it has none."""
+    return {
+        "max_redemptions": code.max_redemptions,
+        "expires_at": code.expires_at,
+        "first_time_transaction": bool(code.first_time_transaction),
     }
 
 

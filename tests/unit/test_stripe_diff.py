@@ -4,7 +4,7 @@ customers' (`stripe.diff.customers.diff_billing`), against hand-built Stripe sta
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -24,7 +24,12 @@ from autumn_sync.model.stripe import (
     SubscriptionItem,
 )
 from autumn_sync.plan.changes import Archive, Change, Create, FieldChange, Replace, Update
-from autumn_sync.stripe.diff.catalog import OWN_PRICE_UNUSED, DiffInputs, diff_stripe
+from autumn_sync.stripe.diff.catalog import (
+    OWN_PRICE_UNUSED,
+    RESTRICTIONS_FIXED,
+    DiffInputs,
+    diff_stripe,
+)
 from autumn_sync.stripe.diff.customers import CANCELS, LEFT, Waiting, diff_billing
 
 PRO = "stripe_product.pro"
@@ -492,6 +497,50 @@ def test_a_promotion_code_moving_to_another_coupon_is_replaced() -> None:
     assert isinstance(change, Replace)
     assert change.address == CODE
     assert change.fields == (FieldChange("coupon", COUPON, other),)
+
+
+@pytest.mark.parametrize("active", [True, False], ids=["active", "deactivated"])
+def test_a_promotion_code_whose_restrictions_change_is_replaced(active: bool) -> None:
+    """Stripe fixes a code's restrictions when it makes it: a new code of the same text
+    replaces it, whether the old one is active or was deactivated (removed from the file,
+    now back with other restrictions)."""
+    existing = stripe(*stored(coupon(), code(max_redemptions=50, active=active)))
+    wanted = code(max_redemptions=100, expires_at=datetime(2035, 1, 1))
+
+    change = one(diff_stripe(existing, stripe(coupon(), wanted), DiffInputs()))
+
+    assert isinstance(change, Replace)
+    assert (change.address, change.after) == (CODE, wanted)
+    assert change.fields == (
+        FieldChange("max_redemptions", 50, 100),
+        FieldChange("expires_at", None, datetime(2035, 1, 1)),
+    )
+    assert change.reason == RESTRICTIONS_FIXED
+
+
+def test_a_code_with_the_same_restrictions_is_left_alone_or_reactivated() -> None:
+    terms = {"first_time_transaction": True, "expires_at": datetime(2035, 1, 1, 12)}
+    assert (
+        diff_stripe(
+            stripe(*stored(coupon(), code(**terms))), stripe(coupon(), code(**terms)), DiffInputs()
+        )
+        == []
+    )
+
+    deactivated = stripe(*stored(coupon(), code(active=False, **terms)))
+    change = one(diff_stripe(deactivated, stripe(coupon(), code(**terms)), DiffInputs()))
+
+    assert isinstance(change, Update)
+    assert change.fields == (FieldChange("active", False, True),)
+
+
+def test_a_code_whose_coupon_is_replaced_says_how_its_restrictions_change() -> None:
+    existing = stripe(*stored(coupon(), code(max_redemptions=5)))
+
+    changes = diff_stripe(existing, stripe(coupon(percent=25), code()), DiffInputs())
+
+    replaced = {c.address: c for c in changes}
+    assert replaced[CODE].fields == (FieldChange("max_redemptions", 5, None),)
 
 
 # --- diff_billing: customers ------------------------------------------------------------------

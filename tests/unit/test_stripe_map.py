@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 
 import pytest
@@ -12,6 +12,7 @@ import pytest
 from autumn_sync.model.customers import SEND_INVOICE, Customer, CustomerPlan, Entity
 from autumn_sync.model.records import (
     ALWAYS,
+    CodeRestrictions,
     Duration,
     Feature,
     FeatureType,
@@ -153,6 +154,34 @@ def test_a_plan_maps_to_a_product_with_its_base_price_as_default() -> None:
         )
     }
     assert state.meters == {} and state.coupons == {} and state.promotion_codes == {}
+
+
+def test_a_promotion_codes_restrictions_go_to_its_stripe_code() -> None:
+    vip = CodeRestrictions(50, datetime(2035, 1, 1, 12, 30), first_time_transaction=True)
+    launch = Reward(
+        "launch20",
+        RewardType.PERCENTAGE,
+        Duration("once"),
+        percent_off=Decimal(20),
+        promo_codes=("LAUNCH20", "VIP50"),
+        code_restrictions=(("VIP50", vip),),
+    )
+    codes = desired_stripe(catalog(plan(), rewards=(launch,)), {}).promotion_codes
+
+    assert codes["stripe_promotion_code.launch20.VIP50"] == StripePromotionCode(
+        "stripe_promotion_code.launch20.VIP50",
+        "VIP50",
+        "stripe_coupon.launch20",
+        max_redemptions=50,
+        expires_at=datetime(2035, 1, 1, 12, 30),
+        first_time_transaction=True,
+    )
+    plain = codes["stripe_promotion_code.launch20.LAUNCH20"]
+    assert (plain.max_redemptions, plain.expires_at, plain.first_time_transaction) == (
+        None,
+        None,
+        False,
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ from autumn_sync.config.format import (
     ItemSpec,
     PlanRef,
     PlanSpec,
+    PromoCodeRef,
     RewardSpec,
     TierSpec,
     UsagePriceSpec,
@@ -28,6 +29,8 @@ from autumn_sync.model.money import canonical
 from autumn_sync.model.records import (
     ALWAYS,
     PRORATE_NOW,
+    UNRESTRICTED,
+    CodeRestrictions,
     Duration,
     Feature,
     FeatureType,
@@ -130,6 +133,7 @@ def _reward(rid: str, spec: RewardSpec) -> Reward:
         duration = Duration(kind=spec.duration)
     else:
         duration = Duration(kind="repeating", months=spec.duration.months)
+    codes = [_code(entry) for entry in spec.promo_codes]
     return Reward(
         id=rid,
         type=RewardType(spec.type),
@@ -138,8 +142,23 @@ def _reward(rid: str, spec: RewardSpec) -> Reward:
         percent_off=canonical(spec.percent_off) if spec.percent_off is not None else None,
         amount_off=canonical(spec.amount_off) if spec.amount_off is not None else None,
         plans=tuple(sorted(set(spec.plans))),
-        promo_codes=tuple(sorted(set(spec.promo_codes))),
+        promo_codes=tuple(sorted({code for code, _ in codes})),
+        code_restrictions=tuple(
+            sorted(((c, r) for c, r in codes if r != UNRESTRICTED), key=lambda pair: pair[0])
+        ),
     )
+
+
+def _code(entry: PromoCodeRef) -> tuple[str, CodeRestrictions]:
+    """A promotion code's text and restrictions (a plain string has none)."""
+    if isinstance(entry, str):
+        return entry, UNRESTRICTED
+    restrictions = CodeRestrictions(
+        max_redemptions=entry.max_redemptions,
+        expires_at=entry.expires_at,
+        first_time_transaction=entry.first_time_transaction,
+    )
+    return entry.code, restrictions
 
 
 def _customer(spec: CustomerSpec) -> Customer:

@@ -7,6 +7,7 @@ import math
 import re
 import types
 import typing
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -284,6 +285,8 @@ def show(value: Any) -> str:
         return format(value, "f")
     if isinstance(value, int | float):
         return str(value)
+    if isinstance(value, date):  # YAML read it as a date or a time
+        return value.isoformat()
     if isinstance(value, dict):
         text = "{" + ", ".join(f"{k}: {show(v)}" for k, v in value.items()) + "}"
         return text if len(text) <= 40 else "a mapping"

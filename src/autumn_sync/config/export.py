@@ -6,6 +6,7 @@ with their declared balances. The application's own customers are only counted."
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -134,8 +135,26 @@ def _reward(reward: Reward) -> dict[str, Any]:
     if reward.plans:
         data["plans"] = list(reward.plans)
     if reward.promo_codes:
-        data["promo_codes"] = list(reward.promo_codes)
+        data["promo_codes"] = [_promo_code(reward, code) for code in reward.promo_codes]
     return data
+
+
+def _promo_code(reward: Reward, code: str) -> str | dict[str, Any]:
+    """A code as its text, or with its restrictions: `{code: VIP50, max_redemptions: 50}`;
+    an expiry at midnight is written as its date."""
+    restrictions = reward.restrictions(code)
+    expires = restrictions.expires_at
+    optional = {
+        "max_redemptions": restrictions.max_redemptions,
+        "expires_at": expires.date() if expires and expires == _midnight(expires) else expires,
+        "first_time_transaction": restrictions.first_time_transaction or None,
+    }
+    terms = {k: v for k, v in optional.items() if v is not None}
+    return {"code": code, **terms} if terms else code
+
+
+def _midnight(moment: datetime) -> datetime:
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def _balances_by_customer(state: State) -> dict[str, list[Balance]]:
@@ -245,5 +264,12 @@ def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
+def _moment(dumper: yaml.SafeDumper, value: datetime) -> yaml.ScalarNode:
+    """A time (UTC, as the model keeps times) in ISO 8601 with its zone: `…T12:00:00Z`."""
+    text = value.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
+    return dumper.represent_scalar("tag:yaml.org,2002:timestamp", text)
+
+
 _Dumper.add_representer(Decimal, _decimal)
+_Dumper.add_representer(datetime, _moment)
 _Dumper.add_representer(str, _text)

@@ -8,16 +8,18 @@ defaults per group, currency precision) live in `config.checks`.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -175,6 +177,65 @@ class MonthsSpec(Spec):
     months: Annotated[int, Field(ge=1, le=120)]
 
 
+PromoCodeText = Annotated[str, StringConstraints(pattern=PROMO_CODE_PATTERN, max_length=64)]
+MOMENT_RULE = "use a date (2027-01-01) or a date and time (2027-01-01T12:00:00Z)"
+MAX_REDEMPTIONS = 2_147_483_647  # what the database's INTEGER holds
+
+
+def utc_moment(value: Any) -> datetime:
+    """A date (the start of that day, UTC) or an ISO 8601 date and time (UTC unless it says
+    otherwise) as a UTC datetime without tzinfo; Stripe keeps whole seconds."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(MOMENT_RULE) from None
+    if not isinstance(value, date):
+        raise ValueError(MOMENT_RULE)
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day)
+    if value.microsecond:
+        raise ValueError("Stripe keeps whole seconds: leave out the fraction")
+    if value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:
+        raise ValueError("out of range: use a year before 9999") from None
+
+
+Moment = Annotated[
+    datetime,
+    BeforeValidator(utc_moment),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+    ),
+]
+
+
+class PromoCodeSpec(Spec):
+    """A promotion code with Stripe's restrictions (changing one makes a new code)."""
+
+    code: PromoCodeText
+    max_redemptions: Annotated[
+        int | None,
+        Field(ge=1, le=MAX_REDEMPTIONS, description="How many times the code can be redeemed."),
+    ] = None
+    expires_at: Annotated[
+        Moment | None,
+        Field(
+            description="When the code stops working: a date (the start of that day, UTC) "
+            "or an ISO 8601 date and time; in the future."
+        ),
+    ] = None
+    first_time_transaction: Annotated[
+        bool, Field(description="Only for customers who never paid before.")
+    ] = False
+
+
+PromoCodeRef = PromoCodeText | PromoCodeSpec
+
+
 class RewardSpec(Spec):
     type: Literal["percentage_discount", "fixed_discount"]
     name: Name | None = None
@@ -182,8 +243,9 @@ class RewardSpec(Spec):
     amount_off: Annotated[Decimal, Field(gt=0), STORABLE] | None = None
     duration: Literal["once", "forever"] | MonthsSpec = "once"
     plans: Annotated[list[Id], Field(description="Plans the discount applies to; empty: all.")] = []
-    promo_codes: list[
-        Annotated[str, StringConstraints(pattern=PROMO_CODE_PATTERN, max_length=64)]
+    promo_codes: Annotated[
+        list[PromoCodeRef],
+        Field(description="Codes customers enter: the text, or {code: …} with restrictions."),
     ] = []
 
     @field_validator("duration", mode="before")

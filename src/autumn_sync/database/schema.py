@@ -137,11 +137,16 @@ reward_plans = Table(
     Column("plan_id", String(ID), ForeignKey("plans.id"), primary_key=True),
 )
 
+# A code's restrictions (NULL: none; `first_time_transaction` NULL, in rows made before
+# 0005, reads as false).
 promo_codes = Table(
     "promo_codes",
     metadata,
     Column("code", String(64), primary_key=True),
     Column("reward_id", String(ID), ForeignKey("rewards.id"), nullable=False),
+    Column("max_redemptions", Integer),
+    Column("expires_at", DateTime),  # UTC
+    Column("first_time_transaction", Boolean),
 )
 
 

@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from autumn_sync.model.customers import Balance, Customer, CustomerPlan
-from autumn_sync.model.records import Feature, Plan, Tier
+from autumn_sync.model.records import Feature, Plan, Reward, Tier
 from autumn_sync.model.state import Record
 from autumn_sync.model.stripe import StripeRecord, StripeTier
 
@@ -50,6 +50,8 @@ def attributes(record: Record | StripeRecord) -> dict[str, Any]:
         content = data.pop("content")
         content["items"] = {item.pop("feature"): _item(item) for item in content["items"]}
         data.update(content)
+    if isinstance(record, Reward):
+        return _reward(record, data)
     if isinstance(record, Customer):
         return _customer(record, data)
     if isinstance(record, Balance):
@@ -57,6 +59,17 @@ def attributes(record: Record | StripeRecord) -> dict[str, Any]:
             del data[name]
         data["grants"] = {g["id"]: _without(g, "id") for g in data["grants"]}
     return data
+
+
+def _reward(reward: Reward, data: dict[str, Any]) -> dict[str, Any]:
+    """A reward's data: its codes' restrictions keyed by code, each with what is set only,
+    and left out when no code has any (a reward of plain codes reads as it always did)."""
+    del data["code_restrictions"]
+    restricted = {
+        code: {k: v for k, v in _plain(terms).items() if v is not None and v is not False}
+        for code, terms in reward.code_restrictions
+    }
+    return {**data, "code_restrictions": restricted} if restricted else data
 
 
 def _customer(customer: Customer, data: dict[str, Any]) -> dict[str, Any]:
@@ -132,7 +145,15 @@ def _plain(value: Any) -> Any:
     return value
 
 
-KEYED_BY_ID = ("items", "credit_costs", "custom", "terms", "entities", "grants")
+KEYED_BY_ID = (
+    "items",
+    "credit_costs",
+    "custom",
+    "terms",
+    "entities",
+    "grants",
+    "code_restrictions",
+)
 # Sets of ids or codes: compared and shown as one value, never element by element (an index
 # into a sorted set says nothing: adding "business" before "pro" is not "pro → business").
 WHOLE = ("plans", "promo_codes", "applies_to", "rewards")

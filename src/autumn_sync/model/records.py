@@ -8,6 +8,7 @@ current version number, how many customers are on it, whether a plan is archived
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import ClassVar
@@ -168,6 +169,20 @@ class Duration:
 
 
 @dataclass(frozen=True, slots=True)
+class CodeRestrictions:
+    """Who may redeem a promotion code, and how often (Stripe fixes these when it makes the
+    code): at most `max_redemptions` times, before `expires_at` (UTC, whole seconds), and with
+    `first_time_transaction` only customers who never paid."""
+
+    max_redemptions: int | None = None
+    expires_at: datetime | None = None
+    first_time_transaction: bool = False
+
+
+UNRESTRICTED = CodeRestrictions()
+
+
+@dataclass(frozen=True, slots=True)
 class Reward:
     id: str
     type: RewardType
@@ -177,12 +192,18 @@ class Reward:
     amount_off: Decimal | None = None
     plans: tuple[str, ...] = ()
     promo_codes: tuple[str, ...] = ()
+    # (code, its restrictions) for the restricted codes only, sorted by code
+    code_restrictions: tuple[tuple[str, CodeRestrictions], ...] = ()
 
     kind: ClassVar[Kind] = Kind.REWARD
 
     @property
     def address(self) -> str:
         return named(Kind.REWARD, self.id)
+
+    def restrictions(self, code: str) -> CodeRestrictions:
+        """The restrictions of one of the reward's codes (none: `UNRESTRICTED`)."""
+        return dict(self.code_restrictions).get(code, UNRESTRICTED)
 
     def references(self) -> tuple[str, ...]:
         return tuple(named(Kind.PLAN, pid) for pid in self.plans)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import ClassVar
 
@@ -142,14 +142,25 @@ class StripeCoupon:
 
 @dataclass(frozen=True, slots=True)
 class StripePromotionCode:
+    """Only `active` (and metadata) can change on a promotion code; its coupon and its
+    restrictions (`max_redemptions`, `expires_at`, `restrictions.first_time_transaction`) are
+    set when it is made: another one replaces it (a new code of the same text)."""
+
     address: str
     code: str
     coupon: str  # address
     active: bool = True
     stripe_id: str | None = None
     owned: bool = True  # False: its ownership metadata was removed outside the tool
+    max_redemptions: int | None = None
+    expires_at: datetime | None = None  # UTC, whole seconds (Stripe's Unix timestamp)
+    first_time_transaction: bool = False
 
     kind: ClassVar[Kind] = Kind.STRIPE_PROMOTION_CODE
+
+    def restrictions(self) -> tuple[object, ...]:
+        """What limits its redemptions: fixed when Stripe makes the code."""
+        return (self.max_redemptions, self.expires_at, self.first_time_transaction)
 
     def claims(self) -> tuple[str, ...]:
         """Stripe allows one active code of a text (any case) at a time."""

@@ -240,11 +240,25 @@ def reward(doc: Document) -> list[str]:
         ("off", off),
         ("duration", duration),
         ("plans", ", ".join(doc["plans"]) or "all"),
-        ("promo codes", ", ".join(doc["promo_codes"])),
+        ("promo codes", ", ".join(_code(c, doc["code_restrictions"]) for c in doc["promo_codes"])),
         ("customers", doc["customers"]),
     ]
     title = f"{doc['address']}: {doc['name']}" if doc["name"] else doc["address"]
     return [title, *fields(pairs)]
+
+
+def _code(code: str, restrictions: dict[str, Document]) -> str:
+    """`VIP50 (50 redemptions, until 2027-01-01 UTC, first purchase only)`, or the code
+    alone."""
+    terms = restrictions.get(code) or {}
+    limit, until = terms.get("max_redemptions"), terms.get("expires_at")
+    said = [
+        f"{limit} redemption{'s' if limit != 1 else ''}" if limit else "",
+        f"until {value(until)} UTC" if until else "",
+        "first purchase only" if terms.get("first_time_transaction") else "",
+    ]
+    shown = ", ".join(part for part in said if part)
+    return f"{code} ({shown})" if shown else code
 
 
 def summary(doc: Document) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +28,8 @@ for _change, _words in (
 
 
 def show(value: Any) -> str:
-    """A value as the plan shows it: strings quoted, decimals exact, None as (none)."""
+    """A value as the plan shows it: strings quoted, decimals exact, None as (none), times
+    in ISO 8601 (`2027-01-01T00:00:00Z`)."""
     if value is None:
         return "(none)"
     if isinstance(value, bool):
@@ -38,6 +40,8 @@ def show(value: Any) -> str:
         return f'"{value}"'
     if isinstance(value, tuple):
         return f"[{', '.join(show(v) for v in value)}]"
+    if isinstance(value, datetime):  # UTC, as the model keeps times
+        return value.isoformat(timespec="seconds") + "Z"
     return str(value)
 
 

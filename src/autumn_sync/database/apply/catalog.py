@@ -222,8 +222,20 @@ def _reward_children(tx: Transaction, reward: Reward, replace: bool) -> None:
         codes = t.promo_codes
         # A code may move here from another reward changed later in the same plan.
         tx.connection.execute(delete(codes).where(codes.c.code.in_(reward.promo_codes)))
-        rows = [{"reward_id": reward.id, "code": code} for code in reward.promo_codes]
+        rows = [_code_row(reward, code) for code in reward.promo_codes]
         tx.connection.execute(insert(codes), rows)
+
+
+def _code_row(reward: Reward, code: str) -> dict[str, Any]:
+    """A promotion code's row: its reward and its restrictions (NULL where none)."""
+    restrictions = reward.restrictions(code)
+    return {
+        "reward_id": reward.id,
+        "code": code,
+        "max_redemptions": restrictions.max_redemptions,
+        "expires_at": restrictions.expires_at,
+        "first_time_transaction": restrictions.first_time_transaction,
+    }
 
 
 def _delete_reward_children(tx: Transaction, reward_id: str) -> None:

@@ -13,6 +13,8 @@ from autumn_sync.database import schema as t
 from autumn_sync.database.read.customers import read_customers
 from autumn_sync.model.customers import Lookup
 from autumn_sync.model.records import (
+    UNRESTRICTED,
+    CodeRestrictions,
     Duration,
     Feature,
     FeatureType,
@@ -233,10 +235,12 @@ def _rewards(connection: Connection) -> dict[str, Reward]:
     ):
         plans[reward_id].append(plan_id)
     codes: dict[str, list[str]] = defaultdict(list)
-    for code, reward_id in connection.execute(
-        select(t.promo_codes.c.code, t.promo_codes.c.reward_id)
-    ):
-        codes[reward_id].append(code)
+    restricted: dict[str, list[tuple[str, CodeRestrictions]]] = defaultdict(list)
+    for row in connection.execute(select(t.promo_codes)):
+        codes[row.reward_id].append(row.code)
+        restrictions = _code_restrictions(row)
+        if restrictions != UNRESTRICTED:
+            restricted[row.reward_id].append((row.code, restrictions))
     return {
         row.id: Reward(
             id=row.id,
@@ -247,6 +251,16 @@ def _rewards(connection: Connection) -> dict[str, Reward]:
             amount_off=row.amount_off,
             plans=tuple(sorted(plans.get(row.id, ()))),
             promo_codes=tuple(sorted(codes.get(row.id, ()))),
+            code_restrictions=tuple(sorted(restricted.get(row.id, ()), key=lambda c: c[0])),
         )
         for row in connection.execute(select(t.rewards))
     }
+
+
+def _code_restrictions(row: Row[Any]) -> CodeRestrictions:
+    """A promotion code's restrictions as its row holds them (NULL: none)."""
+    return CodeRestrictions(
+        max_redemptions=row.max_redemptions,
+        expires_at=row.expires_at,
+        first_time_transaction=bool(row.first_time_transaction),
+    )

@@ -4,6 +4,7 @@ are in `customers`. Idempotency keys: see `writer`."""
 
 from __future__ import annotations
 
+import calendar
 from typing import Any
 
 from autumn_sync.model.stripe import (
@@ -250,12 +251,26 @@ def _create_promo(writer: StripeWriter, change: Create, promo: StripePromotionCo
 
 
 def _make_promo(writer: StripeWriter, change: Change, promo: StripePromotionCode) -> None:
-    params = {
+    params: dict[str, Any] = {
         "promotion": {"type": "coupon", "coupon": writer.ids[promo.coupon]},
         "code": promo.code,
         "metadata": owner_metadata(promo.address),
+        **_promo_restrictions(promo),
     }
     writer.write(change, "/v1/promotion_codes", params, remember=promo.address)
+
+
+def _promo_restrictions(promo: StripePromotionCode) -> dict[str, Any]:
+    """The restrictions Stripe takes when it makes a code (only those set are sent):
+    `expires_at` as a Unix timestamp, first-time transactions under `restrictions`."""
+    params: dict[str, Any] = {}
+    if promo.max_redemptions is not None:
+        params["max_redemptions"] = promo.max_redemptions
+    if promo.expires_at is not None:
+        params["expires_at"] = calendar.timegm(promo.expires_at.utctimetuple())
+    if promo.first_time_transaction:
+        params["restrictions"] = {"first_time_transaction": True}
+    return params
 
 
 @APPLIERS.changed(Update, StripePromotionCode)

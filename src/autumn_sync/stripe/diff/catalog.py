@@ -1,7 +1,8 @@
 """The Stripe diff: owned objects as Stripe holds them (`existing`) against what the catalog
 maps to (`desired`). Pure: no I/O.
 
-Prices and coupons have immutable terms: a change of terms is a `Replace`. Nothing is ever
+Prices, coupons and promotion codes have immutable terms (a code's coupon and restrictions):
+a change of terms is a `Replace`. Nothing is ever
 deleted: objects the catalog no longer needs are archived (a meter deactivated, a promotion
 code deactivated, a coupon marked archived and its codes deactivated). A price that a plan
 version with customers still bills stays active while the plan is offered, and so does its
@@ -292,15 +293,34 @@ def _next_coupon_id(existing: StripeState, coupon: StripeCoupon) -> str:
     return f"{coupon.coupon_id}-v{made + 1}"
 
 
+RESTRICTIONS_FIXED = (
+    "promotion code restrictions cannot change in Stripe; a new code of the same text takes"
+    " over (its redemptions count from zero), the old one is deactivated"
+)
+
+
 def _promotion_codes(
     existing: StripeState, desired: StripeState, replaced_coupons: set[str]
 ) -> Iterator[Change]:
+    """A code whose coupon is replaced, or whose coupon or restrictions change, is replaced
+    (the old one deactivated first, then a new one of the same text made); the others are
+    made, reactivated or deactivated."""
     for old, new in _pairs(existing.promotion_codes, desired.promotion_codes):
         if old is not None and new is not None and new.coupon in replaced_coupons:
             reason = "its coupon is replaced: the code moves to the new coupon"
-            yield Replace(new.address, old, new, (), reason)
+            yield Replace(new.address, old, new, _restriction_changes(old, new), reason)
         elif old is not None and new is not None and old.coupon != new.coupon:
             reason = "a promotion code's coupon cannot change in Stripe; a new code takes over"
             yield Replace(new.address, old, new, field_changes(old, new), reason)
+        elif old is not None and new is not None and old.restrictions() != new.restrictions():
+            yield Replace(new.address, old, new, _restriction_changes(old, new), RESTRICTIONS_FIXED)
         else:
             yield from _simple({old.address: old} if old else {}, {new.address: new} if new else {})
+
+
+def _restriction_changes(
+    old: StripePromotionCode, new: StripePromotionCode
+) -> tuple[FieldChange, ...]:
+    """How the restrictions of a code made again differ (whether the old one was active or
+    not: it is deactivated either way)."""
+    return field_changes(replace(old, active=new.active), new)

@@ -9,7 +9,8 @@
   nothing up to the included amount, then every unit at the rate of the tier the total falls
   in, as Stripe's volume tiers do); prepaid → a licensed price;
 - a reward → a coupon `stripe_coupon.<reward>` and its promotion codes
-  `stripe_promotion_code.<reward>.<CODE>`; a reward for some plans applies to every product
+  `stripe_promotion_code.<reward>.<CODE>` with their restrictions (`max_redemptions`,
+  `expires_at`, `first_time_transaction`); a reward for some plans applies to every product
   of those plans (base, usage and seat products alike).
 
 Usage prices "amount per N units" become `unit_amount_decimal = amount / N` in minor units.
@@ -280,4 +281,17 @@ def _add_reward(state: StripeState, reward: Reward, currency: str, catalog: Stat
     )
     for code in reward.promo_codes:
         promo = named(Kind.STRIPE_PROMOTION_CODE, reward.id, code)
-        state.promotion_codes[promo] = StripePromotionCode(address=promo, code=code, coupon=address)
+        state.promotion_codes[promo] = _promotion_code(promo, code, address, reward)
+
+
+def _promotion_code(address: str, code: str, coupon: str, reward: Reward) -> StripePromotionCode:
+    """A reward's code for its coupon, with the code's restrictions."""
+    restrictions = reward.restrictions(code)
+    return StripePromotionCode(
+        address=address,
+        code=code,
+        coupon=coupon,
+        max_redemptions=restrictions.max_redemptions,
+        expires_at=restrictions.expires_at,
+        first_time_transaction=restrictions.first_time_transaction,
+    )

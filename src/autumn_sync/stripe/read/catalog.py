@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -256,6 +257,7 @@ def _promo(obj: Obj, names: dict[str, str]) -> StripePromotionCode:
     coupon = promotion.get("coupon")
     if isinstance(coupon, dict):
         coupon = coupon.get("id")
+    restrictions = obj.get("restrictions") or {}
     return StripePromotionCode(
         address=obj["metadata"][OWNER_KEY],
         code=obj.get("code") or "",
@@ -263,4 +265,15 @@ def _promo(obj: Obj, names: dict[str, str]) -> StripePromotionCode:
         active=bool(obj.get("active")),
         stripe_id=obj["id"],
         owned=not obj.get(ORPHAN_KEY),
+        max_redemptions=obj.get("max_redemptions"),
+        expires_at=_moment(obj.get("expires_at")),
+        first_time_transaction=bool(restrictions.get("first_time_transaction")),
     )
+
+
+def _moment(timestamp: Any) -> datetime | None:
+    """A Unix timestamp from Stripe as a UTC datetime without tzinfo (as the model keeps
+    times)."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(int(timestamp), UTC).replace(tzinfo=None)

@@ -20,6 +20,7 @@ import yaml
 from autumn_sync.database.engine import connect
 from autumn_sync.emulator import Emulator
 from autumn_sync.emulator.store import Clock
+from autumn_sync.runtime.api import Billing
 from tests.test_stripe_customers import give_card, the
 from tests.test_stripe_sync import Doc, Sync
 
@@ -56,6 +57,12 @@ plans:
     name: Business
     group: main
     price: {amount: 200, interval: year}
+  scale:
+    name: Scale
+    price: {amount: 100, interval: month}
+    items:
+      - {feature: seats, included: 10,
+         price: {billing: prepaid, tiers: [{up_to: 20, amount: 10}, {up_to: inf, amount: 8}]}}
 rewards:
   launch20:
     name: Launch discount
@@ -195,3 +202,27 @@ def test_a_price_raise_bills_grandfathered_customers_the_old_price_and_moved_one
 
     assert charged(sync, customer) == [2000]
     assert next_invoice(sync, customer) == then
+
+
+@pytest.mark.parametrize(
+    ("terms", "first", "limit"),
+    [
+        # 50 seats, 10 of them included: 10 × $0 + 10 × $10 + 30 × $8 = 34000, and the
+        # base price, 10000.
+        ({"quantities": {"seats": 50}}, 10000 + 10 * 0 + 10 * 1000 + 30 * 800, 50),
+        # Nothing bought: the 10 included seats cost nothing.
+        ({}, 10000, 10),
+        # Two licences of the plan: the base price twice; the seats stay the included 10.
+        ({"quantity": 2}, 2 * 10000, 10),
+    ],
+)
+def test_prepaid_seats_bill_the_units_beyond_the_included_ones_and_check_grants_them_all(
+    sync: Sync, terms: dict[str, Any], first: int, limit: int
+) -> None:
+    customer = subscribed(sync, billing({"plan": "scale", **terms}))
+
+    assert charged(sync, customer) == [first]
+    assert next_invoice(sync, customer) == first
+    app = Billing(engine=sync.engine)
+    assert app.check("user_1", "seats", limit).allowed
+    assert not app.check("user_1", "seats", limit + 1).allowed

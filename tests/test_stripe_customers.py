@@ -292,15 +292,19 @@ def test_a_pre_provisioned_customer_binding_an_id_is_never_duplicated(sync_every
 # --- 4. subscriptions ----------------------------------------------------------------------
 
 
-def test_seats_the_plan_includes_are_not_billed(sync: Sync) -> None:
-    """A prepaid price with included units (5 seats included, $10 a seat beyond) bills
-    nothing until more are bought: the subscription has the plan's base price only."""
+def test_seats_the_plan_includes_are_on_the_subscription_free(sync: Sync) -> None:
+    """A prepaid price with included units (5 seats included, $10 a seat beyond) is on the
+    subscription at the included units, which its free first tier bills nothing (buying
+    more is a quantity change); `quantity` (2 licences) multiplies the base price only."""
     doc = billing(acme({"plan": "team", "quantity": 2}))
     team = doc["plans"]["team"]
     team["items"] = [{**team["items"][0], "included": 5}]
     sync.apply(doc)
     sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month")
-    assert items_of(sync.emu, sub) == [("stripe_price.team.base", "1", 2)]
+    assert items_of(sync.emu, sub) == [
+        ("stripe_price.team.base", "1", 2),
+        ("stripe_price.team.seats", "1", 5),
+    ]
     assert sync.plan(doc).empty
 
 

@@ -341,7 +341,7 @@ stripe_price.business.messages[billing@acme.com] v1: active on stripe_product.bu
 stripe_price.extra_credits.credits v1: active on stripe_product.extra_credits.credits, usd unit_amount_decimal=1, every 1 month licensed, lookup_key=autumn_sync.extra_credits.credits
 stripe_price.pro.base v1: active on stripe_product.pro, usd unit_amount_decimal=2000, every 1 month licensed, lookup_key=autumn_sync.pro.base
 stripe_price.pro.messages v1: active on stripe_product.pro.messages, usd graduated tiers=[1000: 0, inf: 5], every 1 month metered meter=stripe_meter.pro.messages, lookup_key=autumn_sync.pro.messages
-stripe_price.pro.seats v1: active on stripe_product.pro.seats, usd graduated tiers=[10: 1000, inf: 800], every 1 month licensed, lookup_key=autumn_sync.pro.seats
+stripe_price.pro.seats v1: active on stripe_product.pro.seats, usd graduated tiers=[3: 0, 10: 1000, inf: 800], every 1 month licensed, lookup_key=autumn_sync.pro.seats
 stripe_coupon.launch20 (launch20): active "Launch discount" 20% off repeating 3 months applies_to=['stripe_product.business', 'stripe_product.business.messages', 'stripe_product.pro', 'stripe_product.pro.messages', 'stripe_product.pro.seats']
 stripe_coupon.welcome5 (welcome5): active "welcome5" 500 usd off once applies_to=[]
 stripe_promotion_code.launch20.LAUNCH20: active LAUNCH20 coupon=stripe_coupon.launch20
@@ -542,7 +542,7 @@ stripe_product.pro.messages: archived "Pro \u2013 Messages"
 stripe_product.pro.seats: archived "Pro \u2013 Seats"
 stripe_price.pro.base v1: archived on stripe_product.pro, usd unit_amount_decimal=2000, every 1 month licensed, lookup_key=autumn_sync.pro.base
 stripe_price.pro.messages v1: archived on stripe_product.pro.messages, usd graduated tiers=[1000: 0, inf: 5], every 1 month metered meter=stripe_meter.pro.messages, lookup_key=autumn_sync.pro.messages
-stripe_price.pro.seats v1: archived on stripe_product.pro.seats, usd graduated tiers=[10: 1000, inf: 800], every 1 month licensed, lookup_key=autumn_sync.pro.seats
+stripe_price.pro.seats v1: archived on stripe_product.pro.seats, usd graduated tiers=[3: 0, 10: 1000, inf: 800], every 1 month licensed, lookup_key=autumn_sync.pro.seats
 """  # noqa: E501
 
 

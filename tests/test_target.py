@@ -40,7 +40,8 @@ EXPECTED = {
         "feature.storage_gb",
     },
     # A customer: its Stripe customer, and what its subscription to Pro (waiting for
-    # checkout) is made of; not the other plans, rewards or customers.
+    # checkout) is made of (its 3 included seats too); not the other plans, rewards or
+    # customers.
     ("customer.user_123",): {
         "customer.user_123",
         "stripe_customer.user_123",
@@ -51,9 +52,11 @@ EXPECTED = {
         "feature.storage_gb",
         "stripe_product.pro",
         "stripe_product.pro.messages",
+        "stripe_product.pro.seats",
         "stripe_meter.pro.messages",
         "stripe_price.pro.base",
         "stripe_price.pro.messages",
+        "stripe_price.pro.seats",
     },
     # A pre-provisioned customer with a custom version of Business: its balance, its custom
     # prices, its subscriptions, and the catalog they stand on (its launch20 discount applies

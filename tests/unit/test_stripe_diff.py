@@ -564,6 +564,7 @@ def stripe_customer(payment: bool = True, **fields: object) -> StripeCustomer:
 
 def wanted_sub(**fields: object) -> StripeSubscription:
     fields.setdefault("items", ((BASE, SubscriptionItem(1, 1)),))
+    fields.setdefault("records", ("pro",))
     return StripeSubscription(SUB, CUSTOMER, ("pro",), owner=SUB, **fields)  # type: ignore[arg-type]
 
 

@@ -311,7 +311,7 @@ def test_amount_per_units_is_divided_in_minor_units(
     assert usage_price(item, currency).unit_amount_decimal == unit
 
 
-def test_prepaid_tiers_are_kept_as_graduated_tiers_in_cents() -> None:
+def test_prepaid_tiers_are_graduated_tiers_in_cents_after_the_free_included_units() -> None:
     item = usage(
         "seats",
         UsageModel.PREPAID,
@@ -321,8 +321,12 @@ def test_prepaid_tiers_are_kept_as_graduated_tiers_in_cents() -> None:
     )
     price = usage_price(item)
 
-    # Included units do not make a free tier on a prepaid price.
-    assert price.tiers == (StripeTier(10, Decimal(1000)), StripeTier(None, Decimal(800)))
+    # The 3 included seats are a free first tier: a subscription holding 3 seats bills 0.
+    assert price.tiers == (
+        StripeTier(3, Decimal(0)),
+        StripeTier(10, Decimal(1000)),
+        StripeTier(None, Decimal(800)),
+    )
     assert price.tiers_mode == "graduated"
     assert price.recurring == Recurring("month", 1, "licensed", None)
 
@@ -608,20 +612,32 @@ def test_quantity_multiplies_the_base_and_a_prepaid_pack_and_not_a_metered_price
     )
 
 
-def test_a_prepaid_price_with_included_units_is_left_off_the_subscription() -> None:
-    seats = usage(
+@pytest.mark.parametrize(
+    ("terms", "seats"),
+    [
+        ({}, 3),  # the included seats (free): buying more is a quantity change
+        ({"quantities": (("seats", 50),)}, 50),  # bought: 3 free, 47 billed
+        ({"quantity": 5}, 3),  # licences of the plan multiply its base price only
+    ],
+)
+def test_a_prepaid_item_bills_the_units_the_customer_holds(
+    terms: dict[str, object], seats: int
+) -> None:
+    item = usage(
         "seats",
         UsageModel.PREPAID,
         included="3",
         interval="month",
         tiers=(("10", "10"), (None, "8")),
     )
-    pro = plan(items=(seats,), version=1)
+    pro = plan(items=(item,), version=1)
 
-    planned = billing(projected(customer(".user_1", on("pro")), plans=(pro,)))
+    planned = billing(projected(customer(".user_1", on("pro", **terms)), plans=(pro,)))
 
+    licences = int(terms.get("quantity", 1))  # type: ignore[call-overload]
     assert items(planned)["stripe_subscription.user_1.month"] == (
-        PlannedItem("stripe_price.pro.base", "pro", 1, False, 1),
+        PlannedItem("stripe_price.pro.base", "pro", 1, False, licences),
+        PlannedItem("stripe_price.pro.seats", "pro", 1, False, seats),
     )
 
 

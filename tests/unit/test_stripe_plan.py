@@ -391,6 +391,7 @@ def test_the_subscriptions_wanted_bill_the_plan_and_carry_the_customers_terms() 
             trial_end=date(2026, 3, 15),
             owner="stripe_subscription.user_1.month",
             scope=("plan:pro",),
+            records=("pro",),
         ),
         "stripe_subscription[billing@acme.com].month": StripeSubscription(
             address="stripe_subscription[billing@acme.com].month",
@@ -405,6 +406,7 @@ def test_the_subscriptions_wanted_bill_the_plan_and_carry_the_customers_terms() 
             trial_end=date(2026, 3, 15),
             owner="stripe_subscription[billing@acme.com].month",
             scope=("plan:pro",),
+            records=("pro",),
         ),
     }
 

@@ -199,6 +199,7 @@ def _custom(spec: CustomerPlanSpec) -> CustomerPlan:
     return CustomerPlan(
         plan=spec.plan,
         quantity=spec.quantity,
+        quantities=tuple(sorted(spec.quantities.items())),
         start=spec.start,
         trial_days=spec.trial_days,
         price=FixedPrice(canonical(price.amount), price.interval) if price else None,

@@ -13,9 +13,11 @@ from autumn_sync.config.format import (
     CustomerSpec,
     EntitySpec,
     PlanRef,
+    PlanSpec,
 )
 from autumn_sync.config.problems import Problem
 from autumn_sync.config.yamlfile import Path
+from autumn_sync.model.money import canonical
 
 BALANCE_TYPES = ("metered", "credit_system")
 MAX_METADATA_KEYS = 50
@@ -169,6 +171,8 @@ def _custom(ctx: FileView, ref: CustomerPlanSpec, here: Path) -> Iterator[Proble
     plan = ctx.spec.plans.get(ref.plan)
     if plan is None:
         return
+    yield from _quantity(ctx, ref, plan, here)
+    yield from _quantities(ctx, ref, plan, here)
     features = {item.feature for item in plan.items}
     seen: set[str] = set()
     for index, item in enumerate(ref.items):
@@ -189,6 +193,47 @@ def _custom(ctx: FileView, ref: CustomerPlanSpec, here: Path) -> Iterator[Proble
                 "(the plan grants it as it is)",
             )
         seen.add(item.feature)
+
+
+def _quantity(
+    ctx: FileView, ref: CustomerPlanSpec, plan: PlanSpec, here: Path
+) -> Iterator[Problem]:
+    """`quantity` multiplies a plan's base price: a plan without one has nothing to multiply."""
+    if ref.quantity != 1 and plan.price is None and ref.price is None:
+        yield ctx.marks.problem(
+            (*here, "quantity"),
+            f"plan {ref.plan!r} has no base price for `quantity` ({ref.quantity}) to multiply: "
+            "set the prepaid units of a feature with `quantities: {feature: N}`",
+        )
+
+
+def _quantities(
+    ctx: FileView, ref: CustomerPlanSpec, plan: PlanSpec, here: Path
+) -> Iterator[Problem]:
+    """Prepaid units go to a feature the plan sells prepaid, and at least what it includes."""
+    items = {item.feature: item for item in plan.items}
+    custom = {item.feature: item.included for item in ref.items if item.included is not None}
+    for feature, units in ref.quantities.items():
+        where: Path = (*here, "quantities", feature)
+        item = items.get(feature)
+        if item is None or item.price is None or item.price.billing != "prepaid":
+            prepaid = sorted(
+                f for f, i in items.items() if i.price is not None and i.price.billing == "prepaid"
+            )
+            listed = ", ".join(prepaid) or "none"
+            yield ctx.marks.problem(
+                where,
+                f"plan {ref.plan!r} has no prepaid price for feature {feature!r} (its prepaid "
+                f"features: {listed}): `quantities` buys units of a prepaid feature",
+            )
+            continue
+        included = custom.get(feature, item.included)
+        if included is not None and units < included:
+            yield ctx.marks.problem(
+                where,
+                f"quantities: {units} {feature} is fewer than the {canonical(included)} plan "
+                f"{ref.plan!r} includes (the included units count toward it)",
+            )
 
 
 def _type(ctx: FileView, fid: str) -> str | None:

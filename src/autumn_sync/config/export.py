@@ -204,6 +204,7 @@ def _customer_plan(plan: CustomerPlan) -> str | dict[str, Any]:
     """A plan id, or the plan with the terms set on it (a custom version: price, items)."""
     optional = {
         "quantity": plan.quantity if plan.quantity != 1 else None,
+        "quantities": dict(plan.quantities) or None,
         "start": plan.start,
         "trial_days": plan.trial_days,
         "price": {"amount": plan.price.amount, "interval": plan.price.interval}

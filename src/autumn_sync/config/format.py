@@ -298,7 +298,18 @@ class CustomItemSpec(Spec):
 
 class CustomerPlanSpec(Spec):
     plan: Id
-    quantity: Annotated[int, Field(ge=1, le=1_000_000)] = 1
+    quantity: Annotated[
+        int,
+        Field(ge=1, le=1_000_000, description="Licences of the whole plan: the base price × N."),
+    ] = 1
+    quantities: Annotated[
+        dict[Id, Annotated[int, Field(ge=0, le=1_000_000_000)]],
+        Field(
+            description="Prepaid units per feature (the plan's included units count toward "
+            "them): Stripe bills the units beyond the included ones at the feature's price, "
+            "and `check` grants them all."
+        ),
+    ] = {}
     start: date | None = None
     trial_days: Annotated[int, Field(ge=0, le=730)] | None = None
     price: Annotated[

@@ -207,7 +207,8 @@ customer_plans = Table(
     UniqueConstraint("customer_internal_id", "entity_id", "plan_id", name=CUSTOMER_PLAN_UNIQUE),
 )
 
-# The items of a customer's custom version: included usage and reset per feature.
+# The items of a customer's custom version: included usage and reset per feature; and the
+# prepaid units the customer bought of a feature (a row may hold only those).
 customer_plan_items = Table(
     "customer_plan_items",
     metadata,
@@ -221,6 +222,7 @@ customer_plan_items = Table(
     Column("feature_id", String(ID), primary_key=True),
     Column("included", Exact),
     Column("reset_interval", String(20)),
+    Column("quantity", Integer),  # prepaid units bought (`quantities`); null: not set
 )
 
 entities = Table(

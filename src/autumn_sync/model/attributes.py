@@ -30,6 +30,7 @@ _STATE_ONLY = frozenset(
         "owned",
         "proration",
         "scope",
+        "records",
     }
 )
 CONTENT_FIELDS = ("price", "free_trial", "items")
@@ -108,6 +109,7 @@ def _plans(plans: tuple[CustomerPlan, ...]) -> dict[str, Any]:
         }
         set_terms = {
             "quantity": plan.quantity if plan.quantity != 1 else None,
+            "quantities": dict(plan.quantities) or None,
             "start": plan.start,
             "trial_days": plan.trial_days,
         }

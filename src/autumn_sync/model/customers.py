@@ -34,6 +34,7 @@ class CustomerPlan:
 
     plan: str
     quantity: int = 1
+    quantities: tuple[tuple[str, int], ...] = ()  # prepaid units per feature, sorted
     start: date | None = None
     trial_days: int | None = None
     price: FixedPrice | None = None
@@ -47,6 +48,10 @@ class CustomerPlan:
     @property
     def custom(self) -> bool:
         return self.price is not None or bool(self.items)
+
+    def units(self, feature: str) -> int | None:
+        """The prepaid units of `feature` the file gives the customer (None: not set)."""
+        return dict(self.quantities).get(feature)
 
 
 @dataclass(frozen=True, slots=True)

@@ -235,6 +235,7 @@ class StripeSubscription:
     stripe_id: str | None = None
     proration: str = "always_invoice"
     scope: tuple[str, ...] = ()  # plans and groups (`group:main`) it bills: not compared
+    records: tuple[str, ...] = ()  # the plans whose row records its id: not compared
 
     kind: ClassVar[Kind] = Kind.STRIPE_SUBSCRIPTION
 

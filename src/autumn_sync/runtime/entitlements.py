@@ -8,8 +8,9 @@ The rules, shared by `check`, `track` and `show`:
 - **Boolean features** are allowed when some plan has the item.
 - **Limit** of a metered feature or credit system: the declared allowance (the file's
   `balances.<feature>.allowance`) while it applies (no `reset_at`, or before it), else the
-  sum over the plans' items of their included usage (a prepaid item without included usage
-  gives `per` units for each unit of the plan's quantity: Extra credits gives 1,000 credits);
+  sum over the plans' items of their included usage (the prepaid units the customer bought,
+  `quantities`, when it did; a prepaid item without included usage gives `per` units for
+  each unit of the plan's quantity: Extra credits gives 1,000 credits);
   plus every grant that has not expired (no `expires`, or before it). An item with neither
   included usage nor a price is unlimited (unless an allowance is declared). An item with a
   pay-per-use price allows overage: usage beyond the limit is allowed (and billed).
@@ -68,6 +69,7 @@ class Item:
     per: int | None = None
     price_interval: str | None = None
     quantity: int = 1
+    units: int | None = None  # prepaid units bought (`quantities`), included ones counted
     anchor: datetime | None = None  # when the customer's plan started
 
     @property
@@ -76,6 +78,8 @@ class Item:
 
     @property
     def allowance(self) -> Decimal:
+        if self.units is not None:
+            return Decimal(self.units)
         if self.included is not None:
             return self.included
         if self.billing == PREPAID:

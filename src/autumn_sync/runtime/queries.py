@@ -85,6 +85,7 @@ def _items(conn: Connection, iid: int) -> tuple[Item, ...]:
     for row in conn.execute(query.join(pi, versions).where(_entitled_plans(iid))):
         found[(row.internal_id, row.feature_id)] = _item(row)
     custom = select(cp, ci.c.feature_id, ci.c.included, ci.c.reset_interval.label("custom_reset"))
+    custom = custom.add_columns(ci.c.quantity.label("units"))
     custom = custom.join(ci, ci.c.customer_plan_id == cp.c.internal_id)
     for row in conn.execute(custom.where(_entitled_plans(iid))):
         key = (row.internal_id, row.feature_id)
@@ -108,7 +109,7 @@ def _item(row: Row[Any]) -> Item:
 
 def _custom_item(row: Row[Any], base: Item | None) -> Item:
     """A custom item replaces the included usage and the reset of the plan's item (each when
-    it sets them) and keeps its price."""
+    it sets them) and keeps its price; it carries the prepaid units bought, if any."""
     if base is None:
         return Item(
             plan_id=row.plan_id,
@@ -116,10 +117,11 @@ def _custom_item(row: Row[Any], base: Item | None) -> Item:
             included=row.included,
             reset=row.custom_reset,
             quantity=row.quantity,
+            units=row.units,
             anchor=_plan_start(row),
         )
     included = base.included if row.included is None else row.included
-    return replace(base, included=included, reset=row.custom_reset or base.reset)
+    return replace(base, included=included, reset=row.custom_reset or base.reset, units=row.units)
 
 
 def _plan_start(row: Row[Any]) -> datetime | None:

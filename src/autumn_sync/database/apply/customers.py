@@ -122,7 +122,7 @@ def _sync_plans(
 
 
 def _terms(plan: CustomerPlan) -> tuple[object, ...]:
-    return (plan.quantity, plan.start, plan.trial_days, plan.price, plan.items)
+    return (plan.quantity, plan.start, plan.trial_days, plan.price, plan.items, plan.quantities)
 
 
 def _plan_values(plan: CustomerPlan) -> dict[str, Any]:
@@ -211,14 +211,19 @@ def _replace_items(conn: Connection, row_id: int, plan: CustomerPlan) -> None:
 
 
 def _insert_items(conn: Connection, row_id: int, plan: CustomerPlan) -> None:
+    """One row per feature the customer's terms name: its custom included usage and reset,
+    its prepaid units (each null when not set)."""
+    custom = {item.feature: item for item in plan.items}
+    units = dict(plan.quantities)
     rows = [
         {
             "customer_plan_id": row_id,
-            "feature_id": item.feature,
-            "included": item.included,
-            "reset_interval": item.reset,
+            "feature_id": feature,
+            "included": custom[feature].included if feature in custom else None,
+            "reset_interval": custom[feature].reset if feature in custom else None,
+            "quantity": units.get(feature),
         }
-        for item in plan.items
+        for feature in sorted(set(custom) | set(units))
     ]
     if rows:
         conn.execute(insert(t.customer_plan_items), rows)

@@ -141,9 +141,11 @@ def _in_scope(table: Any, scope: ColumnElement[bool]) -> Any:
 def _plans(
     connection: Connection, scope: ColumnElement[bool]
 ) -> dict[tuple[int, str], list[CustomerPlan]]:
-    """(customer, entity or '') → plans, with their custom items (two queries)."""
+    """(customer, entity or '') → plans, with their custom items and prepaid units (two
+    queries)."""
     cp, items = t.customer_plans, t.customer_plan_items
     custom: dict[int, list[PlanItem]] = defaultdict(list)
+    units: dict[int, list[tuple[str, int]]] = defaultdict(list)
     query = (
         select(items)
         .join(cp, items.c.customer_plan_id == cp.c.internal_id)
@@ -151,22 +153,28 @@ def _plans(
         .where(scope)
     )
     for row in connection.execute(query):
-        custom[row.customer_plan_id].append(
-            PlanItem(feature=row.feature_id, included=row.included, reset=row.reset_interval)
-        )
+        if row.included is not None or row.reset_interval is not None:
+            item = PlanItem(feature=row.feature_id, included=row.included, reset=row.reset_interval)
+            custom[row.customer_plan_id].append(item)
+        if row.quantity is not None:
+            units[row.customer_plan_id].append((row.feature_id, row.quantity))
     plans: dict[tuple[int, str], list[CustomerPlan]] = defaultdict(list)
     for row in connection.execute(_in_scope(cp, scope)):
-        plans[(row.customer_internal_id, row.entity_id)].append(_customer_plan(row, custom))
+        plan = _customer_plan(row, custom, units)
+        plans[(row.customer_internal_id, row.entity_id)].append(plan)
     return plans
 
 
-def _customer_plan(row: Row[Any], custom: dict[int, list[PlanItem]]) -> CustomerPlan:
+def _customer_plan(
+    row: Row[Any], custom: dict[int, list[PlanItem]], units: dict[int, list[tuple[str, int]]]
+) -> CustomerPlan:
     price = None
     if row.price_amount is not None:
         price = FixedPrice(amount=row.price_amount, interval=row.price_interval)
     return CustomerPlan(
         plan=row.plan_id,
         quantity=row.quantity,
+        quantities=tuple(sorted(units.get(row.internal_id, ()))),
         start=row.started_at,
         trial_days=row.trial_days,
         price=price,

@@ -154,7 +154,7 @@ def _create_subscription(writer: StripeWriter, change: Create, sub: StripeSubscr
     today = writer.journal.clock().date()
     if ends is not None and ends > today:
         params["trial_end"] = timestamp(ends)
-    also = record_subscription(_key(sub.customer), sub.entity, sub.plans)
+    also = record_subscription(_key(sub.customer), sub.entity, sub.records)
     writer.write(change, "/v1/subscriptions", params, also=also)
 
 
@@ -180,7 +180,7 @@ def _update_subscription(
     if metadata:
         params["metadata"] = metadata
     stripe_id = writer.ids[new.address]
-    also = record_subscription(_key(new.customer), new.entity, new.plans)
+    also = record_subscription(_key(new.customer), new.entity, new.records)
     if params:
         writer.write(change, f"/v1/subscriptions/{stripe_id}", params, also=also)
     elif old.recorded != new.recorded:

@@ -158,7 +158,8 @@ def _subscription_update(
         new,
         trial_end=old.trial_end,  # set when made; a trial is not changed afterwards
         status=old.status,
-        recorded=old.stripe_id,
+        # the database records it on the rows of the plans it bills the base price of
+        recorded=old.stripe_id if new.records else None,
         stripe_id=old.stripe_id,
     )
     fields = _renamed(field_changes(old, same)) if same != old else ()

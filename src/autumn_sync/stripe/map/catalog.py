@@ -7,7 +7,9 @@
   pay-per-use → a billing meter `stripe_meter.<plan>.<feature>` and a metered price, with
   the included usage as a free first tier (graduated or volume alike: a volume price bills
   nothing up to the included amount, then every unit at the rate of the tier the total falls
-  in, as Stripe's volume tiers do); prepaid → a licensed price;
+  in, as Stripe's volume tiers do); prepaid → a licensed price, its included units a free
+  first tier likewise (a subscription bills the units the customer holds: only those beyond
+  the included ones cost);
 - a reward → a coupon `stripe_coupon.<reward>` and its promotion codes
   `stripe_promotion_code.<reward>.<CODE>` with their restrictions (`max_redemptions`,
   `expires_at`, `first_time_transaction`); a reward for some plans applies to every product
@@ -231,7 +233,7 @@ def _amounts(item: PlanItem, currency: str) -> dict[str, object]:
         exact = to_minor_units(amount, currency) / price.per
         return canonical(exact.quantize(STRIPE_PLACES, rounding=ROUND_HALF_UP))
 
-    free = item.included if price.billing is UsageModel.PAY_PER_USE and item.included else None
+    free = item.included or None  # included units: a free first tier (pay-per-use or prepaid)
     if price.amount is not None and not free:
         return {"unit_amount_decimal": per_unit(price.amount)}
     if price.amount is not None:

@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field, replace
 from datetime import date
+from decimal import ROUND_CEILING, Decimal
 
 from autumn_sync.model.address import Address, Kind, keyed, named
 from autumn_sync.model.customers import Customer, CustomerPlan
@@ -85,6 +86,24 @@ class PlannedItem:
     plan_version: int  # the customer's plan version
     custom: bool  # the customer's own price
     quantity: int | None
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What one plan of a customer puts on the subscription of one interval; `main`: the
+    plan's base price (or, without one, its first interval) is billed there, so the plan's
+    row records that subscription."""
+
+    wanted: CustomerPlan
+    items: list[PlannedItem]
+    main: bool
+
+
+def _main_interval(by_interval: Mapping[str, list[PlannedItem]]) -> str | None:
+    for interval, items in by_interval.items():
+        if any(_part(item.price) == BASE for item in items):
+            return interval
+    return min(by_interval, default=None)
 
 
 @dataclass(frozen=True)
@@ -190,10 +209,13 @@ class _Mapper:
     ) -> Iterator[PlannedSubscription]:
         """One subscription per entity (or the customer itself) and billing interval, holding
         the items of every paid plan billed at that interval (a base plan and its add-ons)."""
-        groups: dict[tuple[str, str], list[tuple[CustomerPlan, list[PlannedItem]]]] = {}
+        groups: dict[tuple[str, str], list[_Part]] = {}
         for entity, wanted in customer.all_plans():
-            for interval, items in self._items_by_interval(customer, entity, wanted).items():
-                groups.setdefault((entity or "", interval), []).append((wanted, items))
+            by_interval = self._items_by_interval(customer, entity, wanted)
+            main = _main_interval(by_interval)
+            for interval, items in by_interval.items():
+                part = _Part(wanted, items, interval == main)
+                groups.setdefault((entity or "", interval), []).append(part)
         for (entity, interval), parts in sorted(groups.items()):
             planned = self._subscription(customer, entity or None, interval, parts)
             if old_key is not None:
@@ -215,14 +237,10 @@ class _Mapper:
         return found
 
     def _subscription(
-        self,
-        customer: Customer,
-        entity: str | None,
-        interval: str,
-        parts: list[tuple[CustomerPlan, list[PlannedItem]]],
+        self, customer: Customer, entity: str | None, interval: str, parts: list[_Part]
     ) -> PlannedSubscription:
         address = subscription_address(customer.key, interval, entity)
-        plans = tuple(sorted(wanted.plan for wanted, _ in parts))
+        plans = tuple(sorted(part.wanted.plan for part in parts))
         record = StripeSubscription(
             address=address,
             customer=customer_address(customer.key),
@@ -231,16 +249,15 @@ class _Mapper:
             collection_method=customer.collection,
             days_until_due=customer.days_until_due,
             coupons=self._coupons(customer, plans),
-            trial_end=self._trial_end(wanted for wanted, _ in parts),
+            trial_end=self._trial_end(part.wanted for part in parts),
             owner=address,
             proration=_PRORATION[self.upgrades],
             scope=subscription_scope(plans, self.groups),
+            records=tuple(sorted(part.wanted.plan for part in parts if part.main)),
         )
-        items = tuple(item for _, planned in parts for item in planned)
-        recorded = next(
-            (w.stripe_subscription_id for w, _ in parts if w.stripe_subscription_id), None
-        )
-        return PlannedSubscription(record, items, recorded)
+        items = tuple(item for part in parts for item in part.items)
+        main = (part.wanted.stripe_subscription_id for part in parts if part.main)
+        return PlannedSubscription(record, items, next((i for i in main if i), None))
 
     def _content(self, plan: Plan, version: int) -> PlanContent:
         if version == self.versions_after.get(plan.id, 1):
@@ -269,22 +286,20 @@ class _Mapper:
         """The recurring prices the plan bills the customer, each with its interval."""
         standard = self._standard_prices(plan, content, version)
         prices = standard
+        held = content
         if wanted.custom:
-            custom = replace(plan, content=custom_content(content, wanted))
-            prices = plan_prices(custom, self.currency, version)
+            held = custom_content(content, wanted)
+            prices = plan_prices(replace(plan, content=held), self.currency, version)
         whose = customer.label + (f"/{entity}" if entity else "")
-        per = {item.feature: item.price.per for item in content.items if item.price is not None}
-        included = _prepaid_included(content)
+        units = _units(held, wanted)
         for address, price in sorted(prices.items()):
             if price.recurring is None:
                 continue  # one-off: billed on an invoice, not by the subscription
-            if _part(address) in included:
-                continue  # the plan includes these units; more are bought at run time
             own = address not in standard or standard[address].terms() != price.terms()
             if own:
                 address = str(replace(Address.parse(address), index=whose))
                 self.own_prices[address] = replace(price, address=address, lookup_key=None)
-            quantity = _quantity(price, wanted.quantity, per)
+            quantity = _quantity(price, wanted.quantity, units)
             item = PlannedItem(address, plan.id, version, own, quantity)
             yield interval_name(price.recurring), item
 
@@ -322,24 +337,37 @@ def _custom_item(item: PlanItem, custom: PlanItem | None) -> PlanItem:
     return replace(item, included=included, reset=custom.reset or item.reset)
 
 
-def _prepaid_included(content: PlanContent) -> frozenset[str]:
-    """Prepaid features the plan includes units of (seats: 3 included, $10 each beyond): the
-    subscription does not bill them until the customer buys more than the plan includes."""
-    return frozenset(
-        item.feature
-        for item in content.items
-        if item.price is not None and item.price.billing is UsageModel.PREPAID and item.included
-    )
+def _units(content: PlanContent, wanted: CustomerPlan) -> dict[str, int]:
+    """The prepaid units of each prepaid feature the customer holds (as `check` grants
+    them): those it bought (`quantities`), else the plan's included units, else one pack of
+    the price's units per licence of the plan (Extra credits: 1,000 credits). The price's
+    first tier makes the included units free: Stripe bills only those beyond."""
+    found = {}
+    for item in content.items:
+        if item.price is None or item.price.billing is not UsageModel.PREPAID:
+            continue
+        bought = wanted.units(item.feature)
+        if bought is not None:
+            found[item.feature] = bought
+        elif item.included is not None:
+            found[item.feature] = _whole_units(item.included)
+        else:
+            found[item.feature] = wanted.quantity * item.price.per
+    return found
 
 
-def _quantity(price: StripePrice, quantity: int, per: Mapping[str, int]) -> int | None:
-    """The base price bills the plan's quantity; a prepaid usage price `quantity × per`
-    units (one pack of the price's units per plan); a metered one its usage."""
+def _whole_units(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_CEILING))
+
+
+def _quantity(price: StripePrice, quantity: int, units: Mapping[str, int]) -> int | None:
+    """The base price bills the plan's quantity (its licences); a prepaid usage price the
+    feature's units; a metered one its usage."""
     assert price.recurring is not None
     if price.recurring.usage_type == "metered":
         return None
     feature = _part(price.address)
-    return quantity if feature == BASE else quantity * per.get(feature, 1)
+    return quantity if feature == BASE else units.get(feature, quantity)
 
 
 def _part(price_address: str) -> str:

@@ -575,7 +575,17 @@ def drift(sync: Sync) -> Any:
     return run_cli(*options, "drift", "-f", str(path), db=str(sync.engine.url))
 
 
-def test_drift_reports_a_subscription_cancelled_in_the_dashboard(drifting: Sync) -> None:
+def cli(sync: Sync, *args: str) -> Any:
+    options = ("--stripe-api-key", KEY, "--stripe-api-base", sync.emu.url)
+    return run_cli(*options, *args, db=str(sync.engine.url))
+
+
+def test_a_subscription_cancelled_in_the_dashboard_is_subscribed_again_only_when_allowed(
+    drifting: Sync,
+) -> None:
+    """Acme cancels in Stripe: drift reports it; the plan lists the new subscription as one
+    that charges Acme again (in the review's CAUTION block); `apply` leaves it out without
+    `--allow-resubscribe` (the rest is applied, exit 1) and makes it with the flag."""
     sub = the(drifting.emu, "subscription", "stripe_subscription[billing@acme.com].month")
     assert drift(drifting).exit_code == 0
     drifting.emu.call("DELETE", f"/v1/subscriptions/{sub['id']}")
@@ -584,14 +594,61 @@ def test_drift_reports_a_subscription_cancelled_in_the_dashboard(drifting: Sync)
     assert (
         f"  ! stripe_subscription[billing@acme.com].month: {sub['id']} was cancelled in Stripe\n"
     ) in result.stdout
-    plan = drifting.apply(
-        billing(acme({"plan": "team", "quantity": 4}), jane("free", stripe={"create": True}))
+    doc = billing(acme({"plan": "team", "quantity": 4}), jane("free", stripe={"create": True}))
+    doc["customers"][1]["name"] = "Jane D."  # another change, applied either way
+    plan = drifting.plan(doc)
+    (made,) = plan.resubscribes
+    assert made.reason == (
+        f"{sub['id']} was cancelled in Stripe (by the customer or in the dashboard): "
+        "subscribing again charges them (apply needs --allow-resubscribe)"
     )
-    (made,) = [c for c in plan.changes if isinstance(c, Create)]
-    assert made.reason == f"{sub['id']} was cancelled in Stripe"
+    review = cli(
+        drifting, "plan", "-f", str(drifting.folder / "billing.yaml"), "--format", "markdown"
+    )
+    assert "> This plan charges again customers who cancelled in Stripe:\n" in review.stdout
+
+    refused = cli(drifting, "apply", "-f", str(drifting.folder / "billing.yaml"), "--auto-approve")
+    assert refused.exit_code == 1
+    assert "Not applied: stripe_subscription[billing@acme.com].month: " in refused.stderr
+    assert "--allow-resubscribe" in refused.stderr
+    assert [s["status"] for s in stored(drifting.emu, "subscription")] == ["canceled"]
+    assert the(drifting.emu, "customer", "stripe_customer.user_1")["name"] == "Jane D."
+
+    allowed = cli(
+        drifting,
+        "apply",
+        "-f",
+        str(drifting.folder / "billing.yaml"),
+        "--auto-approve",
+        "--allow-resubscribe",
+    )
+    assert allowed.exit_code == 0, allowed.output
     live = [s for s in stored(drifting.emu, "subscription") if s["status"] == "active"]
     assert len(live) == 1 and stripe_ids(drifting)["billing@acme.com//team"] == live[0]["id"]
+    assert drifting.plan(doc).empty
     assert drift(drifting).exit_code == 0
+
+
+def test_a_cancellation_at_period_end_set_in_stripe_is_not_undone_unless_allowed(
+    drifting: Sync,
+) -> None:
+    """Acme cancels at period end in the portal: resuming it would charge Acme again; one
+    autumn-sync set itself (the plan left the file, then came back) is resumed freely."""
+    sub = the(drifting.emu, "subscription", "stripe_subscription[billing@acme.com].month")
+    drifting.emu.call("POST", f"/v1/subscriptions/{sub['id']}", {"cancel_at_period_end": "true"})
+    doc = billing(acme({"plan": "team", "quantity": 4}), jane("free", stripe={"create": True}))
+    (resumed,) = drifting.plan(doc).resubscribes
+    assert resumed.address == "stripe_subscription[billing@acme.com].month"
+
+    drifting.emu.call("POST", f"/v1/subscriptions/{sub['id']}", {"cancel_at_period_end": "false"})
+    drifting.apply(billing(acme(), jane("free", stripe={"create": True})))  # autumn-sync cancels
+    cancelled = the(drifting.emu, "subscription", "stripe_subscription[billing@acme.com].month")
+    assert cancelled["cancel_at_period_end"]
+    plan = drifting.apply(doc)  # the plan is back: resumed, no flag needed
+    assert [c.address for c in plan.changes if c.kind == "stripe_subscription"] == [
+        "stripe_subscription[billing@acme.com].month"
+    ]
+    assert plan.resubscribes == ()
 
 
 def test_drift_reports_an_item_changed_in_the_dashboard(drifting: Sync) -> None:

@@ -196,6 +196,7 @@ def _comparable(plan: ChangePlan) -> object:
 @dataclass(frozen=True)
 class ApplyResult:
     applied: tuple[Change, ...]
+    refused: tuple[Change, ...] = ()  # re-subscriptions not allowed: left for a later apply
 
 
 def _is_stripe(change: Change) -> bool:
@@ -217,6 +218,7 @@ def apply_plan(
     plan: ChangePlan,
     *,
     allow_destroy: bool = False,
+    allow_resubscribe: bool = False,
     clock: Clock = utc_now,
     on_change: Callable[[Change], None] | None = None,
     gateway: Gateway | None = None,
@@ -224,10 +226,13 @@ def apply_plan(
 ) -> ApplyResult:
     """Apply the database changes of `plan` in one transaction (after checking the database
     is still in the state the plan was made against), then its Stripe changes through
-    `gateway`, journaled. Destroys need `allow_destroy`. A Stripe failure raises
-    `StripeApplyFailed` with what was done; running apply again picks up from there."""
+    `gateway`, journaled. Destroys need `allow_destroy`; subscribing again a customer who
+    cancelled needs `allow_resubscribe` (without it those changes are left out, the rest
+    applied, and the result names them). A Stripe failure raises `StripeApplyFailed` with
+    what was done; running apply again picks up from there."""
     check_destroys(plan, allow_destroy)
-    stripe_changes = [c for c in plan.changes if _is_stripe(c)]
+    refused = () if allow_resubscribe else plan.resubscribes
+    stripe_changes = [c for c in plan.changes if _is_stripe(c) and c not in refused]
     if stripe_changes and (gateway is None or plan.stripe is None):
         raise ApplyRefused("the plan has Stripe changes but Stripe is not connected")
     now = clock()
@@ -243,7 +248,8 @@ def apply_plan(
     if stripe_changes:
         assert gateway is not None and plan.stripe is not None
         stripe.apply_stripe(engine, gateway, stripe_changes, plan.stripe, clock, workers, on_change)
-    return ApplyResult(applied=plan.changes)
+    applied = tuple(c for c in plan.changes if c not in refused)
+    return ApplyResult(applied=applied, refused=refused)
 
 
 def check_drift(

@@ -4,6 +4,7 @@ saved plan (`plan --out`) exactly, under the billing database's lock."""
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,6 +51,11 @@ DEFAULT_FILE = Path("billing.yaml")
     "--auto-approve", is_flag=True, help="Apply without asking (needed without a terminal)."
 )
 @click.option("--allow-destroy", is_flag=True, help="Allow deleting features, plans and rewards.")
+@click.option(
+    "--allow-resubscribe",
+    is_flag=True,
+    help="Allow subscribing again customers who cancelled in Stripe (it charges them).",
+)
 @TARGET_OPTION
 @LOCK_TIMEOUT_OPTION
 @click.pass_obj
@@ -60,27 +66,37 @@ def apply(
     path: Path | None,
     auto_approve: bool,
     allow_destroy: bool,
+    allow_resubscribe: bool,
     targets: tuple[str, ...],
     lock_timeout: float,
 ) -> None:
     """Plan from the billing file, show the plan, and apply it after confirmation. With
     PLANFILE (made by `plan --out`), apply exactly that plan, without asking: it is refused,
-    with nothing done, when the database, Stripe or the billing file changed since."""
+    with nothing done, when the database, Stripe or the billing file changed since.
+    Subscribing again a customer who cancelled in Stripe needs --allow-resubscribe: without
+    it, those changes are named and left out, the rest is applied, and the exit code is 1."""
+    allowed = Allowed(allow_destroy, allow_resubscribe)
     if planfile is None:
-        _apply_file(
-            options, path or DEFAULT_FILE, auto_approve, allow_destroy, targets, lock_timeout
-        )
+        _apply_file(options, path or DEFAULT_FILE, auto_approve, allowed, targets, lock_timeout)
         return
     if path is not None or targets:
         fail("a saved plan is applied as it is: give PLANFILE or -f FILE (with --target), not both")
-    _apply_saved(options, _read_saved(planfile), allow_destroy, lock_timeout)
+    _apply_saved(options, _read_saved(planfile), allowed, lock_timeout)
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """What the command line allows beyond the plain changes."""
+
+    destroy: bool
+    resubscribe: bool
 
 
 def _apply_file(
     options: Options,
     path: Path,
     auto_approve: bool,
-    allow_destroy: bool,
+    allowed: Allowed,
     targets: tuple[str, ...],
     lock_timeout: float,
 ) -> None:
@@ -92,9 +108,9 @@ def _apply_file(
         click.echo(RENDERERS["text"](change_plan, options.color), nl=False)
         if change_plan.empty:
             return
-        check_destroys(change_plan, allow_destroy)
+        check_destroys(change_plan, allowed.destroy)
         _confirm(auto_approve)
-        _run(engine, change_plan, gateway, allow_destroy, options.color)
+        _run(engine, change_plan, gateway, allowed, options.color)
 
 
 def _read_saved(planfile: Path) -> SavedPlan:
@@ -111,7 +127,7 @@ def _read_saved(planfile: Path) -> SavedPlan:
         fail(f"{planfile}: {exc}{hint}")
 
 
-def _apply_saved(options: Options, saved: SavedPlan, allow_destroy: bool, timeout: float) -> None:
+def _apply_saved(options: Options, saved: SavedPlan, allowed: Allowed, timeout: float) -> None:
     engine = options.engine()
     gateway = options.gateway()
     with take_lock(engine, "apply", timeout):
@@ -120,8 +136,8 @@ def _apply_saved(options: Options, saved: SavedPlan, allow_destroy: bool, timeou
             click.echo(RENDERERS["text"](verified, options.color), nl=False)
             if verified.empty:
                 return
-            check_destroys(verified, allow_destroy)
-            _run(engine, verified, gateway, allow_destroy, options.color)
+            check_destroys(verified, allowed.destroy)
+            _run(engine, verified, gateway, allowed, options.color)
         except StalePlan as exc:
             fail(
                 f"saved plan is stale: {exc}. Nothing was applied; run plan again and review "
@@ -140,23 +156,30 @@ def _confirm(auto_approve: bool) -> None:
 
 
 def _run(
-    engine: Engine,
-    change_plan: ChangePlan,
-    gateway: Gateway | None,
-    allow_destroy: bool,
-    color: bool,
+    engine: Engine, change_plan: ChangePlan, gateway: Gateway | None, allowed: Allowed, color: bool
 ) -> None:
-    with Progress(change_plan.changes, color) as progress:
+    refused = () if allowed.resubscribe else change_plan.resubscribes
+    applying = tuple(c for c in change_plan.changes if c not in refused)
+    with Progress(applying, color) as progress:
         apply_plan(
             engine,
             change_plan,
-            allow_destroy=allow_destroy,
+            allow_destroy=allowed.destroy,
+            allow_resubscribe=allowed.resubscribe,
             gateway=gateway,
             on_change=progress.done,
         )
-    summary = change_plan.summary()
+    summary = replace(change_plan, changes=applying).summary()
     done = (
         f"Apply complete! {summary.add} added, {summary.change} changed, "
         f"{summary.archive} archived, {summary.destroy} destroyed."
     )
     click.echo(click.style(done, fg="green", bold=True) if color else done)
+    if refused:
+        for change in refused:
+            click.echo(f"Not applied: {change.address}: {change.reason}", err=True)
+        fail(
+            f"{len(refused)} change(s) would charge customers who cancelled in Stripe and were "
+            "left out; re-run with --allow-resubscribe to subscribe them again, or take the "
+            "plans off those customers in the file."
+        )

@@ -31,6 +31,7 @@ _STATE_ONLY = frozenset(
         "proration",
         "scope",
         "records",
+        "cancelled_outside",
     }
 )
 CONTENT_FIELDS = ("price", "free_trial", "items")

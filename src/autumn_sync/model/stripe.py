@@ -22,6 +22,9 @@ ARCHIVED_KEY = "autumn_sync_archived"  # a coupon or customer no longer wanted (
 PLAN_KEY = "autumn_sync_plan"  # a subscription's plan and entity
 ENTITY_KEY = "autumn_sync_entity"
 REWARDS_KEY = "autumn_sync_rewards"  # the rewards whose coupons were applied, comma-separated
+# How autumn-sync signs the subscriptions it cancels (`cancellation_details.comment`): any
+# other cancellation was the customer's or someone's in the dashboard.
+CANCELLED_BY = "autumn-sync: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +239,9 @@ class StripeSubscription:
     proration: str = "always_invoice"
     scope: tuple[str, ...] = ()  # plans and groups (`group:main`) it bills: not compared
     records: tuple[str, ...] = ()  # the plans whose row records its id: not compared
+    # current only: ended, or set to end, by someone else than autumn-sync (the customer in
+    # the portal, the dashboard, dunning): subscribing again charges a customer who left
+    cancelled_outside: bool = False
 
     kind: ClassVar[Kind] = Kind.STRIPE_SUBSCRIPTION
 

@@ -11,7 +11,7 @@ from autumn_sync.model.attributes import attributes
 from autumn_sync.model.customers import Balance, Customer, Lookup, declared
 from autumn_sync.model.records import Plan
 from autumn_sync.model.state import Record, State
-from autumn_sync.model.stripe import StripeSnapshot
+from autumn_sync.model.stripe import StripeSnapshot, StripeSubscription
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Replace, Update
 
 
@@ -25,6 +25,19 @@ class Summary:
     @property
     def total(self) -> int:
         return self.add + self.change + self.archive + self.destroy
+
+
+def resubscribes(change: Change) -> bool:
+    """Whether `change` subscribes again a customer whose subscription someone else than
+    autumn-sync cancelled (the customer in the portal, the dashboard, dunning): it charges
+    someone who left, which `apply` does only with `--allow-resubscribe`."""
+    before, after = change.before, change.after
+    if not isinstance(before, StripeSubscription) or not before.cancelled_outside:
+        return False
+    if isinstance(change, Create):
+        return True
+    resumed = isinstance(after, StripeSubscription) and after.active and not before.active
+    return isinstance(change, Update) and resumed
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +71,11 @@ class ChangePlan:
     @property
     def destroys(self) -> tuple[Change, ...]:
         return tuple(c for c in self.changes if c.destructive)
+
+    @property
+    def resubscribes(self) -> tuple[Change, ...]:
+        """The changes that subscribe again a customer who cancelled (see `resubscribes`)."""
+        return tuple(c for c in self.changes if resubscribes(c))
 
     def summary(self) -> Summary:
         def count(kind: type[Change]) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from autumn_sync.model.address import Target
 from autumn_sync.plan.changes import Archive, Change, Delete, Replace
-from autumn_sync.plan.plan import ChangePlan
+from autumn_sync.plan.plan import ChangePlan, resubscribes
 from autumn_sync.render.values import action_text, app_customers_line, detail_lines, no_changes
 
 MARKER = "<!-- autumn-sync-plan -->"
@@ -144,16 +144,25 @@ def _counts(plan: ChangePlan) -> str:
 
 def _callout(changes: Sequence[Change]) -> list[str]:
     """The destroys and archives (a replace archives the object it replaces unless customers
-    keep it), each with what happens, in a caution block."""
+    keep it), and the subscriptions that charge again customers who cancelled, each with
+    what happens, in a caution block."""
     removals = [c for c in changes if _removes(c)]
-    if not removals:
+    charges = [c for c in changes if resubscribes(c)]
+    if not removals and not charges:
         return []
-    destroys = sum(c.destructive for c in removals)
-    verbs = ["destroys"] * bool(destroys) + ["archives"] * (destroys < len(removals))
-    lines = ["> [!CAUTION]", f"> This plan {' and '.join(verbs)}:"]
-    lines += [f"> - {_code(c.address)}: {_inline(action_text(c))}" for c in removals]
-    if destroys:
-        lines += [">", "> `autumn-sync apply` refuses to destroy without `--allow-destroy`."]
+    lines = ["> [!CAUTION]"]
+    if removals:
+        destroys = sum(c.destructive for c in removals)
+        verbs = ["destroys"] * bool(destroys) + ["archives"] * (destroys < len(removals))
+        lines.append(f"> This plan {' and '.join(verbs)}:")
+        lines += [f"> - {_code(c.address)}: {_inline(action_text(c))}" for c in removals]
+        if destroys:
+            lines += [">", "> `autumn-sync apply` refuses to destroy without `--allow-destroy`."]
+    if charges:
+        lines += [">"] * bool(removals)
+        lines.append("> This plan charges again customers who cancelled in Stripe:")
+        lines += [f"> - {_code(c.address)}: {_inline(action_text(c))}" for c in charges]
+        lines += [">", "> `autumn-sync apply` leaves them out without `--allow-resubscribe`."]
     return [*lines, ""]
 
 

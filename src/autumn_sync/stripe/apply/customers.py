@@ -15,6 +15,7 @@ from typing import Any
 from autumn_sync.model.address import Address, versioned
 from autumn_sync.model.stripe import (
     ARCHIVED_KEY,
+    CANCELLED_BY,
     ENTITY_KEY,
     OWNER_KEY,
     PLAN_KEY,
@@ -174,6 +175,7 @@ def _update_subscription(
         params.update(_collection(new))
     if not old.active and new.active:
         params["cancel_at_period_end"] = False
+        params["cancellation_details"] = {"comment": ""}
     if old.coupons != new.coupons:
         params["discounts"] = _discounts(writer, old, new) or ""
     metadata = {k: v for k, v in _metadata(new).items() if _metadata(old).get(k) != v}
@@ -244,7 +246,9 @@ def _archive_subscription(
     cancel now with the unused time credited on a final invoice (the customer's credit)."""
     path = f"/v1/subscriptions/{writer.ids[change.address]}"
     ended = change.after
+    signed = {"comment": f"{CANCELLED_BY}{change.reason or 'no longer in the file'}"[:500]}
     if isinstance(ended, StripeSubscription) and ended.status == "canceled":
-        writer.cancel(change, path, {"prorate": True, "invoice_now": True})
+        params = {"prorate": True, "invoice_now": True, "cancellation_details": signed}
+        writer.cancel(change, path, params)
     else:
-        writer.write(change, path, {"cancel_at_period_end": True})
+        writer.write(change, path, {"cancel_at_period_end": True, "cancellation_details": signed})

@@ -30,6 +30,11 @@ from autumn_sync.plan.fields import field_changes
 
 LEFT = "its customer left the file: marked in its metadata, never deleted in Stripe"
 CANCELS = "no longer the customer's plan: cancels at the end of the period"
+RESUBSCRIBES = (
+    " (by the customer or in the dashboard): subscribing again charges them"
+    " (apply needs --allow-resubscribe)"
+)
+
 REPLACED = "{} bills its plans now: cancelled now, the unused time credited"
 PATHS = {
     "owner": f"metadata.{OWNER_KEY}",
@@ -109,7 +114,10 @@ def _subscriptions(
         live = old if old is not None and not old.ended else None
         if new is not None and live is None:
             if _can_bill(existing, new):
-                reason = f"{old.stripe_id} was cancelled in Stripe" if old is not None else None
+                reason = None
+                if old is not None:
+                    reason = f"{old.stripe_id} was cancelled in Stripe"
+                    reason += RESUBSCRIBES if old.cancelled_outside else ""
                 yield Create(address, old, new, reason=reason)
             else:
                 waiting.append(Waiting(address, new.customer, old))
@@ -166,6 +174,8 @@ def _subscription_update(
     fields += tuple(_moves(old, same, renewed))
     if fields:
         reason = "resumed: it was set to cancel at period end" if not old.active else None
+        if not old.active and old.cancelled_outside:
+            reason = f"resumed: {old.stripe_id} was set to cancel in Stripe{RESUBSCRIBES}"
         if old.plans != new.plans:
             reason = _plan_change(old, new) + (f"; {reason}" if reason else "")
         yield Update(old.address, old, same, fields, reason=reason)

@@ -12,6 +12,8 @@ from typing import Any
 from autumn_sync.model.address import Kind, instance, named, unmanaged
 from autumn_sync.model.stripe import (
     ARCHIVED_KEY,
+    CANCELLED_BY,
+    ENDED,
     ENTITY_KEY,
     OWNER_KEY,
     PLAN_KEY,
@@ -91,6 +93,7 @@ def _subscription(
         owner=owner,
         status=obj.get("status"),
         stripe_id=obj["id"],
+        cancelled_outside=_cancelled_outside(obj),
     )
     part = SubscriptionParts(
         customer_id=customer,
@@ -98,6 +101,14 @@ def _subscription(
         discounts=discounts,
     )
     return record, part
+
+
+def _cancelled_outside(obj: Obj) -> bool:
+    """Whether the subscription ended, or is set to end, by a cancellation autumn-sync did
+    not sign (its `cancellation_details.comment`)."""
+    cancelling = obj.get("status") in ENDED or bool(obj.get("cancel_at_period_end"))
+    comment = (obj.get("cancellation_details") or {}).get("comment") or ""
+    return cancelling and not comment.startswith(CANCELLED_BY)
 
 
 def _item(item: Obj) -> tuple[str, SubscriptionItem, str, str]:

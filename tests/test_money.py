@@ -21,55 +21,27 @@ from autumn_sync.database.engine import connect
 from autumn_sync.emulator import Emulator
 from autumn_sync.emulator.store import Clock
 from autumn_sync.runtime.api import Billing
-from tests.test_stripe_customers import give_card, the
+from tests.test_stripe_customers import CATALOG, give_card, the
 from tests.test_stripe_sync import Doc, Sync
 
 START = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp())
 DAY = 86400
 HALF_DECEMBER = 31 * DAY // 2  # 15.5 days: the period's exact middle
 
-CATALOG = """\
-version: 1
-features:
-  messages: {name: Messages, type: metered, consumable: true}
-  seats: {name: Seats, type: metered, consumable: false}
-plans:
-  free:
-    name: Free
-    group: main
-    default: true
-    items:
-      - {feature: messages, included: 100, reset: month}
-  pro:
-    name: Pro
-    group: main
-    price: {amount: 20, interval: month}
-    items:
-      - {feature: messages, included: 1000, reset: month,
-         price: {amount: 5, per: 100, billing: pay_per_use}}
-  team:
-    name: Team
-    group: main
-    price: {amount: 50, interval: month}
-    items:
-      - {feature: seats, price: {amount: 10, billing: prepaid}}
-  business:
-    name: Business
-    group: main
-    price: {amount: 200, interval: year}
-  scale:
-    name: Scale
-    price: {amount: 100, interval: month}
-    items:
-      - {feature: seats, included: 10,
-         price: {billing: prepaid, tiers: [{up_to: 20, amount: 10}, {up_to: inf, amount: 8}]}}
-rewards:
-  launch20:
-    name: Launch discount
-    type: percentage_discount
-    percent_off: 20
-    duration: {months: 3}
-    plans: [pro, team]
+# The catalog of `test_stripe_customers` (Free, Pro $20 a month with metered messages, Team
+# $50 a month with a $10 seat, launch20: 20 % off Pro and Team for three months) and two
+# plans of its own.
+MORE_PLANS = """\
+business:
+  name: Business
+  group: main
+  price: {amount: 200, interval: year}
+scale:
+  name: Scale
+  price: {amount: 100, interval: month}
+  items:
+    - {feature: seats, included: 10,
+       price: {billing: prepaid, tiers: [{up_to: 20, amount: 10}, {up_to: inf, amount: 8}]}}
 """
 
 
@@ -84,6 +56,7 @@ def sync(sqlite_url: str, tmp_path: Path) -> Iterator[Sync]:
 def billing(*plans: Any, upgrades: str | None = None, **customer: Any) -> Doc:
     """The catalog above with one customer, Jane, on `plans`."""
     doc: Doc = yaml.safe_load(CATALOG)
+    doc["plans"].update(yaml.safe_load(MORE_PLANS))
     doc["customers"] = [{"id": "user_1", "email": "jane@example.com", "plans": list(plans)}]
     doc["customers"][0].update(customer)
     if upgrades is not None:

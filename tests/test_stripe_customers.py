@@ -36,7 +36,7 @@ from benchmarks.catalog import make_catalog
 from tests.conftest import run_cli
 from tests.helpers import add_customers
 from tests.test_stripe_faults import Died, DyingGateway
-from tests.test_stripe_sync import IN_SYNC, KEY, Sync, describe, owned, stored
+from tests.test_stripe_sync import IN_SYNC, KEY, Sync, describe, owned, stored, sync_on
 
 Doc = dict[str, Any]
 Edit = Callable[[Doc], object]
@@ -109,20 +109,14 @@ def emu() -> Iterator[Emulator]:
         yield emulator
 
 
-def _sync(url: str, emu: Emulator, folder: Path) -> Iterator[Sync]:
-    engine = connect(url)
-    yield Sync(engine, emu, folder)
-    engine.dispose()
-
-
 @pytest.fixture
 def sync(sqlite_url: str, emu: Emulator, tmp_path: Path) -> Iterator[Sync]:
-    yield from _sync(sqlite_url, emu, tmp_path)
+    yield from sync_on(sqlite_url, emu, tmp_path)
 
 
 @pytest.fixture
 def sync_every_db(db_url: str, emu: Emulator, tmp_path: Path) -> Iterator[Sync]:
-    yield from _sync(db_url, emu, tmp_path)
+    yield from sync_on(db_url, emu, tmp_path)
 
 
 def stripe_ids(sync: Sync) -> dict[str, str | None]:

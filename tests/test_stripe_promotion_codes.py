@@ -17,13 +17,12 @@ import stripe
 
 from autumn_sync.config.export import dump_state
 from autumn_sync.config.load import load_text
-from autumn_sync.database.engine import connect
 from autumn_sync.emulator import Emulator
 from autumn_sync.pipeline import read_current
 from autumn_sync.render import render_text
 from tests.conftest import run_cli
 from tests.emulator.helpers import make_paying_customer, seen, subscribe
-from tests.test_stripe_sync import KEY, Doc, Sync, catalog, owned
+from tests.test_stripe_sync import KEY, Doc, Sync, catalog, owned, sync_on
 
 VIP50 = "stripe_promotion_code.launch20.VIP50"
 # 2035-01-01T12:30:00Z, as Stripe keeps it
@@ -38,20 +37,14 @@ def emu() -> Iterator[Emulator]:
         yield emulator
 
 
-def _sync(url: str, emu: Emulator, folder: Path) -> Iterator[Sync]:
-    engine = connect(url)
-    yield Sync(engine, emu, folder)
-    engine.dispose()
-
-
 @pytest.fixture
 def sync(sqlite_url: str, emu: Emulator, tmp_path: Path) -> Iterator[Sync]:
-    yield from _sync(sqlite_url, emu, tmp_path)
+    yield from sync_on(sqlite_url, emu, tmp_path)
 
 
 @pytest.fixture
 def sync_every_db(db_url: str, emu: Emulator, tmp_path: Path) -> Iterator[Sync]:
-    yield from _sync(db_url, emu, tmp_path)
+    yield from sync_on(db_url, emu, tmp_path)
 
 
 def launch_codes(*codes: str | dict[str, Any]) -> Callable[[Doc], None]:

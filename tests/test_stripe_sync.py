@@ -269,7 +269,8 @@ class Sync:
         return plan
 
 
-def _sync(url: str, emu: Emulator, folder: Path) -> Iterator[Sync]:
+def sync_on(url: str, emu: Emulator, folder: Path) -> Iterator[Sync]:
+    """A `Sync` on the database at `url` (the `sync` fixtures of the Stripe tests)."""
     engine = connect(url)
     yield Sync(engine, emu, folder)
     engine.dispose()
@@ -277,12 +278,12 @@ def _sync(url: str, emu: Emulator, folder: Path) -> Iterator[Sync]:
 
 @pytest.fixture
 def sync(sqlite_url: str, emu: Emulator, tmp_path: Path) -> Iterator[Sync]:
-    yield from _sync(sqlite_url, emu, tmp_path)
+    yield from sync_on(sqlite_url, emu, tmp_path)
 
 
 @pytest.fixture
 def sync_every_db(db_url: str, emu: Emulator, tmp_path: Path) -> Iterator[Sync]:
-    yield from _sync(db_url, emu, tmp_path)
+    yield from sync_on(db_url, emu, tmp_path)
 
 
 def example(*changes: Callable[[Doc], object]) -> Doc:

@@ -12,7 +12,7 @@ tests/test_customers.py instead).
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 from hypothesis import strategies as st
 
@@ -37,6 +37,7 @@ from autumn_sync.model.records import (
     FixedPrice,
     Plan,
     PlanItem,
+    UsageModel,
 )
 from autumn_sync.model.state import State
 
@@ -85,16 +86,40 @@ def customer_plan(draw: st.DrawFn, plan: Plan, catalog: State, places: int) -> C
         )
         for item in sorted(chosen, key=lambda i: i.feature)
     )
+    # an item setting neither changes nothing: the file drops it
+    items = tuple(i for i in items if i.included is not None or i.reset is not None)
     prices = st.builds(FixedPrice, amounts(places), st.sampled_from(PRICE_INTERVALS))
     price = draw(st.none() | prices)
+    priced = price is not None or plan.content.price is not None  # licences need a base price
     return CustomerPlan(
         plan.id,
-        quantity=draw(st.integers(1, 5)),
+        quantity=draw(st.integers(1, 5)) if priced else 1,
+        quantities=draw(prepaid_units(plan, items)),
         start=draw(st.none() | DATES),
         trial_days=draw(st.none() | st.integers(0, 730)),
         price=price,
         items=items,
     )
+
+
+@st.composite
+def prepaid_units(
+    draw: st.DrawFn, plan: Plan, custom: tuple[PlanItem, ...]
+) -> tuple[tuple[str, int], ...]:
+    """Units bought of some of the plan's prepaid features, at least the included ones."""
+    own = {item.feature: item.included for item in custom if item.included is not None}
+    prepaid = [
+        item
+        for item in plan.content.items
+        if item.price is not None and item.price.billing is UsageModel.PREPAID
+    ]
+    chosen = draw(st.lists(st.sampled_from(prepaid), unique=True, max_size=2)) if prepaid else []
+    units = []
+    for item in sorted(chosen, key=lambda i: i.feature):
+        included = own.get(item.feature, item.included) or Decimal(0)
+        least = int(included.to_integral_value(rounding=ROUND_CEILING))
+        units.append((item.feature, draw(st.integers(least, least + 100))))
+    return tuple(units)
 
 
 @st.composite

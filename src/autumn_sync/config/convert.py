@@ -188,13 +188,14 @@ def _customer_plans(refs: list[PlanRef]) -> tuple[CustomerPlan, ...]:
 
 def _custom(spec: CustomerPlanSpec) -> CustomerPlan:
     price = spec.price
-    items = (
+    items = (  # an item that sets neither its included usage nor its reset changes nothing
         PlanItem(
             feature=i.feature,
             included=canonical(i.included) if i.included is not None else None,
             reset=i.reset,
         )
         for i in spec.items
+        if i.included is not None or i.reset is not None
     )
     return CustomerPlan(
         plan=spec.plan,

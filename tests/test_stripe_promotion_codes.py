@@ -93,6 +93,18 @@ def test_restrictions_reach_stripe_exactly_and_converge(sync_every_db: Sync) -> 
     assert made["promotion"] == {"coupon": coupon, "type": "coupon"}
 
 
+def test_a_code_that_expired_is_not_made_and_the_file_stays_valid(sync: Sync) -> None:
+    """A code whose `expires_at` has passed validates (a file does not go bad as time
+    passes); Stripe makes no code that expires in the past, so none is made, and the plan
+    after it is empty."""
+    plan = sync.apply(catalog(launch_codes("LAUNCH20", vip50(expires_at="2020-01-01"))))
+
+    assert VIP50 not in {c.address for c in plan.changes}
+    assert promotion_codes(sync, VIP50) == []
+    launch = promotion_codes(sync, "stripe_promotion_code.launch20.LAUNCH20")
+    assert [code for _, code, *_ in launch] == ["LAUNCH20"]
+
+
 def test_a_date_is_the_start_of_that_day_in_utc(sync: Sync) -> None:
     sync.apply(catalog(launch_codes(vip50(expires_at="2035-01-01"))))
     midnight = calendar.timegm(datetime(2035, 1, 1).utctimetuple())

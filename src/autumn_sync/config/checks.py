@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from autumn_sync.config.format import (
@@ -36,7 +35,6 @@ class FileView:
     broken: dict[str, set[str]] = field(default_factory=dict)
     opaque: frozenset[str] = frozenset()
     customer_index: tuple[int, ...] = ()  # where each valid customer is in the file's list
-    now: datetime | None = None  # UTC, without tzinfo; None: the time the checks run
 
     def known(self, section: str, key: str) -> bool:
         return (
@@ -330,7 +328,6 @@ def _promo_codes(ctx: FileView) -> Iterator[Problem]:
     for rid, reward in ctx.spec.rewards.items():
         for index, entry in enumerate(reward.promo_codes):
             here: Path = ("rewards", rid, "promo_codes", index)
-            yield from _expiry(ctx, entry, here)
             code, text_at = _code_at(entry, here)
             first = owner.get(code.upper())
             if first is None:
@@ -348,19 +345,6 @@ def _code_at(entry: PromoCodeRef, here: Path) -> tuple[str, Path]:
     """The text of the promotion code entry at `here` (a string, or a mapping with
     restrictions) and where that text is."""
     return (entry, here) if isinstance(entry, str) else (entry.code, (*here, "code"))
-
-
-def _expiry(ctx: FileView, entry: PromoCodeRef, where: Path) -> Iterator[Problem]:
-    """Stripe refuses a promotion code that expires in the past (or now)."""
-    if isinstance(entry, str) or entry.expires_at is None:
-        return
-    now = ctx.now or datetime.now(UTC).replace(tzinfo=None)
-    if entry.expires_at <= now:
-        yield ctx.marks.problem(
-            (*where, "expires_at"),
-            f"expires_at: promotion code {entry.code!r} expires in the past "
-            f"({entry.expires_at:%Y-%m-%d %H:%M:%S} UTC): set a later time or remove the code",
-        )
 
 
 def _discount(ctx: FileView, rid: str) -> Iterator[Problem]:

@@ -225,7 +225,7 @@ class PromoCodeSpec(Spec):
         Moment | None,
         Field(
             description="When the code stops working: a date (the start of that day, UTC) "
-            "or an ISO 8601 date and time; in the future."
+            "or an ISO 8601 date and time (a code expired before it is made is not made)."
         ),
     ] = None
     first_time_transaction: Annotated[

@@ -7,8 +7,6 @@ of broken ones as known (no false "unknown feature" for a feature that merely ha
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import datetime
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -33,10 +31,8 @@ from autumn_sync.model.state import State
 SECTIONS = ("features", "plans", "rewards")
 
 
-def load_file(path: str | FsPath, now: datetime | None = None) -> State:
-    """Read, validate and convert the file at `path`; raise `ConfigError` with every problem.
-    `now` (UTC, without tzinfo; default: the time of the checks) is what a promotion code's
-    `expires_at` must be after."""
+def load_file(path: str | FsPath) -> State:
+    """Read, validate and convert the file at `path`; raise `ConfigError` with every problem."""
     name = str(path)
     try:
         text = FsPath(path).read_text(encoding="utf-8")
@@ -44,18 +40,16 @@ def load_file(path: str | FsPath, now: datetime | None = None) -> State:
         raise ConfigError([Problem(name, 1, 1, "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem(name, 1, 1, f"cannot read the file: {exc}")]) from None
-    return load_text(text, name, now)
+    return load_text(text, name)
 
 
-def load_text(text: str, name: str = "<text>", now: datetime | None = None) -> State:
-    """Validate and convert YAML `text`; `name` is used in problem locations (`now`: as for
-    `load_file`)."""
+def load_text(text: str, name: str = "<text>") -> State:
+    """Validate and convert YAML `text`; `name` is used in problem locations."""
     data, marks, problems = load_yaml(text, name)
     if not isinstance(data, dict):
         raise ConfigError([*problems, _not_a_mapping(data, marks)])
     ctx = _validate(data, marks, problems)
     if ctx is not None:
-        ctx = replace(ctx, now=now)
         problems.extend(check_file(ctx))
         problems.extend(check_customers(ctx))
     if problems or ctx is None:

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from autumn_sync.database.diff import PlanConflict
 from autumn_sync.model.customers import Customer
 from autumn_sync.model.records import PlanContent
 from autumn_sync.model.state import State
-from autumn_sync.model.stripe import StripeCustomer, StripePrice, StripeSnapshot, StripeState
+from autumn_sync.model.stripe import (
+    StripeCustomer,
+    StripePrice,
+    StripePromotionCode,
+    StripeSnapshot,
+    StripeState,
+)
 from autumn_sync.plan.changes import Change, Create, Replace, Update
 from autumn_sync.plan.order import order
 from autumn_sync.plan.plan import ChangePlan, Note, digest
@@ -108,7 +114,11 @@ def plan_stripe(
     wanted, ctx = wanted_stripe(projected, dict(inputs.written_names), inputs.contents)
     billing = plan_billing(BillingInputs(projected, renamed, inputs.contents, inputs.today))
     existing, missing = assign(existing, billing)
-    wanted = replace(wanted, prices={**wanted.prices, **billing.prices})
+    wanted = replace(
+        wanted,
+        prices={**wanted.prices, **billing.prices},
+        promotion_codes=_unexpired(wanted, existing, inputs.today),
+    )
     catalog = diff_stripe(existing, wanted, ctx)
     renewed = _renewed(catalog)
     subscriptions = with_items(
@@ -124,6 +134,20 @@ def plan_stripe(
         existing, wanted.customers, wanted.subscriptions, renewed, groups
     )
     return StripePlan(existing, wanted, [*catalog, *billed], waiting, missing)
+
+
+def _unexpired(
+    wanted: StripeState, existing: StripeState, today: date
+) -> dict[str, StripePromotionCode]:
+    """The wanted promotion codes, but those that expire by the end of today and Stripe does
+    not have: Stripe makes no code that expires in the past (and one made earlier stays as
+    it is). The file stays valid as time passes its codes' expiry."""
+    ends = datetime.combine(today + timedelta(days=1), time())
+    return {
+        address: code
+        for address, code in wanted.promotion_codes.items()
+        if code.expires_at is None or code.expires_at >= ends or address in existing.promotion_codes
+    }
 
 
 def _renewed(changes: Sequence[Change]) -> dict[str, int]:

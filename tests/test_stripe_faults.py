@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import stripe
+import yaml
 from sqlalchemy import event, select
 
 from autumn_sync.config import load_text
@@ -32,6 +33,7 @@ from autumn_sync.database import schema as t
 from autumn_sync.database.engine import connect
 from autumn_sync.emulator import DEFAULT_API_KEY, Emulator
 from autumn_sync.emulator.faults import TokenBucket
+from autumn_sync.emulator.store import Clock
 from autumn_sync.model.stripe import OWNER_KEY, VERSION_KEY
 from autumn_sync.pipeline import apply_plan, make_plan, read_current
 from autumn_sync.plan.changes import Replace
@@ -325,6 +327,50 @@ def test_apply_killed_after_every_journaled_write_converges(tmp_path: Path) -> N
             engine.dispose()
     writes = len(killed_at) // 2
     assert writes >= 20, killed_at  # every write of the example was a point to die at
+
+
+@pytest.mark.parametrize(("to", "paid"), [("team", 2000 + 2000), ("business", 2000 + 19000)])
+def test_a_plan_change_killed_after_every_journaled_write_bills_once(
+    tmp_path: Path, to: str, paid: int
+) -> None:
+    """Jane (by card) moves from Pro halfway through December: to Team (same interval, an
+    item swap prorated now: -1000 + 2500 + 500) or to Business (yearly: the monthly
+    subscription ends now with -1000 credited, the yearly one asks 20000 - 1000). The
+    change is killed after each journal row in turn, then applied again: each time the
+    plan after it is empty, one subscription of the group is live, and Jane paid exactly
+    what she would have without the kill."""
+    # here, not at the top: `test_stripe_customers` imports this module
+    from tests.test_money import HALF_DECEMBER, START, billing, due, live_subscriptions
+    from tests.test_stripe_customers import give_card, the
+    from tests.test_stripe_sync import Sync
+
+    before, after = tmp_path / "pro.yaml", tmp_path / f"{to}.yaml"
+    for path, plan in ((before, "pro"), (after, to)):
+        path.write_text(yaml.safe_dump(billing(plan)), encoding="utf-8")
+    forking = multiprocessing.get_context("fork")
+    killed = 0
+    for limit in range(1, 100):
+        db = f"sqlite:///{tmp_path / f'killed-{limit}.db'}"
+        with Emulator(seed=limit, clock=Clock(lambda: float(START))) as emu:
+            sync = Sync(connect(db), emu, tmp_path)
+            sync.apply(billing("pro"))
+            customer = the(emu, "customer", "stripe_customer.user_1")["id"]
+            give_card(emu, customer)
+            sync.apply(billing("pro"))
+            emu.clock.advance(HALF_DECEMBER)
+            args = (db, emu.url, str(after), JOURNALED, limit)
+            process = forking.Process(target=_apply_and_die, args=args)
+            process.start()
+            process.join(timeout=120)
+            if process.exitcode == 0:
+                break  # the change ended before its `limit`-th journal row
+            assert process.exitcode == -signal.SIGKILL, (limit, process.exitcode)
+            killed += 1
+            sync.apply(billing(to))  # converges: the plan after it is empty
+            assert len(live_subscriptions(sync, customer)) == 1, limit
+            assert sum(due(sync, customer)) == paid, limit
+            sync.engine.dispose()
+    assert killed >= 2  # every write of the change was a point to die at
 
 
 DIE_WHILE_MIGRATING = """

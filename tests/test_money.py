@@ -199,3 +199,47 @@ def test_prepaid_seats_bill_the_units_beyond_the_included_ones_and_check_grants_
     app = Billing(engine=sync.engine)
     assert app.check("user_1", "seats", limit).allowed
     assert not app.check("user_1", "seats", limit + 1).allowed
+
+
+def with_trial(card_required: bool, on_end: str) -> Doc:
+    doc = billing("pro")
+    doc["plans"]["pro"]["free_trial"] = {
+        "days": 14,
+        "card_required": card_required,
+        "on_end": on_end,
+    }
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("card_required", "on_end", "during", "after", "status"),
+    [
+        # No card asked: the subscription starts now, the trial costs 0; with no card at its
+        # end, `bill` sends a month of Pro (2000) to pay, `cancel` ends it for nothing.
+        (False, "bill", [0], [0, 2000], "active"),
+        (False, "cancel", [0], [0], "canceled"),
+        # A card asked: nothing is made until the customer checks out.
+        (True, "cancel", [], [], None),
+    ],
+)
+def test_a_trial_without_a_card_starts_at_once_and_ends_as_on_end_says(
+    sync: Sync,
+    card_required: bool,
+    on_end: str,
+    during: list[int],
+    after: list[int],
+    status: str | None,
+) -> None:
+    sync.apply(with_trial(card_required, on_end))
+    customer = str(the(sync.emu, "customer", "stripe_customer.user_1")["id"])
+    subs = [s for s in sync.emu.state.tables["subscription"].rows.values()]
+    assert charged(sync, customer) == during
+    if status is None:
+        assert subs == []
+        return
+    (sub,) = subs
+    assert sub["status"] == "trialing"
+    sync.emu.clock.advance(int(sub["trial_end"]) - START + DAY)
+
+    assert charged(sync, customer) == after
+    assert client(sync).v1.subscriptions.retrieve(sub["id"]).status == status

@@ -57,7 +57,7 @@ plans:
   pro:
     name: Pro
     price: {{amount: {amount}, interval: month}}
-    free_trial: {{days: 14}}
+    free_trial: {{days: 14, card_required: true}}
     migrate_customers: {str(migrate).lower()}
     items:
       - {{feature: messages, included: 1000, reset: month,

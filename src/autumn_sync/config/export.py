@@ -86,6 +86,7 @@ def _plan(plan: Plan) -> dict[str, Any]:
             "days": trial.days,
             "card_required": trial.card_required,
             "unique_fingerprint": trial.unique_fingerprint,
+            **({"on_end": trial.on_end} if trial.on_end != "cancel" else {}),
         }
     if content.items:
         data["items"] = [_item(item) for item in content.items]

@@ -149,8 +149,21 @@ class FixedPriceSpec(Spec):
 
 class FreeTrialSpec(Spec):
     days: Annotated[int, Field(ge=1, le=730)]
-    card_required: bool = False
+    card_required: Annotated[
+        bool,
+        Field(
+            description="true: the subscription waits for the customer's checkout; false: it "
+            "starts at once with the trial, no payment method needed."
+        ),
+    ] = False
     unique_fingerprint: bool = False
+    on_end: Annotated[
+        Literal["cancel", "bill"],
+        Field(
+            description="A trial without a card that ends with no payment method: cancel the "
+            "subscription, or bill (an invoice the customer is asked to pay)."
+        ),
+    ] = "cancel"
 
 
 class PlanSpec(Spec):

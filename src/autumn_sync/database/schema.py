@@ -82,6 +82,7 @@ plan_versions = Table(
     Column("trial_days", Integer),
     Column("trial_card_required", Boolean),
     Column("trial_unique_fingerprint", Boolean),
+    Column("trial_on_end", String(20)),  # cancel | bill; null: cancel
     Column("created_at", DateTime, nullable=False),
 )
 

@@ -32,6 +32,8 @@ _STATE_ONLY = frozenset(
         "scope",
         "records",
         "cancelled_outside",
+        "card_required",
+        "on_end",
     }
 )
 CONTENT_FIELDS = ("price", "free_trial", "items")

@@ -120,6 +120,7 @@ class FreeTrial:
     days: int
     card_required: bool = False
     unique_fingerprint: bool = False
+    on_end: str = "cancel"  # cancel | bill: a trial without a card that ends with none
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,6 +242,10 @@ class StripeSubscription:
     # current only: ended, or set to end, by someone else than autumn-sync (the customer in
     # the portal, the dashboard, dunning): subscribing again charges a customer who left
     cancelled_outside: bool = False
+    # its trial needs no payment method (`free_trial.card_required: false`), and then ends
+    # with none as `on_end` says (cancel | bill): not compared
+    card_required: bool = True
+    on_end: str = "cancel"
 
     kind: ClassVar[Kind] = Kind.STRIPE_SUBSCRIPTION
 

@@ -101,6 +101,7 @@ def _insert_version(tx: Transaction, plan_id: str, version: int, content: PlanCo
             trial_days=trial.days if trial else None,
             trial_card_required=trial.card_required if trial else None,
             trial_unique_fingerprint=trial.unique_fingerprint if trial else None,
+            trial_on_end=trial.on_end if trial and trial.on_end != "cancel" else None,
             created_at=tx.now,
         )
     )

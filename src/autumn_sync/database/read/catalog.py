@@ -185,6 +185,7 @@ def _trial(row: Row[Any]) -> FreeTrial | None:
         days=row.trial_days,
         card_required=bool(row.trial_card_required),
         unique_fingerprint=bool(row.trial_unique_fingerprint),
+        on_end=row.trial_on_end or "cancel",
     )
 
 

@@ -155,6 +155,9 @@ def _create_subscription(writer: StripeWriter, change: Create, sub: StripeSubscr
     today = writer.journal.clock().date()
     if ends is not None and ends > today:
         params["trial_end"] = timestamp(ends)
+        if not sub.card_required:  # no payment method needed: ends as `on_end` says
+            missing = "create_invoice" if sub.on_end == "bill" else "cancel"
+            params["trial_settings"] = {"end_behavior": {"missing_payment_method": missing}}
     also = record_subscription(_key(sub.customer), sub.entity, sub.records)
     writer.write(change, "/v1/subscriptions", params, also=also)
 

@@ -150,8 +150,11 @@ def _taken_over_by(
 
 
 def _can_bill(existing: StripeState, subscription: StripeSubscription) -> bool:
-    """Invoices need no payment method; charging automatically does."""
+    """Invoices need no payment method, nor does a trial that asks for no card; charging
+    automatically does."""
     if subscription.collection_method == SEND_INVOICE:
+        return True
+    if subscription.trial_end is not None and not subscription.card_required:
         return True
     customer = existing.customers.get(subscription.customer)
     return customer is not None and customer.has_payment_method

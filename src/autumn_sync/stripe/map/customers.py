@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Set
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import ROUND_CEILING, Decimal
+from typing import Any
 
 from autumn_sync.model.address import Address, Kind, keyed, named
 from autumn_sync.model.customers import Customer, CustomerPlan
@@ -35,6 +36,7 @@ from autumn_sync.model.records import (
     NO_PRORATION,
     PRORATE_NEXT_INVOICE,
     PRORATE_NOW,
+    FreeTrial,
     Plan,
     PlanContent,
     PlanItem,
@@ -97,6 +99,17 @@ class _Part:
     wanted: CustomerPlan
     items: list[PlannedItem]
     main: bool
+    trial: FreeTrial | None = None
+
+
+def _trial_terms(parts: list[_Part]) -> dict[str, Any]:
+    """A trial needs no card when none of the subscription's trials asks for one; it then
+    ends as the trials say (`bill` if any says so)."""
+    trials = [part.trial for part in parts if part.trial is not None]
+    if not trials or any(t.card_required for t in trials):
+        return {}
+    on_end = "bill" if any(t.on_end == "bill" for t in trials) else "cancel"
+    return {"card_required": False, "on_end": on_end}
 
 
 def _main_interval(by_interval: Mapping[str, list[PlannedItem]]) -> str | None:
@@ -213,8 +226,9 @@ class _Mapper:
         for entity, wanted in customer.all_plans():
             by_interval = self._items_by_interval(customer, entity, wanted)
             main = _main_interval(by_interval)
+            trial = self._plan_trial(wanted)
             for interval, items in by_interval.items():
-                part = _Part(wanted, items, interval == main)
+                part = _Part(wanted, items, interval == main, trial)
                 groups.setdefault((entity or "", interval), []).append(part)
         for (entity, interval), parts in sorted(groups.items()):
             planned = self._subscription(customer, entity or None, interval, parts)
@@ -222,6 +236,14 @@ class _Mapper:
                 old_address = subscription_address(old_key, interval, entity or None)
                 planned = replace(planned, old_address=old_address)
             yield planned
+
+    def _plan_trial(self, wanted: CustomerPlan) -> FreeTrial | None:
+        """The free trial terms of the version of the plan the customer is on."""
+        plan = self.inputs.projected.plans.get(wanted.plan)
+        if plan is None:
+            return None
+        version = wanted.version or self.versions_after.get(wanted.plan, 1)
+        return self._content(plan, version).free_trial
 
     def _items_by_interval(
         self, customer: Customer, entity: str | None, wanted: CustomerPlan
@@ -254,6 +276,7 @@ class _Mapper:
             proration=_PRORATION[self.upgrades],
             scope=subscription_scope(plans, self.groups),
             records=tuple(sorted(part.wanted.plan for part in parts if part.main)),
+            **_trial_terms(parts),
         )
         items = tuple(item for part in parts for item in part.items)
         main = (part.wanted.stripe_subscription_id for part in parts if part.main)

@@ -102,6 +102,9 @@ def customer_plan(draw: st.DrawFn, plan: Plan, catalog: State, places: int) -> C
     )
 
 
+MAX_UNITS = 10**9
+
+
 @st.composite
 def prepaid_units(
     draw: st.DrawFn, plan: Plan, custom: tuple[PlanItem, ...]
@@ -118,7 +121,8 @@ def prepaid_units(
     for item in sorted(chosen, key=lambda i: i.feature):
         included = own.get(item.feature, item.included) or Decimal(0)
         least = int(included.to_integral_value(rounding=ROUND_CEILING))
-        units.append((item.feature, draw(st.integers(least, least + 100))))
+        if least <= MAX_UNITS:  # the file takes at most a billion units
+            units.append((item.feature, draw(st.integers(least, min(least + 100, MAX_UNITS)))))
     return tuple(units)
 
 

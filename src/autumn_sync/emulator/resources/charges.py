@@ -159,40 +159,24 @@ def _same(one: Slot, other: Slot) -> bool:
     return one.price["id"] == other.price["id"] and one.quantity == other.quantity
 
 
+def _billed(charge: Charge) -> tuple[str, JsonDict, int | None, Period, int, str]:
+    """What an invoice line or a pending item bills for `charge`: the item, its price and
+    quantity, the period, the amount and the description."""
+    slot = charge.slot
+    return slot.item_id, slot.price, slot.quantity, charge.period, charge.amount, charge.description
+
+
 def lines(state: State, sub: JsonDict, charges: list[Charge]) -> list[JsonDict]:
     """Invoice lines for `charges`."""
     return [
-        invoices.build_line(
-            state,
-            sub,
-            charge.slot.item_id,
-            charge.slot.price,
-            charge.slot.quantity,
-            charge.period,
-            charge.amount,
-            charge.description,
-            proration=charge.proration,
-        )
+        invoices.build_line(state, sub, *_billed(charge), proration=charge.proration)
         for charge in charges
     ]
 
 
 def store_pending(state: State, sub: JsonDict, charges: list[Charge]) -> list[JsonDict]:
     """Store proration charges as pending invoice items of the subscription."""
-    stored = []
-    for charge in charges:
-        pending = invoices.pending_item(
-            state,
-            sub,
-            charge.slot.item_id,
-            charge.slot.price,
-            charge.slot.quantity,
-            charge.period,
-            charge.amount,
-            charge.description,
-        )
-        stored.append(state.add(pending))
-    return stored
+    return [state.add(invoices.pending_item(state, sub, *_billed(c))) for c in charges]
 
 
 def pending_lines(state: State, sub: JsonDict) -> list[JsonDict]:

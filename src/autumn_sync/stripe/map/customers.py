@@ -224,11 +224,13 @@ class _Mapper:
         the items of every paid plan billed at that interval (a base plan and its add-ons)."""
         groups: dict[tuple[str, str], list[_Part]] = {}
         for entity, wanted in customer.all_plans():
-            by_interval = self._items_by_interval(customer, entity, wanted)
+            held = self._held(wanted)
+            if held is None:
+                continue
+            by_interval = self._items_by_interval(customer, entity, wanted, held)
             main = _main_interval(by_interval)
-            trial = self._plan_trial(wanted)
             for interval, items in by_interval.items():
-                part = _Part(wanted, items, interval == main, trial)
+                part = _Part(wanted, items, interval == main, held[2].free_trial)
                 groups.setdefault((entity or "", interval), []).append(part)
         for (entity, interval), parts in sorted(groups.items()):
             planned = self._subscription(customer, entity or None, interval, parts)
@@ -237,22 +239,22 @@ class _Mapper:
                 planned = replace(planned, old_address=old_address)
             yield planned
 
-    def _plan_trial(self, wanted: CustomerPlan) -> FreeTrial | None:
-        """The free trial terms of the version of the plan the customer is on."""
+    def _held(self, wanted: CustomerPlan) -> tuple[Plan, int, PlanContent] | None:
+        """The plan the customer is on, the version and that version's content."""
         plan = self.inputs.projected.plans.get(wanted.plan)
         if plan is None:
             return None
         version = wanted.version or self.versions_after.get(wanted.plan, 1)
-        return self._content(plan, version).free_trial
+        return plan, version, self._content(plan, version)
 
     def _items_by_interval(
-        self, customer: Customer, entity: str | None, wanted: CustomerPlan
+        self,
+        customer: Customer,
+        entity: str | None,
+        wanted: CustomerPlan,
+        held: tuple[Plan, int, PlanContent],
     ) -> dict[str, list[PlannedItem]]:
-        plan = self.inputs.projected.plans.get(wanted.plan)
-        if plan is None:
-            return {}
-        version = wanted.version or self.versions_after.get(wanted.plan, 1)
-        content = self._content(plan, version)
+        plan, version, content = held
         found: dict[str, list[PlannedItem]] = {}
         for interval, item in self._items(customer, entity, plan, content, wanted, version):
             found.setdefault(interval, []).append(item)

@@ -16,7 +16,9 @@ from autumn_sync.emulator.__main__ import parse_args
 @pytest.fixture
 def server() -> Iterator[tuple[subprocess.Popen[str], str]]:
     """The emulator started as a subprocess on a free port, and the URL it printed."""
-    command = [sys.executable, "-m", "autumn_sync.emulator", "--port", "0", "--seed", "3"]
+    # -X faulthandler: if the server ever hangs on exit, SIGABRT prints where every thread is
+    command = [sys.executable, "-X", "faulthandler", "-m", "autumn_sync.emulator"]
+    command += ["--port", "0", "--seed", "3"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -35,7 +37,13 @@ def test_subprocess_serves_requests(server: tuple[subprocess.Popen[str], str]) -
     product = client.v1.products.create(params={"name": "From the CLI"})
     assert client.v1.products.retrieve(product.id).name == "From the CLI"
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=10) == 0
+    try:
+        code = process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        _, stderr = process.communicate(timeout=10)
+        pytest.fail(f"the emulator did not exit on SIGINT; its threads:\n{stderr}")
+    assert code == 0
 
 
 def test_options() -> None:

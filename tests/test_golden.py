@@ -46,6 +46,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,10 @@ from sqlalchemy import Engine
 
 from autumn_sync.database.engine import connect
 from autumn_sync.emulator import Emulator
+from autumn_sync.emulator.store import Clock
 from autumn_sync.model.address import Target
 from autumn_sync.model.attributes import attributes
+from autumn_sync.model.customers import Customer, CustomerPlan
 from autumn_sync.model.state import State
 from autumn_sync.model.stripe import OWNER_KEY, VERSION_KEY
 from autumn_sync.pipeline import apply_plan, load_desired, make_plan, read_current
@@ -66,6 +69,14 @@ from autumn_sync.render import render_json, render_markdown, render_text
 from autumn_sync.stripe.gateway import Gateway, StripeConfig
 from tests.conftest import reset_database
 from tests.helpers import add_customers
+
+# Plans that date things (a downgrade at the end of the period) are planned on a fixed day.
+TODAY = datetime(2026, 12, 1)
+
+
+def clock() -> datetime:
+    return TODAY
+
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("AUTUMN_SYNC_UPDATE_GOLDEN") == "1"
@@ -99,12 +110,12 @@ def test_golden(case: str, db_url: str) -> None:
     engine = connect(db_url)
     try:
         _prepare(engine, folder)
-        plan = make_plan(engine, desired)
+        plan = make_plan(engine, desired, clock=clock)
         for name, render in RENDERINGS.items():
             _compare(folder / name, render(plan))
 
-        apply_plan(engine, plan, allow_destroy=True)
-        assert make_plan(engine, desired).empty, "the plan does not converge"
+        apply_plan(engine, plan, allow_destroy=True, clock=clock)
+        assert make_plan(engine, desired, clock=clock).empty, "the plan does not converge"
         converged = read_current(engine)
     finally:
         engine.dispose()
@@ -112,7 +123,7 @@ def test_golden(case: str, db_url: str) -> None:
     reset_database(db_url)
     fresh_engine = connect(db_url)
     try:
-        apply_plan(fresh_engine, make_plan(fresh_engine, desired))
+        apply_plan(fresh_engine, make_plan(fresh_engine, desired, clock=clock), clock=clock)
         fresh = read_current(fresh_engine)
     finally:
         fresh_engine.dispose()
@@ -131,15 +142,15 @@ def test_golden_with_stripe(case: str, sqlite_url: str) -> None:
     folder = GOLDEN / case
     desired = load_desired(folder / "after.yaml")
     engine = connect(sqlite_url)
-    with Emulator() as emu:
+    with Emulator(clock=Clock(lambda: TODAY.replace(tzinfo=UTC).timestamp())) as emu:
         gateway = Gateway(StripeConfig("sk_test_golden", emu.url))
         _prepare(engine, folder, gateway)
-        plan = make_plan(engine, desired, gateway)
+        plan = make_plan(engine, desired, gateway, clock=clock)
         stripe_part = replace(plan, changes=tuple(c for c in plan.changes if _stripe(c)))
         _compare(folder / "stripe.txt", render_text(stripe_part))
         _compare(folder / "stripe.md", render_markdown(plan))
-        apply_plan(engine, plan, allow_destroy=True, gateway=gateway)
-        assert make_plan(engine, desired, gateway).empty, "the plan does not converge"
+        apply_plan(engine, plan, allow_destroy=True, gateway=gateway, clock=clock)
+        assert make_plan(engine, desired, gateway, clock=clock).empty, "the plan does not converge"
         _assert_no_duplicates(emu)
     engine.dispose()
 
@@ -177,8 +188,8 @@ def _prepare(engine: Engine, folder: Path, gateway: Gateway | None = None) -> No
 
 
 def _apply_file(engine: Engine, path: Path, gateway: Gateway | None = None) -> None:
-    plan = make_plan(engine, load_desired(path), gateway)
-    apply_plan(engine, plan, allow_destroy=True, gateway=gateway)
+    plan = make_plan(engine, load_desired(path), gateway, clock=clock)
+    apply_plan(engine, plan, allow_destroy=True, gateway=gateway, clock=clock)
 
 
 def _compare(path: Path, actual: str) -> None:
@@ -192,16 +203,26 @@ def _compare(path: Path, actual: str) -> None:
 
 def catalog(state: State) -> dict[str, Any]:
     """What a catalog means, without its history: the active plans by their attributes, not
-    by version number or customers; the managed customers and their balances by attributes."""
+    by version number or customers; the managed customers (with the plans the file gives
+    them: not one a downgrade leaves at the period's end, nor the dates it sets) and their
+    balances by attributes."""
     return {
         "settings": state.settings,
         "features": state.features,
         "plans": {pid: attributes(plan) for pid, plan in state.active_plans.items()},
         "rewards": state.rewards,
         "customers": {
-            key: attributes(customer)
+            key: attributes(as_declared(customer))
             for key, customer in state.customers.items()
             if customer.managed
         },
         "balances": {address: attributes(b) for address, b in state.balances.items()},
     }
+
+
+def as_declared(customer: Customer) -> Customer:
+    def plans(held: tuple[CustomerPlan, ...]) -> tuple[CustomerPlan, ...]:
+        return tuple(replace(p, begins=None, ends=None) for p in held if p.ends is None)
+
+    entities = tuple(replace(e, plans=plans(e.plans)) for e in customer.entities)
+    return replace(customer, plans=plans(customer.plans), entities=entities)

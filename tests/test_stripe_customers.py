@@ -201,9 +201,12 @@ def test_a_stripe_customer_is_made_only_when_billing_needs_it(sync_every_db: Syn
 def test_a_customer_stays_in_stripe_after_downgrading_to_a_free_plan(sync: Sync) -> None:
     sync.apply(billing(acme("pro")))
     plan = sync.apply(billing(acme("free")))
+    # a downgrade: the customer keeps the month paid for, the subscription ends with it
     assert [(c.address, c.action) for c in plan.changes if c.kind.target is Target.STRIPE] == [
-        ("stripe_subscription[billing@acme.com].month", "archive"),
+        ("stripe_subscription[billing@acme.com].month", "update"),
     ]
+    sub = the(sync.emu, "subscription", "stripe_subscription[billing@acme.com].month")
+    assert (sub["status"], sub["cancel_at_period_end"]) == ("active", True)
     assert the(sync.emu, "customer", "stripe_customer[billing@acme.com]")["metadata"] == {
         OWNER_KEY: "stripe_customer[billing@acme.com]"
     }

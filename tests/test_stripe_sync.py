@@ -17,6 +17,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ LISTS = (
     "/v1/promotion_codes",
     "/v1/customers",
     "/v1/subscriptions",
+    "/v1/subscription_schedules",  # those not begun
 )
 WAITING = (
     "Not changed yet (nothing to apply until then):\n"
@@ -244,7 +246,8 @@ def emu() -> Iterator[Emulator]:
 
 @dataclass
 class Sync:
-    """One database and one emulator, and the billing file written to `folder`."""
+    """One database and one emulator, and the billing file written to `folder`; autumn-sync
+    runs on the emulator's time (a test that moves it moves both)."""
 
     engine: Engine
     emu: Emulator
@@ -254,16 +257,19 @@ class Sync:
     def gateway(self) -> Gateway:
         return Gateway(StripeConfig(KEY, self.emu.url))
 
+    def clock(self) -> datetime:
+        return datetime.fromtimestamp(self.emu.clock.now(), UTC).replace(tzinfo=None)
+
     def plan(self, doc: Doc) -> ChangePlan:
         path = self.folder / "billing.yaml"
         path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-        return make_plan(self.engine, load_desired(path), self.gateway)
+        return make_plan(self.engine, load_desired(path), self.gateway, clock=self.clock)
 
     def apply(self, doc: Doc) -> ChangePlan:
         """Plan, apply (destroys allowed), and check that the next plan is empty (it may
         still say which subscriptions wait for a checkout)."""
         plan = self.plan(doc)
-        apply_plan(self.engine, plan, gateway=self.gateway, allow_destroy=True)
+        apply_plan(self.engine, plan, gateway=self.gateway, allow_destroy=True, clock=self.clock)
         again = self.plan(doc)
         assert again.empty and render_text(again).endswith(IN_SYNC), render_text(again)
         return plan
@@ -736,8 +742,9 @@ def test_a_coupon_deleted_in_the_dashboard_is_made_again(sync: Sync) -> None:
 
 
 def test_a_no_change_plan_reads_each_list_once(sync: Sync) -> None:
-    """Seven requests: one page of each list, customers and subscriptions included (ended
-    subscriptions too, with their discounts expanded), whatever the objects in them."""
+    """Eight requests: one page of each list, customers and subscriptions included (ended
+    subscriptions too, with their discounts expanded, and schedules not begun), whatever
+    the objects in them."""
     sync.apply(example())
     sync.emu.requests.clear()
     assert render_text(sync.plan(example())) == WAITING + IN_SYNC

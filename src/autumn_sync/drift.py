@@ -12,9 +12,11 @@ caller reads the database, Stripe and the file; this compares them.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import date
 from typing import Literal
 
 from autumn_sync.database.diff.catalog import diff
+from autumn_sync.database.diff.customers import dated
 from autumn_sync.model.address import Kind
 from autumn_sync.model.state import State
 from autumn_sync.model.stripe import (
@@ -88,11 +90,15 @@ class DriftReport:
 
 
 def compute_drift(
-    database: State, file: State, stripe: StripeState | None, inputs: StripeInputs | None
+    database: State,
+    file: State,
+    stripe: StripeState | None,
+    inputs: StripeInputs | None,
+    today: date,
 ) -> DriftReport:
     """Compare the three; `inputs` is what the database recorded of Stripe (ids, product
     names last written, the versions customers are on); Stripe is not connected without."""
-    pending = diff(database, file).changes
+    pending = diff(database, dated(database, file, today)).changes
     if stripe is None or inputs is None:
         return DriftReport((), pending, (), stripe_connected=False)
     items, read = _stripe_items(database, stripe, inputs)

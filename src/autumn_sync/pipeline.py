@@ -258,5 +258,7 @@ def check_drift(
     """Compare the database with Stripe (given a gateway) and with the file's `desired`."""
     observed = observe(engine, desired, gateway, clock)
     if observed.inputs is None:
-        return compute_drift(observed.current, desired, None, None)
-    return compute_drift(observed.current, desired, observed.stripe, observed.inputs)
+        return compute_drift(observed.current, desired, None, None, clock().date())
+    return compute_drift(
+        observed.current, desired, observed.stripe, observed.inputs, clock().date()
+    )

@@ -85,7 +85,7 @@ def customer(conn: Connection, row: Row[Any], now: datetime) -> dict[str, Any]:
     """A customer: identity, plans (custom versions, status, next renewal, Stripe
     subscription), features with usage, limit and next reset, entities and rewards."""
     info = customer_info(conn, row, now)
-    ents = entitlements(conn, row)
+    ents = entitlements(conn, row, now)
     iid = row.internal_id
     e, r = t.entities, t.customer_rewards
     entity_rows = conn.execute(select(e).where(e.c.customer_internal_id == iid).order_by(e.c.id))

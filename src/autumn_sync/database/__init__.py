@@ -12,6 +12,7 @@ from functools import cached_property
 
 from autumn_sync.database.apply import apply_changes
 from autumn_sync.database.diff import PlanConflict, diff
+from autumn_sync.database.diff.customers import dated
 from autumn_sync.database.engine import statements_logged
 from autumn_sync.database.project import project
 from autumn_sync.database.read import read_state, versions_with_customers
@@ -22,6 +23,7 @@ __all__ = [
     "DatabasePlan",
     "PlanConflict",
     "apply_changes",
+    "dated",
     "plan_database",
     "read_state",
     "statements_logged",
@@ -46,5 +48,7 @@ class DatabasePlan:
 
 def plan_database(current: State, desired: State, today: date) -> DatabasePlan:
     """The changes that turn `current` into `desired`, and the database once they are
-    applied (raises `PlanConflict`)."""
+    applied (raises `PlanConflict`); the desired customers' plans get the dates they begin
+    and end in the database (a downgrade at the end of the paid period, a future start)."""
+    desired = dated(current, desired, today)
     return DatabasePlan(diff(current, desired), current, desired, today)

@@ -181,9 +181,11 @@ class _Attach:
                 status=old.status,
                 trial_ends_at=old.trial_ends_at,
                 stripe_subscription_id=old.stripe_subscription_id,
+                attached=old.attached,
             )
         attached = plan.version if plan is not None else None
-        return replace(wanted, version=attached, trial_ends_at=self.trial_end(wanted, plan))
+        trial_end = self.trial_end(wanted, plan)
+        return replace(wanted, version=attached, trial_ends_at=trial_end, attached=self.today)
 
     def trial_end(self, wanted: CustomerPlan, plan: Plan | None) -> date | None:
         """When the free trial attaching the plan gives ends (the customer's own trial days,
@@ -191,4 +193,5 @@ class _Attach:
         days = wanted.trial_days
         if days is None and plan is not None and plan.content.free_trial is not None:
             days = plan.content.free_trial.days
-        return (wanted.start or self.today) + timedelta(days=days) if days else None
+        start = wanted.begins or wanted.start or self.today
+        return start + timedelta(days=days) if days else None

@@ -199,6 +199,8 @@ customer_plans = Table(
     Column("attached_at", DateTime),  # when the customer was put on the plan
     Column("trial_days", Integer),
     Column("trial_ends_at", Date),
+    Column("begins_at", Date),  # access and billing begin (a future start, a downgrade)
+    Column("ends_at", Date),  # access ends (a downgrade, a cancellation in Stripe)
     Column("price_amount", Exact),
     Column("price_interval", String(20)),
     Column("stripe_subscription_id", String(255)),

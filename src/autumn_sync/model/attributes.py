@@ -102,7 +102,8 @@ def _insert_after(data: dict[str, Any], key: str, entries: dict[str, Any]) -> di
 
 def _plans(plans: tuple[CustomerPlan, ...]) -> dict[str, Any]:
     """`plans` (ids), `custom` (plan id → price and items of the customer's own version) and
-    `terms` (plan id → quantity, start, trial days), each only with what is set."""
+    `terms` (plan id → quantity, start, trial days, and when the database has it begin or
+    end), each only with what is set."""
     custom: dict[str, Any] = {}
     terms: dict[str, Any] = {}
     for plan in plans:
@@ -115,6 +116,8 @@ def _plans(plans: tuple[CustomerPlan, ...]) -> dict[str, Any]:
             "quantities": dict(plan.quantities) or None,
             "start": plan.start,
             "trial_days": plan.trial_days,
+            "begins": plan.begins,
+            "ends": plan.ends,
         }
         if plan.custom:
             custom[plan.plan] = {k: v for k, v in own.items() if v not in (None, {})}

@@ -39,11 +39,18 @@ class CustomerPlan:
     trial_days: int | None = None
     price: FixedPrice | None = None
     items: tuple[PlanItem, ...] = ()
+    # When the plan gives access (and bills), as the database holds it (the diff works them
+    # out, the file never sets them): from `begins` (a future start; the end of the paid
+    # period of the plan a downgrade replaces) until `ends` (the end of that period for the
+    # plan left; the end of a subscription cancelled in Stripe)
+    begins: date | None = None
+    ends: date | None = None
     # Known only in the current state:
     version: int | None = None
     status: str | None = None
     trial_ends_at: date | None = None
     stripe_subscription_id: str | None = None
+    attached: date | None = None  # when the customer was put on the plan
 
     @property
     def custom(self) -> bool:
@@ -52,6 +59,11 @@ class CustomerPlan:
     def units(self, feature: str) -> int | None:
         """The prepaid units of `feature` the file gives the customer (None: not set)."""
         return dict(self.quantities).get(feature)
+
+    def held_on(self, day: date) -> bool:
+        """Whether the plan gives access (and bills) on `day`."""
+        begun = self.begins is None or self.begins <= day
+        return begun and (self.ends is None or day < self.ends)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +195,9 @@ def _declared_plans(plans: tuple[CustomerPlan, ...]) -> tuple[object, ...]:
 
 
 _CUSTOMER_STATE = frozenset({"key", "internal_id", "managed", "stripe_id"})
-_PLAN_STATE = frozenset({"version", "status", "trial_ends_at", "stripe_subscription_id"})
+_PLAN_STATE = frozenset(
+    {"version", "status", "trial_ends_at", "stripe_subscription_id", "attached"}
+)
 _CUSTOMER_FIELDS = tuple(f.name for f in fields(Customer) if f.name not in _CUSTOMER_STATE)
 _ENTITY_FIELDS = tuple(f.name for f in fields(Entity))
 _PLAN_FIELDS = tuple(f.name for f in fields(CustomerPlan) if f.name not in _PLAN_STATE)

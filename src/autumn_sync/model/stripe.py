@@ -210,6 +210,16 @@ class SubscriptionItem:
 
 
 @dataclass(frozen=True, slots=True)
+class Phase:
+    """What a subscription bills from `start` on, through a Stripe subscription schedule: the
+    lower plan of a downgrade from the end of the paid period, a plan whose start is ahead."""
+
+    start: date
+    plans: tuple[str, ...] = ()
+    items: tuple[tuple[str, SubscriptionItem], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class StripeSubscription:
     """The paid plans of a customer (or of one of its entities) billed at one interval, as
     one Stripe subscription (`stripe_subscription.user_123.month`,
@@ -246,6 +256,9 @@ class StripeSubscription:
     # with none as `on_end` says (cancel | bill): not compared
     card_required: bool = True
     on_end: str = "cancel"
+    # what it bills from a date ahead (a subscription schedule's next phase); with no items
+    # it has not begun: a schedule that makes the subscription on that date
+    then: Phase | None = None
 
     kind: ClassVar[Kind] = Kind.STRIPE_SUBSCRIPTION
 
@@ -265,11 +278,14 @@ class StripeSubscription:
 
     def references(self) -> tuple[str, ...]:
         # an item of an older version waits for its price when this plan makes it
-        older = (versioned(price, item.version) for price, item in self.items)
-        return (self.customer, *(price for price, _ in self.items), *older, *self.coupons)
+        items = (*self.items, *(self.then.items if self.then is not None else ()))
+        older = (versioned(price, item.version) for price, item in items)
+        prices = dict.fromkeys(price for price, _ in items)
+        return (self.customer, *prices, *older, *self.coupons)
 
 
 ENDED = frozenset({"canceled", "incomplete_expired"})
+NOT_STARTED = "not_started"  # a schedule that makes its subscription on a date ahead
 
 
 def subscription_scope(plans: Iterable[str], groups: Mapping[str, str]) -> tuple[str, ...]:
@@ -288,6 +304,9 @@ class SubscriptionParts:
     customer_id: str
     items: tuple[tuple[str, str, str], ...] = ()  # (price address, item id, price id)
     discounts: tuple[tuple[str, str], ...] = ()  # (discount id, coupon address)
+    schedule: str | None = None  # the subscription schedule it is under (`sub_sched_…`)
+    phase_start: int | None = None  # when the schedule's phase in force began (a timestamp)
+    period_end: int | None = None  # when the current billing period ends (a timestamp)
 
 
 StripeRecord = (

@@ -87,6 +87,18 @@ def _price(price: Document | None) -> str:
     return f"{value(price['amount'])}/{price['interval']}"
 
 
+def _status(plan: Document) -> str:
+    """`trialing until 2026-12-15`, `scheduled from 2027-01-01`, `active until 2027-01-01`."""
+    status = str(plan["status"])
+    if status == "trialing":
+        return f"{status} until {value(plan['trial_ends_at'])}"
+    if status == "scheduled":
+        return f"{status} from {value(plan['begins_at'])}"
+    if plan.get("ends_at") is not None and status != "ended":
+        return f"{status} until {value(plan['ends_at'])}"
+    return status
+
+
 def _plans(plans: list[Document]) -> list[str]:
     if not plans:
         return ["  (none)"]
@@ -94,8 +106,7 @@ def _plans(plans: list[Document]) -> list[str]:
         [
             _plan_name(p),
             f"{p['version']}{' (custom)' if p['custom'] else ''}",
-            p["status"]
-            + (f" until {value(p['trial_ends_at'])}" if p["status"] == "trialing" else ""),
+            _status(p),
             _price(p["price"]),
             value(p["next_renewal"]),
             value(p["stripe_subscription_id"]),

@@ -108,5 +108,5 @@ class Billing:
             row = customer_by_id(conn, customer_id)
             if row is None:
                 raise UnknownCustomer(customer_id)
-            ents = entitlements(conn, row)
+            ents = entitlements(conn, row, now)
         return [feature_balance(ents, fid, now) for fid in ents.shown_features()]

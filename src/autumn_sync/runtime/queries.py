@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Row, Select, func, select
@@ -24,6 +24,8 @@ from autumn_sync.runtime.results import CustomerInfo, PlanInfo
 ENTITLED = ("active", "trialing", "past_due")  # plan statuses that give access
 TRIALING = "trialing"
 ACTIVE = "active"
+SCHEDULED = "scheduled"
+ENDED = "ended"
 
 
 def customer_by_id(conn: Connection, customer_id: str) -> Row[Any] | None:
@@ -48,8 +50,8 @@ def features(conn: Connection) -> dict[str, FeatureDef]:
     }
 
 
-def entitlements(conn: Connection, customer: Row[Any]) -> Entitlements:
-    """What `customer` (a `customers` row) is entitled to: six queries."""
+def entitlements(conn: Connection, customer: Row[Any], now: datetime) -> Entitlements:
+    """What `customer` (a `customers` row) is entitled to at `now`: six queries."""
     iid = customer.internal_id
     b, g = t.balances, t.balance_grants
     balances = {
@@ -64,30 +66,35 @@ def entitlements(conn: Connection, customer: Row[Any]) -> Entitlements:
         customer_id=customer.id,
         created_at=customer.created_at,
         features=features(conn),
-        items=_items(conn, iid),
+        items=_items(conn, iid, now.date()),
         balances=balances,
         grants=grants,
     )
 
 
-def _entitled_plans(iid: int) -> ColumnElement[bool]:
+def _entitled_plans(iid: int, today: date) -> ColumnElement[bool]:
+    """The customer's own plans that give access today: of an entitled status, begun (a
+    future start, a downgrade's plan waiting for the period's end), not ended."""
     cp = t.customer_plans
-    return (cp.c.customer_internal_id == iid) & (cp.c.entity_id == "") & cp.c.status.in_(ENTITLED)
+    mine = (cp.c.customer_internal_id == iid) & (cp.c.entity_id == "")
+    begun = cp.c.begins_at.is_(None) | (cp.c.begins_at <= today)
+    running = cp.c.ends_at.is_(None) | (cp.c.ends_at > today)
+    return mine & cp.c.status.in_(ENTITLED) & begun & running
 
 
-def _items(conn: Connection, iid: int) -> tuple[Item, ...]:
+def _items(conn: Connection, iid: int, today: date) -> tuple[Item, ...]:
     """The items of the customer's own plans at their versions, custom items applied."""
     cp, pi, ci = t.customer_plans, t.plan_items, t.customer_plan_items
     found: dict[tuple[int, str], Item] = {}
     versions = (pi.c.plan_id == cp.c.plan_id) & (pi.c.version == cp.c.version)
     query = select(cp, pi.c.feature_id, pi.c.included, pi.c.reset_interval, pi.c.billing)
     query = query.add_columns(pi.c.price_per, pi.c.price_interval.label("item_interval"))
-    for row in conn.execute(query.join(pi, versions).where(_entitled_plans(iid))):
+    for row in conn.execute(query.join(pi, versions).where(_entitled_plans(iid, today))):
         found[(row.internal_id, row.feature_id)] = _item(row)
     custom = select(cp, ci.c.feature_id, ci.c.included, ci.c.reset_interval.label("custom_reset"))
     custom = custom.add_columns(ci.c.quantity.label("units"))
     custom = custom.join(ci, ci.c.customer_plan_id == cp.c.internal_id)
-    for row in conn.execute(custom.where(_entitled_plans(iid))):
+    for row in conn.execute(custom.where(_entitled_plans(iid, today))):
         key = (row.internal_id, row.feature_id)
         found[key] = _custom_item(row, found.get(key))
     return tuple(found[key] for key in sorted(found))
@@ -165,24 +172,35 @@ def plan_info(row: Row[Any], now: datetime) -> PlanInfo:
     custom_price = row.price_amount is not None
     amount = row.price_amount if custom_price else row.version_amount
     interval = row.price_interval if custom_price else row.version_interval
-    status = row.status
-    if status == TRIALING and (row.trial_ends_at is None or midnight(row.trial_ends_at) <= now):
-        status = ACTIVE
     return PlanInfo(
         plan_id=row.plan_id,
         version=row.version,
-        status=status,
+        status=_status(row, now),
         custom=custom_price or bool(row.custom_items),
         entity_id=row.entity_id or None,
         quantity=row.quantity,
         started_at=row.started_at,
         attached_at=row.attached_at,
         trial_ends_at=row.trial_ends_at,
+        begins_at=row.begins_at,
+        ends_at=row.ends_at,
         price_amount=amount,
         price_interval=interval,
         next_renewal=_renewal(row, amount, interval, now),
         stripe_subscription_id=row.stripe_subscription_id,
     )
+
+
+def _status(row: Row[Any], now: datetime) -> str:
+    """The plan's status at `now`: `scheduled` before it begins, `ended` from its end, a
+    trial over `active`."""
+    if row.begins_at is not None and midnight(row.begins_at) > now:
+        return SCHEDULED
+    if row.ends_at is not None and midnight(row.ends_at) <= now:
+        return ENDED
+    if row.status == TRIALING and (row.trial_ends_at is None or midnight(row.trial_ends_at) <= now):
+        return ACTIVE
+    return str(row.status)
 
 
 def _renewal(row: Row[Any], amount: Any, interval: str | None, now: datetime) -> datetime | None:

@@ -81,7 +81,8 @@ class TrackResult:
 @dataclass(frozen=True)
 class PlanInfo:
     """A plan a customer (or one of its entities) is on, with its status at the time of
-    asking (a trial that has ended reads `active`) and its next renewal (None for a plan
+    asking (a trial that has ended reads `active`, one that has not begun `scheduled`, one
+    past its end `ended`) and its next renewal (None for a plan
     without a recurring price)."""
 
     plan_id: str
@@ -93,6 +94,8 @@ class PlanInfo:
     started_at: date | None = None
     attached_at: datetime | None = None
     trial_ends_at: date | None = None
+    begins_at: date | None = None  # access begins (a future start, a pending downgrade's plan)
+    ends_at: date | None = None  # access ends (a downgrade, a cancellation in Stripe)
     price_amount: Decimal | None = None
     price_interval: str | None = None
     next_renewal: datetime | None = None
@@ -109,6 +112,8 @@ class PlanInfo:
             "started_at": self.started_at,
             "attached_at": self.attached_at,
             "trial_ends_at": self.trial_ends_at,
+            "begins_at": self.begins_at,
+            "ends_at": self.ends_at,
             "price": None
             if self.price_amount is None
             else {"amount": self.price_amount, "interval": self.price_interval},

@@ -52,13 +52,15 @@ def amount(value: Number | float, what: str) -> Decimal:
     return number
 
 
-def load(engine: Engine, customer_id: str, feature_id: str) -> tuple[Row[Any], Entitlements]:
-    """The customer's row and entitlements (`UnknownCustomer`, `UnknownFeature`)."""
+def load(
+    engine: Engine, customer_id: str, feature_id: str, now: datetime
+) -> tuple[Row[Any], Entitlements]:
+    """The customer's row and entitlements at `now` (`UnknownCustomer`, `UnknownFeature`)."""
     with engine.connect() as conn:
         row = customer_by_id(conn, customer_id)
         if row is None:
             raise UnknownCustomer(customer_id)
-        ents = entitlements(conn, row)
+        ents = entitlements(conn, row, now)
     if feature_id not in ents.features:
         raise UnknownFeature(feature_id)
     return row, ents
@@ -89,7 +91,7 @@ def check(
     engine: Engine, customer_id: str, feature_id: str, required: Decimal, now: datetime
 ) -> CheckResult:
     """Read-only: a reset that is due shows as usage 0, without being written."""
-    _, ents = load(engine, customer_id, feature_id)
+    _, ents = load(engine, customer_id, feature_id, now)
     return evaluate(ents, customer_id, feature_id, required, now)
 
 
@@ -99,7 +101,7 @@ def track(
     """Record `value` units of `feature_id` (negative gives usage back; usage never goes
     below 0), counted in the credit system that covers the feature when the customer has no
     item for it."""
-    row, ents = load(engine, customer_id, feature_id)
+    row, ents = load(engine, customer_id, feature_id, now)
     if ents.features[feature_id].type == BOOLEAN:
         raise InvalidRequest(f"feature {feature_id!r} is boolean: there is no usage to track")
     target = route(ents, feature_id)

@@ -122,13 +122,24 @@ def _sync_plans(
 
 
 def _terms(plan: CustomerPlan) -> tuple[object, ...]:
-    return (plan.quantity, plan.start, plan.trial_days, plan.price, plan.items, plan.quantities)
+    return (
+        plan.quantity,
+        plan.start,
+        plan.trial_days,
+        plan.price,
+        plan.items,
+        plan.quantities,
+        plan.begins,
+        plan.ends,
+    )
 
 
 def _plan_values(plan: CustomerPlan) -> dict[str, Any]:
     return {
         "quantity": plan.quantity,
         "started_at": plan.start,
+        "begins_at": plan.begins,
+        "ends_at": plan.ends,
         "trial_days": plan.trial_days,
         "price_amount": plan.price.amount if plan.price else None,
         "price_interval": plan.price.interval if plan.price else None,
@@ -155,7 +166,7 @@ def _attach(tx: Transaction, iid: int, entity: str, plan: CustomerPlan, fp: str 
     plan's free trial unless the customer's terms say otherwise or its fingerprint had one."""
     conn, now = tx.connection, tx.now
     version, plan_trial, unique = _current_terms(tx)[plan.plan]
-    start = plan.start or now.date()
+    start = plan.begins or plan.start or now.date()
     days = plan.trial_days if plan.trial_days is not None else plan_trial
     if days and unique and fp and not take_trial(conn, fp, now):
         days = None  # one free trial per fingerprint

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
-from decimal import Decimal
+from datetime import date
 
+from autumn_sync.database.diff.schedule import CANCELED, scheduled, yearly
 from autumn_sync.model.address import key_is_email
 from autumn_sync.model.customers import Balance, Customer, CustomerPlan, Entity, declared
 from autumn_sync.model.records import Plan
@@ -32,7 +33,6 @@ REMOVED = (
 )
 WITH_CUSTOMER = "goes with its customer"
 UNDECLARED = "no longer declared: the allowance and grants go, usage stays"
-_PERIODS_PER_YEAR = {"week": 52, "month": 12, "quarter": 4, "semi_annual": 2, "year": 1}
 
 
 def match_customers(existing: State, desired: State) -> dict[str, Customer]:
@@ -67,6 +67,19 @@ def _candidate(
     if old is not None and (new.customer_id is None or old.customer_id is None):
         return old
     return None
+
+
+def dated(existing: State, desired: State, today: date) -> State:
+    """`desired` with the dates its customers' plans begin and end in the database
+    (`diff.schedule`), given the customers `existing` has: what the diff compares and the
+    projection starts from."""
+    matches = match_customers(existing, desired)
+    catalog = {**existing.plans, **desired.plans}
+    customers = {
+        key: scheduled(matches.get(key), customer, catalog, today)
+        for key, customer in desired.customers.items()
+    }
+    return replace(desired, customers=customers)
 
 
 def diff_customers(existing: State, desired: State) -> Iterator[Change]:
@@ -128,7 +141,9 @@ def _moves(
     before: tuple[CustomerPlan, ...], after: tuple[CustomerPlan, ...], catalog: Mapping[str, Plan]
 ) -> list[str]:
     old = {p.plan: p for p in before}
-    gone = [pid for pid in old if pid not in {p.plan for p in after}]
+    leaving = {p.plan: p.ends for p in after if p.ends is not None and p.status != CANCELED}
+    staying = {p.plan for p in after if p.plan not in leaving}
+    gone = [pid for pid in old if pid not in staying]
     moves = []
     for plan in after:  # sorted by plan id
         if plan.plan in old:
@@ -137,12 +152,25 @@ def _moves(
         replaced = _same_group(plan.plan, gone, catalog)
         custom = " (custom version)" if plan.custom else ""
         if replaced is None:
-            moves.append(f"adds {plan.plan}{custom}")
+            starts = f" (starts {plan.begins})" if plan.begins is not None else ""
+            moves.append(f"adds {plan.plan}{custom}{starts}")
             continue
         gone.remove(replaced)
         word = _direction(old[replaced], plan, catalog)
-        moves.append(f"{word} {replaced} → {plan.plan}{custom}")
-    return moves + [f"cancels {pid}" for pid in sorted(gone)]
+        when = f" on {leaving[replaced]}" if replaced in leaving else ""
+        moves.append(f"{word} {replaced} → {plan.plan}{custom}{when}")
+    return moves + [_gone(old, pid) for pid in sorted(gone) if pid not in leaving]
+
+
+def _gone(old: Mapping[str, CustomerPlan], pid: str) -> str:
+    """`cancels pro`; a plan a pending downgrade was to begin: the downgrade is called off;
+    a plan whose end passed: it ended."""
+    plan = old[pid]
+    if plan.begins is not None and any(o.ends == plan.begins for o in old.values()):
+        return f"calls off the downgrade to {pid} on {plan.begins}"
+    if plan.ends is not None:
+        return f"{pid} ended on {plan.ends}"
+    return f"cancels {pid}"
 
 
 def _terms_move(old: CustomerPlan, new: CustomerPlan) -> list[str]:
@@ -173,18 +201,10 @@ def _same_group(pid: str, candidates: list[str], catalog: Mapping[str, Plan]) ->
 def _direction(old: CustomerPlan, new: CustomerPlan, catalog: Mapping[str, Plan]) -> str:
     """`upgrade` to a plan that costs more a year (the customer's own price if it has one),
     `downgrade` to one that costs less, `switch` between equals."""
-    before, after = _yearly(old, catalog), _yearly(new, catalog)
+    before, after = yearly(old, catalog), yearly(new, catalog)
     if after > before:
         return "upgrade"
     return "downgrade" if after < before else "switch"
-
-
-def _yearly(plan: CustomerPlan, catalog: Mapping[str, Plan]) -> Decimal:
-    found = catalog.get(plan.plan)
-    price = plan.price or (found.content.price if found is not None else None)
-    if price is None:
-        return Decimal(0)
-    return price.amount * _PERIODS_PER_YEAR.get(price.interval, 1)
 
 
 # --- balances -----------------------------------------------------------------------------------

@@ -183,6 +183,9 @@ def _customer_plan(
         status=row.status,
         trial_ends_at=row.trial_ends_at,
         stripe_subscription_id=row.stripe_subscription_id,
+        begins=row.begins_at,
+        ends=row.ends_at,
+        attached=row.attached_at.date() if row.attached_at is not None else None,
     )
 
 

@@ -10,6 +10,7 @@ says (it knows the fingerprints that already had one); a trial already over is n
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from autumn_sync.model.address import Address, versioned
@@ -17,13 +18,17 @@ from autumn_sync.model.stripe import (
     ARCHIVED_KEY,
     CANCELLED_BY,
     ENTITY_KEY,
+    NOT_STARTED,
     OWNER_KEY,
     PLAN_KEY,
     REWARDS_KEY,
+    Phase,
     StripeCustomer,
     StripeSubscription,
+    SubscriptionItem,
+    SubscriptionParts,
 )
-from autumn_sync.plan.changes import Archive, Create, Update
+from autumn_sync.plan.changes import Archive, Change, Create, Update
 from autumn_sync.stripe.apply.writer import APPLIERS, StripeWriter
 from autumn_sync.stripe.journal import (
     in_transaction,
@@ -111,9 +116,11 @@ def _price_id(writer: StripeWriter, address: str, version: int) -> str:
     return str(candidates[0].stripe_id)
 
 
-def _item_rows(writer: StripeWriter, sub: StripeSubscription) -> list[dict[str, Any]]:
+def _item_rows(
+    writer: StripeWriter, items: tuple[tuple[str, SubscriptionItem], ...]
+) -> list[dict[str, Any]]:
     rows = []
-    for address, item in sub.items:
+    for address, item in items:
         row: dict[str, Any] = {"price": _price_id(writer, address, item.version)}
         if item.quantity is not None:
             row["quantity"] = item.quantity
@@ -143,9 +150,17 @@ def _collection(sub: StripeSubscription) -> dict[str, Any]:
 
 @APPLIERS.made(Create, StripeSubscription)
 def _create_subscription(writer: StripeWriter, change: Create, sub: StripeSubscription) -> None:
+    _subscribe(writer, change, sub)
+
+
+def _subscribe(writer: StripeWriter, change: Change, sub: StripeSubscription) -> None:
+    """Make the subscription: now, or by a schedule on the date it begins."""
+    if not sub.items and sub.then is not None:
+        _create_scheduled(writer, change, sub, sub.then)
+        return
     params: dict[str, Any] = {
         "customer": writer.ids[sub.customer],
-        "items": _item_rows(writer, sub),
+        "items": _item_rows(writer, sub.items),
         **_collection(sub),
         "metadata": _metadata(sub),
     }
@@ -159,13 +174,90 @@ def _create_subscription(writer: StripeWriter, change: Create, sub: StripeSubscr
             missing = "create_invoice" if sub.on_end == "bill" else "cancel"
             params["trial_settings"] = {"end_behavior": {"missing_payment_method": missing}}
     also = record_subscription(_key(sub.customer), sub.entity, sub.records)
-    writer.write(change, "/v1/subscriptions", params, also=also)
+    obj = writer.write(change, "/v1/subscriptions", params, also=also)
+    if sub.then is not None:
+        _schedule_next(writer, change, sub, str(obj["id"]), None)
+
+
+# --- what a subscription bills from a date ahead: a subscription schedule ---------------------
+
+
+def _create_scheduled(
+    writer: StripeWriter, change: Change, sub: StripeSubscription, then: Phase
+) -> None:
+    """A subscription that begins on a date ahead (a future `start`): a schedule that makes
+    it then, with the plans' items and autumn-sync's metadata, left to run on its own after
+    its first phase (`end_behavior: release`)."""
+    phase: dict[str, Any] = {
+        "items": _item_rows(writer, then.items),
+        "metadata": _metadata(replace(sub, plans=then.plans)),
+        **_collection(sub),
+    }
+    if sub.coupons:
+        phase["discounts"] = [{"coupon": writer.ids[c]} for c in sub.coupons]
+    params: dict[str, Any] = {
+        "customer": writer.ids[sub.customer],
+        "start_date": timestamp(then.start),
+        "end_behavior": "release",
+        "phases": [phase],
+        "metadata": _metadata(sub),
+    }
+    writer.write(change, "/v1/subscription_schedules", params)
+
+
+def _schedule_next(
+    writer: StripeWriter,
+    change: Change,
+    sub: StripeSubscription,
+    stripe_id: str,
+    parts: SubscriptionParts | None,
+) -> None:
+    """Put the subscription under a schedule (or update the one it has) whose phases are
+    what it bills now, until the date ahead, then what it bills from that date: a downgrade
+    at the end of the paid period. No proration: the period paid ends as paid."""
+    assert sub.then is not None
+    schedule = parts.schedule if parts is not None else None
+    start = parts.phase_start if parts is not None else None
+    if schedule is None:
+        made = writer.write(
+            change, "/v1/subscription_schedules", {"from_subscription": stripe_id}, step="schedule"
+        )
+        schedule = str(made["id"])
+        start = int(made["phases"][0]["start_date"])
+    end = timestamp(sub.then.start)
+    if parts is not None and parts.period_end is not None and _same_day(parts.period_end, end):
+        end = parts.period_end  # the period's end to the second: nothing left to prorate
+    current: dict[str, Any] = {"items": _item_rows(writer, sub.items), "end_date": end}
+    if start is not None:
+        current["start_date"] = start
+    following = {
+        "items": _item_rows(writer, sub.then.items),
+        "metadata": _metadata(replace(sub, plans=sub.then.plans)),
+        "proration_behavior": "none",
+    }
+    params = {"phases": [current, following], "end_behavior": "release"}
+    writer.write(change, f"/v1/subscription_schedules/{schedule}", params, step="phases")
+
+
+def _same_day(moment: int, midnight: int) -> bool:
+    return 0 <= moment - midnight < 86_400
+
+
+def _release(writer: StripeWriter, change: Change, schedule: str) -> None:
+    """The subscription leaves its schedule and bills what it bills now (a pending
+    downgrade called off)."""
+    writer.write(change, f"/v1/subscription_schedules/{schedule}/release", {}, step="release")
 
 
 @APPLIERS.changed(Update, StripeSubscription)
 def _update_subscription(
     writer: StripeWriter, change: Update, old: StripeSubscription, new: StripeSubscription
 ) -> None:
+    if old.status == NOT_STARTED:  # nothing billed yet: the schedule is made again
+        path = f"/v1/subscription_schedules/{writer.ids[new.address]}/cancel"
+        writer.write(change, path, {}, step="cancel")
+        _subscribe(writer, change, new)
+        return
     params: dict[str, Any] = {}
     items = _item_changes(writer, old, new)
     if items:
@@ -179,6 +271,9 @@ def _update_subscription(
     if not old.active and new.active:
         params["cancel_at_period_end"] = False
         params["cancellation_details"] = {"comment": ""}
+    elif old.active and not new.active:  # nothing paid is held after this period
+        params["cancel_at_period_end"] = True
+        params["cancellation_details"] = {"comment": f"{CANCELLED_BY}downgrade at period end"}
     if old.coupons != new.coupons:
         params["discounts"] = _discounts(writer, old, new) or ""
     metadata = {k: v for k, v in _metadata(new).items() if _metadata(old).get(k) != v}
@@ -190,6 +285,12 @@ def _update_subscription(
         writer.write(change, f"/v1/subscriptions/{stripe_id}", params, also=also)
     elif old.recorded != new.recorded:
         in_transaction(writer.journal.engine, lambda conn: also(conn, stripe_id))
+    if old.then != new.then:
+        parts = writer.existing.parts.get(str(old.stripe_id))
+        if new.then is not None:
+            _schedule_next(writer, change, new, stripe_id, parts)
+        elif parts is not None and parts.schedule is not None:
+            _release(writer, change, parts.schedule)
 
 
 def _versions_only(old: StripeSubscription, new: StripeSubscription) -> bool:
@@ -243,10 +344,16 @@ def _discounts(
 
 @APPLIERS.gone(Archive, StripeSubscription)
 def _archive_subscription(
-    writer: StripeWriter, change: Archive, _subscription: StripeSubscription
+    writer: StripeWriter, change: Archive, subscription: StripeSubscription
 ) -> None:
     """Cancel at the end of the period; or, when another subscription bills its plans now,
     cancel now with the unused time credited on a final invoice (the customer's credit)."""
+    if subscription.status == NOT_STARTED:  # a schedule that never began: nothing billed
+        writer.write(change, f"/v1/subscription_schedules/{writer.ids[change.address]}/cancel", {})
+        return
+    parts = writer.existing.parts.get(str(subscription.stripe_id))
+    if parts is not None and parts.schedule is not None:
+        _release(writer, change, parts.schedule)  # a schedule would make it bill on
     path = f"/v1/subscriptions/{writer.ids[change.address]}"
     ended = change.after
     signed = {"comment": f"{CANCELLED_BY}{change.reason or 'no longer in the file'}"[:500]}

@@ -116,6 +116,7 @@ CREATE_PATHS = frozenset(
         "/v1/promotion_codes",
         "/v1/customers",
         "/v1/subscriptions",
+        "/v1/subscription_schedules",
     }
 )
 

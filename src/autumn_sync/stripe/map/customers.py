@@ -44,6 +44,7 @@ from autumn_sync.model.records import (
 )
 from autumn_sync.model.state import State
 from autumn_sync.model.stripe import (
+    Phase,
     Recurring,
     StripeCustomer,
     StripePrice,
@@ -133,10 +134,11 @@ class PlannedCustomer:
 
 @dataclass(frozen=True)
 class PlannedSubscription:
-    record: StripeSubscription  # items are set by `subscription_items`
+    record: StripeSubscription  # items (and those of `then`) are set by `with_items`
     items: tuple[PlannedItem, ...]
     recorded: str | None = None
     old_address: str | None = None
+    then_items: tuple[PlannedItem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -223,9 +225,10 @@ class _Mapper:
         """One subscription per entity (or the customer itself) and billing interval, holding
         the items of every paid plan billed at that interval (a base plan and its add-ons)."""
         groups: dict[tuple[str, str], list[_Part]] = {}
+        today = self.inputs.today
         for entity, wanted in customer.all_plans():
             held = self._held(wanted)
-            if held is None:
+            if held is None or (wanted.ends is not None and wanted.ends <= today):
                 continue
             by_interval = self._items_by_interval(customer, entity, wanted, held)
             main = _main_interval(by_interval)
@@ -263,8 +266,24 @@ class _Mapper:
     def _subscription(
         self, customer: Customer, entity: str | None, interval: str, parts: list[_Part]
     ) -> PlannedSubscription:
+        """The subscription billing `parts` at one interval: those held today as its items,
+        and, when one begins or ends ahead, what it bills from the first such date (`then`)."""
         address = subscription_address(customer.key, interval, entity)
+        everything = parts
+        today = self.inputs.today
+        ahead = sorted(
+            day
+            for part in parts
+            for day in (part.wanted.begins, part.wanted.ends)
+            if day is not None and day > today
+        )
+        then_parts = [p for p in parts if p.wanted.held_on(ahead[0])] if ahead else []
+        parts = [part for part in parts if part.wanted.held_on(today)]
         plans = tuple(sorted(part.wanted.plan for part in parts))
+        then = None  # nothing held from the date ahead: the subscription ends then
+        if then_parts:
+            then = Phase(ahead[0], tuple(sorted(part.wanted.plan for part in then_parts)))
+        all_plans = tuple(sorted({part.wanted.plan for part in everything}))
         record = StripeSubscription(
             address=address,
             customer=customer_address(customer.key),
@@ -272,17 +291,21 @@ class _Mapper:
             entity=entity,
             collection_method=customer.collection,
             days_until_due=customer.days_until_due,
-            coupons=self._coupons(customer, plans),
+            coupons=self._coupons(customer, all_plans),
             trial_end=self._trial_end(part.wanted for part in parts),
             owner=address,
             proration=_PRORATION[self.upgrades],
-            scope=subscription_scope(plans, self.groups),
-            records=tuple(sorted(part.wanted.plan for part in parts if part.main)),
+            scope=subscription_scope(all_plans, self.groups),
+            records=tuple(sorted({part.wanted.plan for part in everything if part.main})),
+            then=then,
+            active=not ahead or bool(then_parts),
             **_trial_terms(parts),
         )
         items = tuple(item for part in parts for item in part.items)
-        main = (part.wanted.stripe_subscription_id for part in parts if part.main)
-        return PlannedSubscription(record, items, next((i for i in main if i), None))
+        then_items = tuple(item for part in then_parts for item in part.items)
+        main = (part.wanted.stripe_subscription_id for part in everything if part.main)
+        recorded = next((i for i in main if i), None)
+        return PlannedSubscription(record, items, recorded, then_items=then_items)
 
     def _content(self, plan: Plan, version: int) -> PlanContent:
         if version == self.versions_after.get(plan.id, 1):
@@ -429,19 +452,17 @@ def with_items(
         earlier = [v for v in older.get(item.price, ()) if v <= item.plan_version]
         return max(earlier, default=item.plan_version)
 
-    return tuple(
-        replace(
-            sub,
-            record=replace(
-                sub.record,
-                items=tuple(
-                    sorted(
-                        (i.price, SubscriptionItem(version(i, i.plan), i.quantity))
-                        for i in sub.items
-                    )
-                ),
-            ),
+    def billed(items: tuple[PlannedItem, ...]) -> tuple[tuple[str, SubscriptionItem], ...]:
+        return tuple(
+            sorted((i.price, SubscriptionItem(version(i, i.plan), i.quantity)) for i in items)
         )
+
+    def dated(sub: PlannedSubscription) -> Phase | None:
+        then = sub.record.then
+        return None if then is None else replace(then, items=billed(sub.then_items))
+
+    return tuple(
+        replace(sub, record=replace(sub.record, items=billed(sub.items), then=dated(sub)))
         for sub in planned
     )
 

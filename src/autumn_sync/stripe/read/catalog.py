@@ -58,12 +58,14 @@ def read_stripe(gateway: Gateway, recorded: Mapping[str, str] | None = None) -> 
     coupons = owned("/v1/coupons", "coupons", expand=["data.applies_to"])
     promos = owned("/v1/promotion_codes", "promotion_codes")
     names = _addresses(products, prices, coupons, meters)
-    current, superseded = _pick_prices([_price(p, names) for p in prices])
+    records = [_price(p, names) for p in prices]
+    versions = {str(p.stripe_id): (p.address, p.version) for p in records}
+    current, superseded = _pick_prices(records)
     for old in superseded:  # a default price left on an older price (a run died) is not current
         names[str(old.stripe_id)] = instance(old.address, str(old.stripe_id))
     counts = Counter(o["metadata"][OWNER_KEY] for o in (*prices, *coupons))
     customers = read_customers(gateway)
-    subscriptions, parts = read_subscriptions(gateway, names)
+    subscriptions, parts = read_subscriptions(gateway, names, versions)
     log.info(
         "read Stripe in %d requests: %d products, %d prices, %d meters, %d coupons, "
         "%d promotion codes owned; %d customers, %d subscriptions",

@@ -1,11 +1,14 @@
-"""Reads Stripe customers and subscriptions through two list requests per page
-(`/v1/customers`, `/v1/subscriptions?status=all` with `expand[]=data.discounts`): every one
-of them, owned or not; which customer of the file each one is, is decided by
-`stripe.assign` with the ids the database recorded."""
+"""Reads Stripe customers and subscriptions through three list requests per page
+(`/v1/customers`, `/v1/subscriptions?status=all` with `expand[]=data.discounts`, and the
+schedules not begun, `/v1/subscription_schedules?scheduled=true`), and the schedule of each
+subscription that has one (a pending downgrade): every one of them, owned or not; which
+customer of the file each one is, is decided by `stripe.assign` with the ids the database
+recorded."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,10 +18,12 @@ from autumn_sync.model.stripe import (
     CANCELLED_BY,
     ENDED,
     ENTITY_KEY,
+    NOT_STARTED,
     OWNER_KEY,
     PLAN_KEY,
     REWARDS_KEY,
     VERSION_KEY,
+    Phase,
     StripeCustomer,
     StripeSubscription,
     SubscriptionItem,
@@ -52,18 +57,89 @@ def _customer(obj: Obj) -> StripeCustomer:
 
 
 def read_subscriptions(
-    gateway: Gateway, coupons: Mapping[str, str]
+    gateway: Gateway, coupons: Mapping[str, str], prices: Mapping[str, tuple[str, int]]
 ) -> tuple[tuple[StripeSubscription, ...], dict[str, SubscriptionParts]]:
-    """Every subscription, ended ones too, and the ids applying changes to them needs;
-    `coupons` names the owned coupons' addresses by id."""
+    """Every subscription, ended ones too, with what its schedule bills from a date ahead,
+    and the schedules that have not begun (a subscription to be), and the ids applying
+    changes to them needs; `coupons` names the owned coupons' addresses by id, `prices` the
+    owned prices' addresses and versions."""
     found = []
     parts = {}
     objects = gateway.list_all("/v1/subscriptions", status="all", expand=["data.discounts"])
     for obj in objects:
         record, part = _subscription(obj, coupons)
+        schedule = obj.get("schedule")
+        if isinstance(schedule, str) and record.status not in ENDED:
+            record, part = _under_schedule(gateway, record, part, schedule, prices)
+        found.append(record)
+        parts[obj["id"]] = part
+    for obj in gateway.list_all("/v1/subscription_schedules", scheduled=True):
+        record, part = _not_started(obj, coupons, prices)
         found.append(record)
         parts[obj["id"]] = part
     return tuple(found), parts
+
+
+def _under_schedule(
+    gateway: Gateway,
+    record: StripeSubscription,
+    part: SubscriptionParts,
+    schedule_id: str,
+    prices: Mapping[str, tuple[str, int]],
+) -> tuple[StripeSubscription, SubscriptionParts]:
+    """A subscription under a schedule: what its phase after the one in force bills, from
+    when (the plans in that phase's metadata)."""
+    schedule = gateway.request("GET", f"/v1/subscription_schedules/{schedule_id}", {})
+    phases = schedule.get("phases") or []
+    current = schedule.get("current_phase") or {}
+    started = current.get("start_date")
+    following = [p for p in phases if isinstance(started, int) and p["start_date"] > started]
+    then = _phase(following[0], prices) if following else None
+    part = replace(part, schedule=schedule_id, phase_start=started)
+    return replace(record, then=then), part
+
+
+def _not_started(
+    obj: Obj, coupons: Mapping[str, str], prices: Mapping[str, tuple[str, int]]
+) -> tuple[StripeSubscription, SubscriptionParts]:
+    """A schedule that makes a subscription on a date ahead: a subscription with no items
+    yet, billing its first phase from then."""
+    metadata = obj.get("metadata") or {}
+    owner = metadata.get(OWNER_KEY)
+    phases = obj.get("phases") or []
+    first = phases[0] if phases else {}
+    record = StripeSubscription(
+        address=owner or "",
+        customer="",
+        entity=metadata.get(ENTITY_KEY) or None,
+        collection_method=first.get("collection_method") or "charge_automatically",
+        days_until_due=(first.get("invoice_settings") or {}).get("days_until_due"),
+        coupons=_phase_coupons(first, coupons),
+        owner=owner,
+        status=NOT_STARTED,
+        stripe_id=obj["id"],
+        then=_phase(first, prices) if first else None,
+    )
+    return record, SubscriptionParts(customer_id=_id(obj.get("customer")), schedule=obj["id"])
+
+
+def _phase(phase: Obj, prices: Mapping[str, tuple[str, int]]) -> Phase:
+    metadata = phase.get("metadata") or {}
+    items = []
+    for item in phase.get("items") or ():
+        price_id = _id(item.get("price"))
+        address, version = prices.get(price_id, (unmanaged(price_id), 0))
+        items.append((address, SubscriptionItem(version, item.get("quantity"))))
+    return Phase(
+        start=_date(phase.get("start_date")) or date.min,
+        plans=tuple(p for p in (metadata.get(PLAN_KEY) or "").split(",") if p),
+        items=tuple(sorted(items)),
+    )
+
+
+def _phase_coupons(phase: Obj, coupons: Mapping[str, str]) -> tuple[str, ...]:
+    found = (coupons.get(_id(d.get("coupon"))) for d in phase.get("discounts") or ())
+    return tuple(sorted({c for c in found if c}))
 
 
 def _subscription(
@@ -99,8 +175,20 @@ def _subscription(
         customer_id=customer,
         items=tuple((address, item_id, price_id) for address, _, item_id, price_id in items),
         discounts=discounts,
+        period_end=_period_end(obj),
     )
     return record, part
+
+
+def _period_end(obj: Obj) -> int | None:
+    """When the subscription's current billing period ends (on its items since API version
+    2025-03-31)."""
+    for item in (obj.get("items") or {}).get("data") or ():
+        end = item.get("current_period_end")
+        if isinstance(end, int):
+            return end
+    end = obj.get("current_period_end")
+    return end if isinstance(end, int) else None
 
 
 def _cancelled_outside(obj: Obj) -> bool:

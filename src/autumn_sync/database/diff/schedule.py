@@ -1,0 +1,151 @@
+"""When the plans the file gives a customer begin and end in the database. Pure.
+
+The file says which plans a customer is on; the database also says from when and until when
+each gives access (`CustomerPlan.begins`, `ends`), and the diff works those out here:
+
+- a plan with a future `start` begins then (`check` grants it, Stripe bills it, from then);
+- a **downgrade** (a plan of a group replaced by one that costs less a year, billed at the
+  same interval or free) while the customer is in a paid period takes effect at that
+  period's end: the plan left stays until
+  then (`ends`), the new one begins then (`begins`); both rows stay in the database until the
+  end, and the file naming the lower plan is then what the database holds (no change);
+- naming the higher plan again before that date keeps it (the pending downgrade goes);
+- a plan that ended (its `ends` passed) is dropped from the database by the next apply.
+
+An upgrade, a switch between equals, a move to a plan billed at another interval (another
+subscription: the old one ends now, its unused time credited) and a plan replaced during its
+free trial take effect at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+
+from autumn_sync.model.customers import Customer, CustomerPlan, Entity
+from autumn_sync.model.records import Plan
+from autumn_sync.runtime.intervals import midnight, next_boundary, recurs
+
+CANCELED = "canceled"
+
+
+def scheduled(
+    old: Customer | None, new: Customer, catalog: Mapping[str, Plan], today: date
+) -> Customer:
+    """`new` (the file's customer) with the dates its plans begin and end in the database."""
+    before = {e.id: e.plans for e in old.entities} if old is not None else {}
+    own = old.plans if old is not None else ()
+    return replace(
+        new,
+        plans=plan_dates(own, new.plans, catalog, today),
+        entities=tuple(_entity(e, before.get(e.id, ()), catalog, today) for e in new.entities),
+    )
+
+
+def _entity(
+    entity: Entity, before: tuple[CustomerPlan, ...], catalog: Mapping[str, Plan], today: date
+) -> Entity:
+    return replace(entity, plans=plan_dates(before, entity.plans, catalog, today))
+
+
+def plan_dates(
+    before: tuple[CustomerPlan, ...],
+    after: tuple[CustomerPlan, ...],
+    catalog: Mapping[str, Plan],
+    today: date,
+) -> tuple[CustomerPlan, ...]:
+    """The plans `after` (the file's) with their dates, given those the database holds
+    (`before`), and the plans a downgrade leaves that stay until their period ends."""
+    held = {p.plan: p for p in before if p.ends is None or p.ends > today}
+    wanted = {p.plan for p in after}
+    result: list[CustomerPlan] = []
+    for plan in after:
+        if plan.plan in held:
+            result.append(_kept(held[plan.plan], plan, today))
+            continue
+        left = _replaced(plan, held, wanted, catalog)
+        end = _downgrade_end(left, plan, catalog, today) if left is not None else None
+        if left is not None and end is not None:
+            result += [replace(plan, begins=end), replace(left, ends=end)]
+        else:
+            result.append(replace(plan, begins=_future(plan.start, today)))
+    leaving = {p.begins for p in result if p.begins is not None and p.begins > today}
+    kept = {p.plan for p in result}
+    result += [
+        p for pid, p in held.items() if pid not in kept and p.ends is not None and p.ends in leaving
+    ]
+    return tuple(sorted(result, key=lambda p: p.plan))
+
+
+def _future(start: date | None, today: date) -> date | None:
+    return start if start is not None and start > today else None
+
+
+def _kept(held: CustomerPlan, plan: CustomerPlan, today: date) -> CustomerPlan:
+    """A plan the customer stays on: its dates as the database has them (one being left
+    is kept: the downgrade goes), a new future start if the file moves it; a plan that
+    ended in Stripe keeps its end."""
+    begins = held.begins if plan.start == held.start else _future(plan.start, today)
+    ends = held.ends if held.status == CANCELED else None
+    return replace(plan, begins=begins, ends=ends)
+
+
+def _replaced(
+    plan: CustomerPlan,
+    held: Mapping[str, CustomerPlan],
+    wanted: set[str],
+    catalog: Mapping[str, Plan],
+) -> CustomerPlan | None:
+    """The plan the customer holds now that `plan` replaces: one of its group (neither an
+    add-on) the file no longer names."""
+    new = catalog.get(plan.plan)
+    if new is None or new.group is None or new.add_on:
+        return None
+    for pid in sorted(held):
+        old = catalog.get(pid)
+        if pid in wanted or old is None or old.group != new.group or old.add_on:
+            continue
+        return held[pid]
+    return None
+
+
+def _downgrade_end(
+    left: CustomerPlan, plan: CustomerPlan, catalog: Mapping[str, Plan], today: date
+) -> date | None:
+    """The end of the paid period of `left` when `plan` is a downgrade from it, bought and
+    begun (not in its free trial, not waiting for its start); None: the change is now."""
+    if yearly(plan, catalog) >= yearly(left, catalog) or left.ends is not None:
+        return None
+    if _interval(plan, catalog) not in (None, _interval(left, catalog)):
+        return None  # billed at another interval: another subscription, ended now and credited
+    if left.begins is not None and left.begins > today:
+        return None
+    if left.trial_ends_at is not None and left.trial_ends_at > today:
+        return None
+    interval = _interval(left, catalog)
+    anchor = left.trial_ends_at or left.begins or left.start or left.attached
+    if anchor is None or not recurs(interval):
+        return None
+    assert interval is not None
+    return next_boundary(midnight(anchor), interval, midnight(today)).date()
+
+
+def _interval(plan: CustomerPlan, catalog: Mapping[str, Plan]) -> str | None:
+    found = catalog.get(plan.plan)
+    price = plan.price or (found.content.price if found is not None else None)
+    return price.interval if price is not None else None
+
+
+_PERIODS_PER_YEAR = {"week": 52, "month": 12, "quarter": 4, "semi_annual": 2, "year": 1}
+
+
+def yearly(plan: CustomerPlan, catalog: Mapping[str, Plan]) -> Decimal:
+    """What the plan costs a year (its licences at the customer's own price if it has one,
+    else the plan's): what tells an upgrade from a downgrade."""
+    found = catalog.get(plan.plan)
+    price = plan.price or (found.content.price if found is not None else None)
+    if price is None:
+        return Decimal(0)
+    return price.amount * _PERIODS_PER_YEAR.get(price.interval, 1) * plan.quantity

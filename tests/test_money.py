@@ -9,7 +9,7 @@ a period is exactly December (31 days) and its middle is exactly half of it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import yaml
 from autumn_sync.database.engine import connect
 from autumn_sync.emulator import Emulator
 from autumn_sync.emulator.store import Clock
+from autumn_sync.render import render_text
 from autumn_sync.runtime.api import Billing
 from tests.test_stripe_customers import CATALOG, give_card, the
 from tests.test_stripe_sync import Doc, Sync
@@ -93,9 +94,12 @@ def due(sync: Sync, customer: str) -> list[int]:
 
 def next_invoice(sync: Sync, customer: str) -> int:
     """The total of the next invoice of the customer's one subscription (Stripe's preview
-    of its renewal)."""
+    of its renewal; of its schedule's, with the items of the phase in force then, when a
+    schedule holds it)."""
     (sub,) = live_subscriptions(sync, customer)
     params = {"customer": customer, "subscription": sub["id"]}
+    if sub["schedule"] is not None:
+        params = {"customer": customer, "schedule": sub["schedule"]}
     preview = client(sync).v1.invoices.create_preview(params=params)  # type: ignore[arg-type]
     return int(preview.total)
 
@@ -196,7 +200,7 @@ def test_prepaid_seats_bill_the_units_beyond_the_included_ones_and_check_grants_
 
     assert charged(sync, customer) == [first]
     assert next_invoice(sync, customer) == first
-    app = Billing(engine=sync.engine)
+    app = Billing(engine=sync.engine, clock=sync.clock)
     assert app.check("user_1", "seats", limit).allowed
     assert not app.check("user_1", "seats", limit + 1).allowed
 
@@ -243,3 +247,111 @@ def test_a_trial_without_a_card_starts_at_once_and_ends_as_on_end_says(
 
     assert charged(sync, customer) == after
     assert client(sync).v1.subscriptions.retrieve(sub["id"]).status == status
+
+
+# --- downgrades at the end of the period, future starts ---------------------------------------
+
+JANUARY = 31 * DAY  # from the start: 2027-01-01 00:00, the end of December's period
+
+
+def test_a_downgrade_keeps_the_plan_paid_for_until_the_period_ends(sync: Sync) -> None:
+    """Team (5000, and its seat 1000) → Pro halfway through December: nothing is charged or
+    credited now, Jane keeps Team (its seat) until 2027-01-01, and January bills Pro: 2000
+    (its messages are pay-per-use: nothing used, nothing billed)."""
+    customer = subscribed(sync, billing("team"))
+    sync.emu.clock.advance(HALF_DECEMBER)
+
+    plan = sync.apply(billing("pro"))
+
+    assert "~ customer.user_1 (downgrade team → pro on 2027-01-01)" in render_text(plan)
+    assert charged(sync, customer) == [6000]
+    assert next_invoice(sync, customer) == 2000
+    app = Billing(engine=sync.engine, clock=sync.clock)
+    assert app.check("user_1", "seats", 1).allowed  # Team's, until January
+    assert not app.check("user_1", "messages", 1).allowed  # Pro's, from January
+    (info,) = [p for p in app.customer("user_1").plans if p.plan_id == "pro"]
+    assert (info.status, info.begins_at) == ("scheduled", date(2027, 1, 1))
+
+    sync.emu.clock.advance(JANUARY - HALF_DECEMBER + DAY)
+
+    assert charged(sync, customer) == [6000, 2000]
+    assert not app.check("user_1", "seats", 1).allowed
+    assert app.check("user_1", "messages", 1000).allowed
+    plan = sync.apply(billing("pro"))  # the row of Team, ended, goes
+    assert "~ customer.user_1 (team ended on 2027-01-01)" in render_text(plan)
+    (sub,) = live_subscriptions(sync, customer)
+    assert sub["metadata"]["autumn_sync_plan"] == "pro"
+    assert next_invoice(sync, customer) == 2000
+
+
+def test_naming_the_higher_plan_again_calls_the_downgrade_off(sync: Sync) -> None:
+    """Team → Pro (pending), then Team again before January: the schedule lets go, nothing
+    changes hands, and January bills Team and its seat as before: 6000."""
+    customer = subscribed(sync, billing("team"))
+    sync.emu.clock.advance(HALF_DECEMBER)
+    sync.apply(billing("pro"))
+
+    plan = sync.apply(billing("team"))
+
+    assert "calls off the downgrade to pro on 2027-01-01" in render_text(plan)
+    assert charged(sync, customer) == [6000]
+    assert next_invoice(sync, customer) == 6000
+    (sub,) = live_subscriptions(sync, customer)
+    assert sub["schedule"] is None
+
+
+def test_a_downgrade_to_the_free_plan_ends_the_subscription_with_the_period(sync: Sync) -> None:
+    """Pro → Free: December stays paid (2000), nothing more is billed, and Jane is on Free
+    from January."""
+    customer = subscribed(sync, billing("pro"))
+    sync.emu.clock.advance(HALF_DECEMBER)
+
+    sync.apply(billing("free"))
+    sync.emu.clock.advance(JANUARY - HALF_DECEMBER + DAY)
+
+    assert charged(sync, customer) == [2000]
+    assert live_subscriptions(sync, customer) == []
+    app = Billing(engine=sync.engine, clock=sync.clock)
+    assert app.check("user_1", "messages", 100).allowed
+    assert not app.check("user_1", "messages", 101).allowed  # Free's 100, not Pro's 1000
+
+
+def test_a_future_start_bills_and_grants_from_that_day(sync: Sync) -> None:
+    """Pro from 2027-01-01: December costs nothing and grants nothing; January bills 2000."""
+    doc = billing({"plan": "pro", "start": "2027-01-01"})
+    customer = subscribed(sync, doc)
+
+    assert charged(sync, customer) == []
+    assert live_subscriptions(sync, customer) == []
+    app = Billing(engine=sync.engine, clock=sync.clock)
+    assert not app.check("user_1", "messages", 1).allowed
+    text = render_text(sync.plan(billing({"plan": "pro", "start": "2027-02-01"})))
+    assert "stripe_subscription.user_1.month" in text  # the schedule is made again
+
+    sync.emu.clock.advance(JANUARY + DAY)
+
+    assert charged(sync, customer) == [2000]
+    assert app.check("user_1", "messages", 1000).allowed
+    sync.apply(doc)
+    (sub,) = live_subscriptions(sync, customer)
+    assert next_invoice(sync, customer) == 2000
+    assert sub["metadata"]["autumn_sync_plan"] == "pro"
+
+
+def test_a_plan_starting_ahead_takes_over_from_the_plan_held_on_that_day(sync: Sync) -> None:
+    """Pro, then Team from 2027-01-01: December stays Pro (2000, its messages), January bills
+    Team and its seat (5000 + 1000) and grants its seat."""
+    customer = subscribed(sync, billing("pro"))
+    sync.emu.clock.advance(HALF_DECEMBER)
+
+    sync.apply(billing({"plan": "team", "start": "2027-01-01"}))
+
+    assert charged(sync, customer) == [2000]
+    assert next_invoice(sync, customer) == 6000
+    app = Billing(engine=sync.engine, clock=sync.clock)
+    assert app.check("user_1", "messages", 1000).allowed
+    assert not app.check("user_1", "seats", 1).allowed
+    sync.emu.clock.advance(JANUARY - HALF_DECEMBER + DAY)
+    assert charged(sync, customer) == [2000, 6000]
+    assert app.check("user_1", "seats", 1).allowed
+    assert not app.check("user_1", "messages", 1).allowed

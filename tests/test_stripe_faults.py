@@ -20,6 +20,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from autumn_sync.emulator import DEFAULT_API_KEY, Emulator
 from autumn_sync.emulator.faults import TokenBucket
 from autumn_sync.emulator.store import Clock
 from autumn_sync.model.stripe import OWNER_KEY, VERSION_KEY
-from autumn_sync.pipeline import apply_plan, make_plan, read_current
+from autumn_sync.pipeline import apply_plan, make_plan, read_current, utc_now
 from autumn_sync.plan.changes import Replace
 from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.stripe.executor import StripeApplyFailed
@@ -270,10 +271,13 @@ def listed_objects(url: str) -> dict[str, list[dict[str, Any]]]:
     return objects
 
 
-def _apply_and_die(db: str, url: str, file: str, statement: str, limit: int) -> None:
+def _apply_and_die(
+    db: str, url: str, file: str, statement: str, limit: int, now: float | None = None
+) -> None:
     """In a forked process: apply `file`, one Stripe write at a time, and kill this process
     (SIGKILL) right after its `limit`-th SQL statement starting with `statement` has run,
-    before its transaction commits. Exits 0 when the apply ends first."""
+    before its transaction commits. Exits 0 when the apply ends first. `now`: the time the
+    apply runs at (the emulator's), else the wall clock."""
     engine = connect(db)
     seen = 0
 
@@ -287,7 +291,12 @@ def _apply_and_die(db: str, url: str, file: str, statement: str, limit: int) -> 
 
     gateway = Gateway(StripeConfig(DEFAULT_API_KEY, url))
     desired = load_text(Path(file).read_text(encoding="utf-8"))
-    apply_plan(engine, make_plan(engine, desired, gateway), gateway=gateway, workers=1)
+    clock = utc_now
+    if now is not None:
+        at = datetime.fromtimestamp(now, UTC).replace(tzinfo=None)
+        clock = lambda: at  # noqa: E731
+    plan = make_plan(engine, desired, gateway, clock=clock)
+    apply_plan(engine, plan, gateway=gateway, workers=1, clock=clock)
     os._exit(0)
 
 
@@ -329,36 +338,48 @@ def test_apply_killed_after_every_journaled_write_converges(tmp_path: Path) -> N
     assert writes >= 20, killed_at  # every write of the example was a point to die at
 
 
-@pytest.mark.parametrize(("to", "paid"), [("team", 2000 + 2000), ("business", 2000 + 19000)])
+@pytest.mark.parametrize(
+    ("start", "to", "paid"),
+    [
+        ("pro", "team", 2000 + 2000),
+        ("pro", "business", 2000 + 19000),
+        # a downgrade: nothing now, a schedule bills Pro from January
+        ("team", "pro", 6000),
+        # a downgrade to Free: the subscription ends with the period paid
+        ("pro", "free", 2000),
+        # Team from January: Pro until then, a schedule bills Team from then
+        ("pro", {"plan": "team", "start": "2027-01-01"}, 2000),
+    ],
+)
 def test_a_plan_change_killed_after_every_journaled_write_bills_once(
-    tmp_path: Path, to: str, paid: int
+    tmp_path: Path, start: str, to: str | dict[str, str], paid: int
 ) -> None:
-    """Jane (by card) moves from Pro halfway through December: to Team (same interval, an
-    item swap prorated now: -1000 + 2500 + 500) or to Business (yearly: the monthly
-    subscription ends now with -1000 credited, the yearly one asks 20000 - 1000). The
-    change is killed after each journal row in turn, then applied again: each time the
-    plan after it is empty, one subscription of the group is live, and Jane paid exactly
-    what she would have without the kill."""
+    """Jane (by card) moves from her plan halfway through December: Pro to Team (same
+    interval, an item swap prorated now: -1000 + 2500 + 500), Pro to Business (yearly: the
+    monthly subscription ends now with -1000 credited, the yearly one asks 20000 - 1000),
+    Team down to Pro or Pro down to Free (at the end of the period: nothing now), Pro to Team
+    from January (nothing now). The change is killed after each journal row in turn, then
+    applied again: each time the plan after it is empty, one subscription of the group is
+    live, and Jane paid exactly what she would have without the kill."""
     # here, not at the top: `test_stripe_customers` imports this module
     from tests.test_money import HALF_DECEMBER, START, billing, due, live_subscriptions
     from tests.test_stripe_customers import give_card, the
     from tests.test_stripe_sync import Sync
 
-    before, after = tmp_path / "pro.yaml", tmp_path / f"{to}.yaml"
-    for path, plan in ((before, "pro"), (after, to)):
-        path.write_text(yaml.safe_dump(billing(plan)), encoding="utf-8")
+    after = tmp_path / "after.yaml"
+    after.write_text(yaml.safe_dump(billing(to)), encoding="utf-8")
     forking = multiprocessing.get_context("fork")
     killed = 0
     for limit in range(1, 100):
         db = f"sqlite:///{tmp_path / f'killed-{limit}.db'}"
         with Emulator(seed=limit, clock=Clock(lambda: float(START))) as emu:
             sync = Sync(connect(db), emu, tmp_path)
-            sync.apply(billing("pro"))
+            sync.apply(billing(start))
             customer = the(emu, "customer", "stripe_customer.user_1")["id"]
             give_card(emu, customer)
-            sync.apply(billing("pro"))
+            sync.apply(billing(start))
             emu.clock.advance(HALF_DECEMBER)
-            args = (db, emu.url, str(after), JOURNALED, limit)
+            args = (db, emu.url, str(after), JOURNALED, limit, float(emu.clock.now()))
             process = forking.Process(target=_apply_and_die, args=args)
             process.start()
             process.join(timeout=120)
@@ -369,6 +390,7 @@ def test_a_plan_change_killed_after_every_journaled_write_bills_once(
             sync.apply(billing(to))  # converges: the plan after it is empty
             assert len(live_subscriptions(sync, customer)) == 1, limit
             assert sum(due(sync, customer)) == paid, limit
+            assert len(sync.emu.state.all("subscription_schedule")) <= 1, limit
             sync.engine.dispose()
     assert killed >= 2  # every write of the change was a point to die at
 

@@ -4,6 +4,7 @@ The file says which plans a customer is on; the database also says from when and
 each gives access (`CustomerPlan.begins`, `ends`), and the diff works those out here:
 
 - a plan with a future `start` begins then (`check` grants it, Stripe bills it, from then);
+  the plan of its group it replaces stays until then;
 - a **downgrade** (a plan of a group replaced by one that costs less a year, billed at the
   same interval or free) while the customer is in a paid period takes effect at that
   period's end: the plan left stays until
@@ -66,7 +67,7 @@ def plan_dates(
             result.append(_kept(held[plan.plan], plan, today))
             continue
         left = _replaced(plan, held, wanted, catalog)
-        end = _downgrade_end(left, plan, catalog, today) if left is not None else None
+        end = _handover(left, plan, catalog, today) if left is not None else None
         if left is not None and end is not None:
             result += [replace(plan, begins=end), replace(left, ends=end)]
         else:
@@ -85,9 +86,10 @@ def _future(start: date | None, today: date) -> date | None:
 
 def _kept(held: CustomerPlan, plan: CustomerPlan, today: date) -> CustomerPlan:
     """A plan the customer stays on: its dates as the database has them (one being left
-    is kept: the downgrade goes), a new future start if the file moves it; a plan that
-    ended in Stripe keeps its end."""
-    begins = held.begins if plan.start == held.start else _future(plan.start, today)
+    is kept: the downgrade goes); one that has not begun begins at the start the file gives
+    it now (a plan begun stays begun); a plan that ended in Stripe keeps its end."""
+    waiting = held.begins is not None and held.begins > today
+    begins = _future(plan.start, today) if waiting and plan.start != held.start else held.begins
     ends = held.ends if held.status == CANCELED else None
     return replace(plan, begins=begins, ends=ends)
 
@@ -109,6 +111,17 @@ def _replaced(
             continue
         return held[pid]
     return None
+
+
+def _handover(
+    left: CustomerPlan, plan: CustomerPlan, catalog: Mapping[str, Plan], today: date
+) -> date | None:
+    """When `plan` takes over from `left`: at its start when that is ahead (the customer
+    keeps `left` until then), at the end of the paid period for a downgrade; None: now."""
+    start = _future(plan.start, today)
+    if start is not None and left.ends is None:
+        return start
+    return _downgrade_end(left, plan, catalog, today)
 
 
 def _downgrade_end(

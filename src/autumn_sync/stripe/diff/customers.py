@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from autumn_sync.model.customers import SEND_INVOICE
 from autumn_sync.model.stripe import (
+    NOT_STARTED,
     OWNER_KEY,
     StripeCustomer,
     StripeState,
@@ -169,8 +170,9 @@ def _subscription_update(
         new,
         trial_end=old.trial_end,  # set when made; a trial is not changed afterwards
         status=old.status,
-        # the database records it on the rows of the plans it bills the base price of
-        recorded=old.stripe_id if new.records else None,
+        # the database records it on the rows of the plans it bills the base price of (a
+        # schedule not begun has no subscription to record yet)
+        recorded=old.stripe_id if new.records and old.status != NOT_STARTED else None,
         stripe_id=old.stripe_id,
     )
     fields = _renamed(field_changes(old, same)) if same != old else ()
@@ -181,7 +183,19 @@ def _subscription_update(
             reason = f"resumed: {old.stripe_id} was set to cancel in Stripe{RESUBSCRIBES}"
         if old.plans != new.plans:
             reason = _plan_change(old, new) + (f"; {reason}" if reason else "")
+        if old.then != new.then:
+            reason = "; ".join(filter(None, [reason, _scheduled(new)]))
         yield Update(old.address, old, same, fields, reason=reason)
+
+
+def _scheduled(new: StripeSubscription) -> str:
+    """What its schedule does from the date ahead, in words."""
+    if new.then is None:
+        return "its schedule lets go: it bills as it does now"
+    plans = ", ".join(new.then.plans) or "none"
+    if not new.items:
+        return f"starts {new.then.start} on {plans} through a subscription schedule"
+    return f"bills {plans} from {new.then.start} through a subscription schedule"
 
 
 PRORATION_WORDS = {

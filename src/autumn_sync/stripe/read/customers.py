@@ -89,7 +89,7 @@ def _under_schedule(
 ) -> tuple[StripeSubscription, SubscriptionParts]:
     """A subscription under a schedule: what its phase after the one in force bills, from
     when (the plans in that phase's metadata)."""
-    schedule = gateway.request("GET", f"/v1/subscription_schedules/{schedule_id}", {})
+    schedule = gateway.request("get", f"/v1/subscription_schedules/{schedule_id}", {})
     phases = schedule.get("phases") or []
     current = schedule.get("current_phase") or {}
     started = current.get("start_date")

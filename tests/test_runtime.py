@@ -86,8 +86,8 @@ def write(tmp_path: Path, text: str = CATALOG, name: str = "billing.yaml") -> Pa
 def apply_file(engine: Engine, path: Path, clock: Clock) -> None:
     """Plan and apply `path`, then check the plan after it is empty."""
     desired = load_desired(path)
-    apply_plan(engine, make_plan(engine, desired), clock=clock)
-    assert make_plan(engine, desired).empty
+    apply_plan(engine, make_plan(engine, desired, clock=clock), clock=clock)
+    assert make_plan(engine, desired, clock=clock).empty
 
 
 @pytest.fixture

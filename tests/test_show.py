@@ -121,6 +121,26 @@ def test_a_customer_by_id_or_by_the_email_the_file_knows_it_by(
     assert shown_text(engine, "customer.team_co", clock.now) == TEAM_CO
 
 
+def test_a_downgrade_and_a_future_start_show_their_dates(
+    shop: tuple[Engine, Clock], tmp_path: Path
+) -> None:
+    """Jane, on Pro since 2026-01-10, moves to Free on 2026-01-20: she keeps Pro until the
+    period she paid for ends (2026-02-10), and Free begins then; Team Co's team starts Pro on
+    2026-03-01."""
+    engine, clock = shop
+    downgraded = CATALOG.replace(
+        "  - id: jane\n    plans: [pro]", "  - id: jane\n    plans: [free]"
+    )
+    later = TEAM.replace("plans: [pro]", "plans: [{plan: pro, start: 2026-03-01}]")
+    later = later.replace("team_a", "team_b")
+    apply_file(engine, write(tmp_path, downgraded + later), clock)
+    jane = shown_text(engine, "customer.jane", clock.now)
+    assert "  free  1        scheduled from 2026-02-10  -" in jane
+    assert "  pro   1        active until 2026-02-10    20/month" in jane
+    team = shown_text(engine, "customer.team_co", clock.now)
+    assert "  team_b: pro  1        scheduled from 2026-03-01  20/month" in team
+
+
 def test_the_customer_list_and_its_filters(shop: tuple[Engine, Clock], db_url: str) -> None:
     assert run_cli("show", "customers", db=db_url).stdout == CUSTOMERS
     searched = run_cli("show", "customers", "--search", "ACME", db=db_url).stdout

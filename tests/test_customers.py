@@ -553,4 +553,6 @@ def test_a_fingerprint_gets_one_trial_even_after_leaving_the_plan(engine: Engine
     with engine.connect() as conn:
         found = [tuple(row) for row in conn.execute(query)]
     assert found == [("x1", "pro", "active", None), ("y1", "pro", "active", None)]
-    assert rows(engine, t.fingerprint_trials, t.fingerprint_trials.c.fingerprint) == [("fp_z",)]
+    fingerprints = t.fingerprint_plan_trials
+    found_fp = rows(engine, fingerprints, fingerprints.c.fingerprint, fingerprints.c.plan_id)
+    assert found_fp == [("fp_z", "pro")]

@@ -71,12 +71,18 @@ def _drop_scratch_databases() -> Iterator[None]:
         del _created[kind]
 
 
+# Tables of older revisions that a newer one replaced (0009: `fingerprint_plan_trials`).
+REPLACED_TABLES = ("fingerprint_trials",)
+
+
 def reset_database(url: str) -> None:
-    """Drop every autumn-sync table so the next `connect` migrates from scratch."""
+    """Drop every autumn-sync table (and those a test left downgraded, which newer
+    migrations replace) so the next `connect` migrates from scratch."""
     engine = create_engine(url)
     with engine.begin() as conn:
         metadata.drop_all(conn)
-        conn.execute(text(f"DROP TABLE IF EXISTS {VERSION_TABLE}"))
+        for table in (VERSION_TABLE, *REPLACED_TABLES):
+            conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
     engine.dispose()
 
 

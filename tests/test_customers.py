@@ -553,4 +553,78 @@ def test_a_fingerprint_gets_one_trial_even_after_leaving_the_plan(engine: Engine
     with engine.connect() as conn:
         found = [tuple(row) for row in conn.execute(query)]
     assert found == [("x1", "pro", "active", None), ("y1", "pro", "active", None)]
-    assert rows(engine, t.fingerprint_trials, t.fingerprint_trials.c.fingerprint) == [("fp_z",)]
+    fingerprints = t.fingerprint_plan_trials
+    found_fp = rows(engine, fingerprints, fingerprints.c.fingerprint, fingerprints.c.plan_id)
+    assert found_fp == [("fp_z", "pro")]
+
+
+def trials(unique: bool) -> str:
+    """The catalog with a 14-day trial on Pro and on Business (one per fingerprint when
+    `unique`)."""
+    trial = f"    free_trial: {{days: 14, unique_fingerprint: {str(unique).lower()}}}\n"
+    yearly = "    price: {amount: 200, interval: year}\n"
+    text = CATALOG.replace("    migrate_customers: MIGRATE\n", trial).replace("PRICE", "20")
+    return text.replace(yearly, yearly + trial) + "customers:\n"
+
+
+def trial_rows(engine: Engine) -> list[tuple[Any, ...]]:
+    """(customer id, entity, plan, status, trial end) of every plan customers are on."""
+    c, cp = t.customers, t.customer_plans
+    query = select(c.c.id, cp.c.entity_id, cp.c.plan_id, cp.c.status, cp.c.trial_ends_at)
+    with engine.connect() as conn:
+        found = conn.execute(query.join(c, c.c.internal_id == cp.c.customer_internal_id))
+        return sorted(tuple(row) for row in found)
+
+
+def test_a_customer_gets_one_trial_per_plan_ever(engine: Engine) -> None:
+    """Pro → Business → Pro → Free → Business: each plan's trial is given the first time
+    only; an entity is a subscriber of its own and has its own trial of Pro. The record
+    stays when the plans are left."""
+
+    def on(plan: str) -> str:
+        team = "[{id: team_a, feature: seats, plans: [pro]}]"
+        return trials(False) + f"  - {{id: x1, plans: [{plan}], entities: {team}}}\n"
+
+    apply_text(engine, on("pro"))
+    first = trial_rows(engine)
+    ends = first[0][-1]
+    assert first == [("x1", "", "pro", "trialing", ends), ("x1", "team_a", "pro", "trialing", ends)]
+    apply_text(engine, on("business"))
+    assert trial_rows(engine)[0] == ("x1", "", "business", "trialing", ends)
+    for plan in ("pro", "free", "business"):
+        apply_text(engine, on(plan))
+        assert trial_rows(engine)[0] == ("x1", "", plan, "active", None)
+    ct = t.customer_trials
+    assert rows(engine, ct, ct.c.entity_id, ct.c.plan_id) == [
+        ("", "business"),
+        ("", "pro"),
+        ("team_a", "pro"),
+    ]
+
+
+def test_a_fingerprint_gets_one_trial_of_each_plan(engine: Engine) -> None:
+    """`unique_fingerprint` is per plan: the fingerprint that had Pro's trial still gets
+    Business's; other customers with it get neither, another fingerprint gets Pro's."""
+    x_pro = "  - {id: x1, fingerprint: fp_z, plans: [pro]}\n"
+    x_business = "  - {id: x1, fingerprint: fp_z, plans: [business]}\n"
+    others = (
+        "  - {id: y1, fingerprint: fp_z, plans: [pro]}\n"
+        "  - {id: z1, fingerprint: fp_z, plans: [business]}\n"
+        "  - {id: w1, fingerprint: fp_w, plans: [pro]}\n"
+    )
+    apply_text(engine, trials(True) + x_pro)
+    apply_text(engine, trials(True) + x_business)
+    apply_text(engine, trials(True) + x_business + others)
+    ends = trial_rows(engine)[0][-1]
+    assert trial_rows(engine) == [
+        ("w1", "", "pro", "trialing", ends),
+        ("x1", "", "business", "trialing", ends),
+        ("y1", "", "pro", "active", None),
+        ("z1", "", "business", "active", None),
+    ]
+    fp = t.fingerprint_plan_trials
+    assert rows(engine, fp, fp.c.fingerprint, fp.c.plan_id) == [
+        ("fp_w", "pro"),
+        ("fp_z", "business"),
+        ("fp_z", "pro"),
+    ]

@@ -48,7 +48,7 @@ def test_verbose_shows_stripe_requests_locks_and_statements(sqlite_url: str) -> 
     assert "INFO autumn_sync.stripe.gateway: GET /v1/products → 200 in " in log
     assert "INFO autumn_sync.stripe.gateway: POST /v1/products → 200 in " in log
     assert "INFO autumn_sync.database.lock: lock " in log and " taken for apply after " in log
-    assert "read the database: 26 SQL statements in " in log
+    assert "read the database: 27 SQL statements in " in log
     assert "apply to the database: " in log
     assert "Idempotency-Key" not in log  # a DEBUG line
     assert "INFO" not in result.stdout  # the plan stays clean

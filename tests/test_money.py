@@ -16,10 +16,13 @@ from typing import Any
 import pytest
 import stripe
 import yaml
+from sqlalchemy import select
 
+from autumn_sync.database import schema as t
 from autumn_sync.database.engine import connect
 from autumn_sync.emulator import Emulator
 from autumn_sync.emulator.store import Clock
+from autumn_sync.model.stripe import StripeSubscription
 from autumn_sync.render import render_text
 from autumn_sync.runtime.api import Billing
 from tests.test_stripe_customers import CATALOG, give_card, the
@@ -355,3 +358,58 @@ def test_a_plan_starting_ahead_takes_over_from_the_plan_held_on_that_day(sync: S
     assert charged(sync, customer) == [2000, 6000]
     assert app.check("user_1", "seats", 1).allowed
     assert not app.check("user_1", "messages", 1).allowed
+
+
+def trial_over(sync: Sync, doc: Doc, customer: str) -> None:
+    """Jane leaves Pro for Free: her trialing subscription ends with the trial, which
+    passes."""
+    (sub,) = live_subscriptions(sync, customer)
+    free = yaml.safe_load(yaml.safe_dump(doc))
+    free["customers"][0]["plans"] = ["free"]
+    sync.apply(free)
+    sync.emu.clock.advance(int(sub["trial_end"]) - START + DAY)
+    assert client(sync).v1.subscriptions.retrieve(sub["id"]).status == "canceled"
+
+
+def pro_row(sync: Sync) -> tuple[Any, ...]:
+    cp = t.customer_plans
+    query = select(cp.c.status, cp.c.trial_ends_at).where(cp.c.plan_id == "pro")
+    with sync.engine.connect() as conn:
+        return tuple(conn.execute(query).one())
+
+
+def test_a_plan_attached_again_gets_no_second_trial_and_bills_at_once(sync: Sync) -> None:
+    """One trial per customer per plan: Jane trials Pro (14 days, nothing charged), leaves
+    it, and when she comes back after the trial the new subscription has none: a month of
+    Pro (2000) is charged at once, and so is the next month."""
+    doc = with_trial(card_required=True, on_end="cancel")
+    customer = subscribed(sync, doc)
+    assert charged(sync, customer) == [0]  # the trial
+    trial_over(sync, doc, customer)
+
+    plan = sync.plan(doc)
+    (made,) = [c.after for c in plan.changes if isinstance(c.after, StripeSubscription)]
+    assert made.trial_end is None  # the plan shows the subscription Stripe gets
+    sync.apply(doc)
+
+    assert charged(sync, customer) == [0, 2000]
+    assert next_invoice(sync, customer) == 2000
+    (sub,) = live_subscriptions(sync, customer)
+    assert (sub["status"], sub["trial_end"]) == ("active", None)
+    assert pro_row(sync) == ("active", None)
+
+
+def test_a_no_card_trial_is_not_given_twice_the_plan_waits_for_a_card(sync: Sync) -> None:
+    """A trial without a card starts a subscription with no payment method; attached again,
+    the plan has no trial, so Jane (still without a card) is asked for one: no subscription
+    is made, nothing is charged."""
+    doc = with_trial(card_required=False, on_end="cancel")
+    sync.apply(doc)
+    customer = str(the(sync.emu, "customer", "stripe_customer.user_1")["id"])
+    trial_over(sync, doc, customer)
+
+    sync.apply(doc)
+
+    assert live_subscriptions(sync, customer) == []
+    assert charged(sync, customer) == [0]
+    assert pro_row(sync) == ("active", None)

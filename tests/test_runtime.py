@@ -233,6 +233,37 @@ def test_one_free_trial_per_fingerprint(
     engine.dispose()
 
 
+ANNUAL = """\
+  annual:
+    name: Annual
+    price: {amount: 90, interval: year}
+    free_trial: {days: 7, unique_fingerprint: true}
+"""
+
+
+def test_trials_are_one_per_plan_for_a_fingerprint_and_a_customer(
+    db_url: str, tmp_path: Path, clock: Clock
+) -> None:
+    """The fingerprint of a file customer who trialed Annual still gets Starter's trial at
+    sign-up (one trial per fingerprint *per plan*), once. The application's customer, taken
+    over by the file, moved to Annual and back to Starter, gets no second trial of Starter:
+    the trial `get_or_create` gave is recorded as the file's are."""
+    engine = connect(db_url)
+    catalog = TRIALS % "true" + ANNUAL + "customers:\n"
+    x = "  - {id: x, fingerprint: card_1, plans: [annual]}\n"
+    apply_file(engine, write(tmp_path, catalog + x), clock)
+    billing = Billing(engine=engine, clock=clock)
+    first = billing.get_or_create("a", fingerprint="card_1").plans[0]
+    again = billing.get_or_create("b", fingerprint="card_1").plans[0]
+    assert (first.plan_id, first.status, again.status) == ("starter", "trialing", "active")
+    for plan_id in ("annual", "starter"):
+        a = f"  - {{id: a, fingerprint: card_1, plans: [{plan_id}]}}\n"
+        apply_file(engine, write(tmp_path, catalog + x + a), clock)
+    (plan,) = billing.customer("a").plans
+    assert (plan.plan_id, plan.status, plan.trial_ends_at) == ("starter", "active", None)
+    engine.dispose()
+
+
 # --- check and track -----------------------------------------------------------------------
 
 

@@ -27,11 +27,11 @@ from tests.helpers import clone_customers
 
 # settings; features, credit costs; plans, their current versions, items, tiers, versions in
 # use; rewards, reward plans, promotion codes; plan versions in use per feature; managed
-# customers, custom plan items, customer plans, entities, customer rewards, grants, balances,
-# the count of the application's customers. (The application's customers the file names are
-# looked up only when the file names an id or email no managed customer has: never when
-# nothing changes.)
-READ_STATEMENTS = 20
+# customers, custom plan items, customer plans, entities, customer rewards, customer trials,
+# grants, balances, the count of the application's customers. (The application's customers
+# the file names are looked up only when the file names an id or email no managed customer
+# has: never when nothing changes.)
+READ_STATEMENTS = 21
 # `connect` on a migrated database: does the version table exist, and which revision is it.
 RECONNECT_STATEMENTS = 2
 

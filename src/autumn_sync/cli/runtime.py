@@ -55,7 +55,9 @@ def customer() -> None:
 @click.option("--id", "customer_id", required=True, help="The application's id of the customer.")
 @click.option("--email", help="Binds a pre-provisioned customer with this email to the id.")
 @click.option("--name")
-@click.option("--fingerprint", help="Device or card fingerprint: one free trial per fingerprint.")
+@click.option(
+    "--fingerprint", help="Device or card fingerprint: one free trial of a plan per fingerprint."
+)
 @click.pass_obj
 @runtime_errors
 def get_or_create(

@@ -156,7 +156,14 @@ class FreeTrialSpec(Spec):
             "starts at once with the trial, no payment method needed."
         ),
     ] = False
-    unique_fingerprint: bool = False
+    unique_fingerprint: Annotated[
+        bool,
+        Field(
+            description="true: one trial of this plan per fingerprint (device or card), "
+            "whichever customer has it. Every plan gives one trial per customer (and entity) "
+            "whatever this says."
+        ),
+    ] = False
     on_end: Annotated[
         Literal["cancel", "bill"],
         Field(

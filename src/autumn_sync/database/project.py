@@ -13,7 +13,8 @@ this value instead of re-deriving it from the changes.
   customers are there, archived.
 - Customers: the file's, each with what the database knows of it (row, bound id, Stripe id)
   and, per plan, the version, trial and Stripe subscription it keeps, or those it gets when
-  the plan is attached (the plan's version after apply; a trial from the start or today).
+  the plan is attached (the plan's version after apply; a trial from the start or today,
+  none when the customer or entity had one of the plan: one trial per customer per plan).
 - Settings, features, rewards and balances: the file's.
 """
 
@@ -132,13 +133,17 @@ class _Attach:
         if old is not None and self.kept(wanted, old):
             return old  # as the database holds it: nothing of it changes
         held = {(e or "", p.plan): p for e, p in old.all_plans()} if old is not None else {}
+        trialed = frozenset(old.trialed) if old is not None else frozenset()
         projected = replace(
             wanted,
-            plans=self.plans_of(wanted.plans, held, ""),
+            plans=self.plans_of(wanted.plans, held, trialed, ""),
             entities=tuple(
-                replace(e, plans=self.plans_of(e.plans, held, e.id)) for e in wanted.entities
+                replace(e, plans=self.plans_of(e.plans, held, trialed, e.id))
+                for e in wanted.entities
             ),
         )
+        given = {(e or "", p.plan) for e, p in projected.all_plans() if p.trial_ends_at}
+        projected = replace(projected, trialed=tuple(sorted(trialed | given)))
         if old is None:
             return projected
         return replace(
@@ -163,14 +168,19 @@ class _Attach:
         self,
         wanted: tuple[CustomerPlan, ...],
         held: Mapping[tuple[str, str], CustomerPlan],
+        trialed: frozenset[tuple[str, str]],
         entity: str,
     ) -> tuple[CustomerPlan, ...]:
-        return tuple(self.plan(plan, held.get((entity, plan.plan))) for plan in wanted)
+        return tuple(
+            self.plan(plan, held.get((entity, plan.plan)), (entity, plan.plan) in trialed)
+            for plan in wanted
+        )
 
-    def plan(self, wanted: CustomerPlan, old: CustomerPlan | None) -> CustomerPlan:
+    def plan(self, wanted: CustomerPlan, old: CustomerPlan | None, trialed: bool) -> CustomerPlan:
         """The plan as the customer will hold it: what it keeps of it (its version, or the
         one its customers move to; its trial and Stripe subscription), or what attaching it
-        gives (the plan's version after apply, a trial from the start or today)."""
+        gives (the plan's version after apply; a trial from the start or today, unless the
+        customer or entity, `trialed`, had one of the plan)."""
         plan = self.plans.get(wanted.plan)
         if old is not None and old.version is not None:
             move = self.moves.get(wanted.plan)
@@ -184,12 +194,12 @@ class _Attach:
                 attached=old.attached,
             )
         attached = plan.version if plan is not None else None
-        trial_end = self.trial_end(wanted, plan)
+        trial_end = None if trialed else self.trial_end(wanted, plan)
         return replace(wanted, version=attached, trial_ends_at=trial_end, attached=self.today)
 
     def trial_end(self, wanted: CustomerPlan, plan: Plan | None) -> date | None:
         """When the free trial attaching the plan gives ends (the customer's own trial days,
-        else the plan's); apply may give none to a fingerprint that had one."""
+        else the plan's); apply may give none to a fingerprint that had one of the plan."""
         days = wanted.trial_days
         if days is None and plan is not None and plan.content.free_trial is not None:
             days = plan.content.free_trial.days

@@ -257,12 +257,24 @@ balances = Table(
     Column("next_reset", DateTime),
 )
 
-# Every fingerprint that has had a free trial: kept when the plan it came with is left, so a
-# plan with one trial per fingerprint never gives a second.
-fingerprint_trials = Table(
-    "fingerprint_trials",
+# Every free trial a customer (or one of its entities: `entity_id`, '' for the customer
+# itself) had, per plan: kept when the plan is left, so attaching the plan again gives none.
+customer_trials = Table(
+    "customer_trials",
+    metadata,
+    _customer_key(),
+    Column("entity_id", String(255), primary_key=True),
+    Column("plan_id", String(ID), primary_key=True),
+    Column("trial_ends_at", Date, nullable=False),
+)
+
+# Every free trial a fingerprint had of a plan that gives one per fingerprint: kept when the
+# plan is left, so that plan never gives the fingerprint a second (other plans still may).
+fingerprint_plan_trials = Table(
+    "fingerprint_plan_trials",
     metadata,
     Column("fingerprint", String(255), primary_key=True),
+    Column("plan_id", String(ID), primary_key=True),
     Column("trial_at", DateTime, nullable=False),
 )
 

@@ -34,6 +34,7 @@ _STATE_ONLY = frozenset(
         "cancelled_outside",
         "card_required",
         "on_end",
+        "trialed",
     }
 )
 CONTENT_FIELDS = ("price", "free_trial", "items")

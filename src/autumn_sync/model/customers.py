@@ -7,7 +7,8 @@ it: `.user_123` or `[billing@acme.com]`, so `customer.user_123`, `customer[billi
 the file: a pre-provisioned customer keeps its email key after the application binds an id.
 
 Fields only the database knows (the internal row id, the version of a plan a customer is on,
-the Stripe ids) are left out of the comparison (`model.attributes`).
+the Stripe ids, the plans it had a free trial of) are left out of the comparison
+(`model.attributes`).
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class Customer:
     internal_id: int | None = None
     managed: bool = True  # False: created by the application, not (yet) by the file
     stripe_id: str | None = None  # the Stripe customer the database records
+    trialed: tuple[tuple[str, str], ...] = ()  # (entity id or '', plan) it had a trial of, sorted
 
     kind: ClassVar[Kind] = Kind.CUSTOMER
 
@@ -194,7 +196,7 @@ def _declared_plans(plans: tuple[CustomerPlan, ...]) -> tuple[object, ...]:
     return tuple(map(_PLAN_VALUES, plans))
 
 
-_CUSTOMER_STATE = frozenset({"key", "internal_id", "managed", "stripe_id"})
+_CUSTOMER_STATE = frozenset({"key", "internal_id", "managed", "stripe_id", "trialed"})
 _PLAN_STATE = frozenset(
     {"version", "status", "trial_ends_at", "stripe_subscription_id", "attached"}
 )

@@ -119,7 +119,7 @@ class FixedPrice:
 class FreeTrial:
     days: int
     card_required: bool = False
-    unique_fingerprint: bool = False
+    unique_fingerprint: bool = False  # one trial of the plan per fingerprint (and per customer)
     on_end: str = "cancel"  # cancel | bill: a trial without a card that ends with none
 
 

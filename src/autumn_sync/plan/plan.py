@@ -132,13 +132,14 @@ def fingerprint(state: State) -> str:
 
 
 def _customer_print(record: Customer | Balance) -> str:
-    """What a customer declares, whether the file manages it and the plan versions it is on
-    (not its status: the application moves that); a balance as it is. `repr` of the frozen
-    records: thousands of customers are printed in a fraction of what `attributes` takes."""
+    """What a customer declares, whether the file manages it, the plan versions it is on and
+    the plans it had a trial of (not its status: the application moves that); a balance as
+    it is. `repr` of the frozen records: thousands of customers are printed in a fraction of
+    what `attributes` takes."""
     if isinstance(record, Balance):
         return repr(record)
     versions = sorted((e or "", p.plan, p.version or 0) for e, p in record.all_plans())
-    return repr((declared(record), record.managed, versions))
+    return repr((declared(record), record.managed, versions, record.trialed))
 
 
 def digest(data: Any) -> str:

@@ -74,7 +74,8 @@ class Billing:
           the id and keeps its plans, balances and everything the file says ("claimed");
         - else a new customer, not managed by the file, on every default plan (not archived,
           not an add-on) at its current version, with the plan's free trial unless the plan
-          allows one trial per fingerprint and `fingerprint` already had one ("created").
+          allows one trial per fingerprint and `fingerprint` already had one of this plan
+          ("created").
         """
         new = NewCustomer(id=id, email=email, name=name, fingerprint=fingerprint)
         return get_or_create(self.engine, new, self.clock())

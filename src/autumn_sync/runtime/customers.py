@@ -18,7 +18,7 @@ from sqlalchemy import Connection, Engine, Row, func, insert, select, true, upda
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from autumn_sync.database import schema as t
-from autumn_sync.database.apply.customers import take_trial
+from autumn_sync.database.apply.customers import Trial, take_trial
 from autumn_sync.runtime.errors import InvalidRequest
 from autumn_sync.runtime.queries import ACTIVE, TRIALING, customer_by_id, customer_info
 from autumn_sync.runtime.results import CLAIMED, CREATED, FOUND, CustomerInfo
@@ -129,15 +129,14 @@ def _default_plans(conn: Connection) -> list[Row[Any]]:
 def _attach(
     conn: Connection, iid: int, plan: Row[Any], fingerprint: str | None, now: datetime
 ) -> None:
+    """Put a new customer on a default plan, with its free trial unless its fingerprint had
+    one of the plan (when the plan gives one per fingerprint)."""
     days = plan.trial_days
-    if (
-        days
-        and plan.trial_unique_fingerprint
-        and fingerprint
-        and not take_trial(conn, fingerprint, now)
-    ):
-        days = None  # one free trial per fingerprint
     trial_end = now.date() + timedelta(days=days) if days else None
+    if trial_end is not None:
+        fp = fingerprint if plan.trial_unique_fingerprint else None
+        trial = Trial(iid, "", plan.id, trial_end, fp)
+        trial_end = trial_end if take_trial(conn, trial, now) else None
     conn.execute(
         insert(t.customer_plans).values(
             customer_internal_id=iid,

@@ -9,10 +9,11 @@ allowance, reset date and grants.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from autumn_sync.database import schema as t
@@ -70,7 +71,8 @@ def _delete_customer(tx: Transaction, _change: Delete, old: Customer) -> None:
     plan_ids = select(cp.c.internal_id).where(cp.c.customer_internal_id == iid)
     items = t.customer_plan_items
     conn.execute(delete(items).where(items.c.customer_plan_id.in_(plan_ids)))
-    for table in (cp, t.entities, t.customer_rewards, t.balance_grants, t.balances):
+    per_customer = (cp, t.entities, t.customer_rewards, t.customer_trials, t.balance_grants)
+    for table in (*per_customer, t.balances):
         conn.execute(delete(table).where(table.c.customer_internal_id == iid))
     conn.execute(delete(t.customers).where(t.customers.c.internal_id == iid))
 
@@ -163,14 +165,16 @@ def _detach(conn: Connection, iid: int, key: tuple[str, str]) -> None:
 
 def _attach(tx: Transaction, iid: int, entity: str, plan: CustomerPlan, fp: str | None) -> None:
     """Put the customer (or `entity`) on `plan` at the plan's current version, with the
-    plan's free trial unless the customer's terms say otherwise or its fingerprint had one."""
+    plan's free trial unless the customer's terms say otherwise, or the customer (entity) or
+    its fingerprint (when the plan gives one per fingerprint) had one of the plan."""
     conn, now = tx.connection, tx.now
     version, plan_trial, unique = _current_terms(tx)[plan.plan]
     start = plan.begins or plan.start or now.date()
     days = plan.trial_days if plan.trial_days is not None else plan_trial
-    if days and unique and fp and not take_trial(conn, fp, now):
-        days = None  # one free trial per fingerprint
     trial_end = start + timedelta(days=days) if days else None
+    if trial_end is not None:
+        trial = Trial(iid, entity, plan.plan, trial_end, fp if unique else None)
+        trial_end = trial_end if take_trial(conn, trial, now) else None
     row = {
         "customer_internal_id": iid,
         "entity_id": entity,
@@ -199,20 +203,53 @@ def _current_terms(tx: Transaction) -> dict[str, tuple[int, int | None, bool | N
     return tx.plan_terms
 
 
-def take_trial(conn: Connection, fingerprint: str, now: datetime) -> bool:
-    """Whether a customer with `fingerprint` may have a free trial: True once per
-    fingerprint, recorded for good (leaving the plan does not give the trial back)."""
-    ft = t.fingerprint_trials
-    used = select(ft.c.fingerprint).where(ft.c.fingerprint == fingerprint)
-    if conn.execute(used).first() is not None:
+@dataclass(frozen=True)
+class Trial:
+    """The free trial attaching `plan` would give the customer row `customer` (or its
+    entity, '' for the customer itself), ending `ends`; `fingerprint` is the customer's
+    when the plan gives one trial per fingerprint."""
+
+    customer: int
+    entity: str
+    plan: str
+    ends: date
+    fingerprint: str | None = None
+
+
+def take_trial(conn: Connection, trial: Trial, now: datetime) -> bool:
+    """Whether the trial is given: once per customer (entity) and plan, and once per
+    fingerprint and plan when it has one. Recorded for good: leaving the plan does not give
+    the trial back."""
+    ct = t.customer_trials
+    mine = (
+        (ct.c.customer_internal_id == trial.customer)
+        & (ct.c.entity_id == trial.entity)
+        & (ct.c.plan_id == trial.plan)
+    )
+    if conn.execute(select(ct.c.plan_id).where(mine)).first() is not None:
         return False
-    # Insert unless another run recorded it since; the insert says whether this one did.
-    values = {"fingerprint": fingerprint, "trial_at": now}
+    if trial.fingerprint:
+        values = {"fingerprint": trial.fingerprint, "plan_id": trial.plan, "trial_at": now}
+        if not _insert_once(conn, t.fingerprint_plan_trials, values):
+            return False
+    values = {
+        "customer_internal_id": trial.customer,
+        "entity_id": trial.entity,
+        "plan_id": trial.plan,
+        "trial_ends_at": trial.ends,
+    }
+    return _insert_once(conn, ct, values)
+
+
+def _insert_once(conn: Connection, table: Table, values: dict[str, Any]) -> bool:
+    """Insert the row unless one with its key is there (another run may have recorded it
+    since it was looked for): whether this insert made it."""
     if conn.dialect.name == "postgresql":
-        taken = pg_insert(ft).values(**values).on_conflict_do_nothing().returning(ft.c.fingerprint)
-        return conn.execute(taken).first() is not None
+        key = next(iter(table.primary_key.columns))
+        made = pg_insert(table).values(**values).on_conflict_do_nothing().returning(key)
+        return conn.execute(made).first() is not None
     ignore = "OR IGNORE" if conn.dialect.name == "sqlite" else "IGNORE"
-    return bool(conn.execute(insert(ft).values(**values).prefix_with(ignore)).rowcount == 1)
+    return bool(conn.execute(insert(table).values(**values).prefix_with(ignore)).rowcount == 1)
 
 
 def _replace_items(conn: Connection, row_id: int, plan: CustomerPlan) -> None:

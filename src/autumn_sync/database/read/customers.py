@@ -1,6 +1,6 @@
 """Reads the customers the file manages (and the application's customers the file names)
-from the billing database, with their plans, entities, rewards and declared balances: a
-fixed number of `select()`s whatever the number of customers."""
+from the billing database, with their plans, entities, rewards, declared balances and the plans
+they had a free trial of: a fixed number of `select()`s whatever the number of customers."""
 
 from __future__ import annotations
 
@@ -69,10 +69,11 @@ def _assemble(
     plans = _plans(connection, scope)
     entities = _entities(connection, scope)
     rewards = _rewards(connection, scope)
+    trials = _trials(connection, scope)
     customers: dict[str, Customer] = {}
     keys: dict[int, str] = {}
     for row in rows:
-        customer = _customer(row, plans, entities, rewards)
+        customer = _customer(row, plans, entities, rewards, trials)
         if customers.setdefault(customer.key, customer) is customer:
             keys[row.internal_id] = customer.key
     return customers, _balances(connection, scope, keys)
@@ -99,6 +100,7 @@ def _customer(
     plans: dict[tuple[int, str], list[CustomerPlan]],
     entities: dict[int, list[tuple[str, str, str | None]]],
     rewards: dict[int, list[str]],
+    trials: dict[int, list[tuple[str, str]]],
 ) -> Customer:
     iid = row.internal_id
     return Customer(
@@ -126,6 +128,7 @@ def _customer(
         internal_id=iid,
         managed=bool(row.managed),
         stripe_id=row.stripe_id,
+        trialed=tuple(sorted(trials.get(iid, ()))),
     )
 
 
@@ -202,6 +205,14 @@ def _rewards(connection: Connection, scope: ColumnElement[bool]) -> dict[int, li
     found: dict[int, list[str]] = defaultdict(list)
     for row in connection.execute(_in_scope(t.customer_rewards, scope)):
         found[row.customer_internal_id].append(row.reward_id)
+    return found
+
+
+def _trials(connection: Connection, scope: ColumnElement[bool]) -> dict[int, list[tuple[str, str]]]:
+    """Customer → (entity or '', plan) of every free trial it had."""
+    found: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for row in connection.execute(_in_scope(t.customer_trials, scope)):
+        found[row.customer_internal_id].append((row.entity_id, row.plan_id))
     return found
 
 

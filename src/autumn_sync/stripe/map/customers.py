@@ -362,10 +362,11 @@ class _Mapper:
         )
 
     def _trial_end(self, plans: Iterable[CustomerPlan]) -> date | None:
-        """The trial's end as the database records it, or as attaching the plan sets it (the
-        apply takes the database's, which also knows fingerprints that had a trial); the
-        latest of the subscription's plans (a trial covers the whole subscription); none
-        once it is over."""
+        """The trial's end as the database records it, or as attaching the plan sets it
+        (none for a plan the customer had a trial of; the apply takes the database's, which
+        also knows fingerprints that had a trial of the plan); the latest of the
+        subscription's plans (a trial covers the whole subscription); none once it is
+        over."""
         ends = [w.trial_ends_at for w in plans if w.trial_ends_at is not None]
         end = max(ends, default=None)
         return end if end is not None and end > self.inputs.today else None

@@ -20,11 +20,13 @@ from sqlalchemy import select
 
 from autumn_sync.database import schema as t
 from autumn_sync.database.engine import connect
-from autumn_sync.emulator import Emulator
+from autumn_sync.emulator import DEFAULT_API_KEY, Emulator
 from autumn_sync.emulator.store import Clock
 from autumn_sync.model.stripe import StripeSubscription
-from autumn_sync.render import render_text
+from autumn_sync.pipeline import apply_plan
+from autumn_sync.render import render_markdown, render_text
 from autumn_sync.runtime.api import Billing
+from tests.conftest import run_cli
 from tests.test_stripe_customers import CATALOG, give_card, the
 from tests.test_stripe_sync import Doc, Sync
 
@@ -413,3 +415,133 @@ def test_a_no_card_trial_is_not_given_twice_the_plan_waits_for_a_card(sync: Sync
     assert live_subscriptions(sync, customer) == []
     assert charged(sync, customer) == [0]
     assert pro_row(sync) == ("active", None)
+
+
+# --- a subscription the customer cancelled in Stripe ------------------------------------------
+
+
+def plan_row(sync: Sync) -> tuple[str, date | None, str | None]:
+    """(status, ends_at, stripe subscription id) of Jane's one plan in the database."""
+    cp = t.customer_plans
+    query = select(cp.c.status, cp.c.ends_at, cp.c.stripe_subscription_id)
+    with sync.engine.connect() as conn:
+        (row,) = conn.execute(query).all()
+    return row.status, row.ends_at, row.stripe_subscription_id
+
+
+def app(sync: Sync) -> Billing:
+    """The runtime API on the emulator's time."""
+    return Billing(engine=sync.engine, clock=sync.clock)
+
+
+def cancelled_in_stripe(sync: Sync, customer: str, now: bool = False) -> str:
+    """Jane cancels her subscription in Stripe (the portal: at period end; the dashboard:
+    now), with no comment of autumn-sync's; its id."""
+    (sub,) = live_subscriptions(sync, customer)
+    if now:
+        client(sync).v1.subscriptions.cancel(sub["id"])
+    else:
+        params = {"cancel_at_period_end": True}
+        client(sync).v1.subscriptions.update(sub["id"], params=params)  # type: ignore[arg-type]
+    return str(sub["id"])
+
+
+def test_a_cancellation_at_period_end_in_stripe_ends_the_plan_then_and_charges_nothing_more(
+    sync: Sync,
+) -> None:
+    """Jane cancels Pro at period end in the portal on December 1st. The plan marks her plan
+    cancelled from January 1st and lists the resubscription in its CAUTION block; apply
+    without consent writes the mark and leaves the resubscription out. `check` grants Pro
+    until then and not after; Stripe charged the one month she paid, 2000, and nothing more.
+    The next plans hold only the resubscription, while the file names Pro."""
+    customer = subscribed(sync, billing("pro"))
+    sub_id = cancelled_in_stripe(sync, customer)
+    plan = sync.plan(billing("pro"))
+    (resubscribe,) = plan.resubscribes
+    marked = next(c for c in plan.changes if c.address == "customer.user_1")
+    assert marked.reason == "pro ends 2027-01-01 (cancelled in Stripe)"
+    review = render_markdown(plan)
+    assert "> This plan charges again customers who cancelled in Stripe:" in review
+    assert "| `customer.user_1` | pro ends 2027-01-01 (cancelled in Stripe) |" in review
+
+    result = apply_plan(sync.engine, plan, gateway=sync.gateway, clock=sync.clock)
+
+    assert result.refused == (resubscribe,)
+    assert plan_row(sync) == ("canceled", date(2027, 1, 1), sub_id)
+    assert [c.address for c in sync.plan(billing("pro")).changes] == [resubscribe.address]
+    sync.emu.clock.advance(19 * DAY)  # December 20th
+    assert app(sync).check("user_1", "messages", 1000).allowed
+    sync.emu.clock.advance(13 * DAY)  # January 2nd: the subscription ended on the 1st
+    assert not app(sync).check("user_1", "messages", 1).allowed
+    assert charged(sync, customer) == [2000]
+    assert live_subscriptions(sync, customer) == []
+    again = sync.plan(billing("pro"))  # a subscription to make again: still only with consent
+    assert [(c.address, c.action) for c in again.changes] == [(resubscribe.address, "create")]
+    assert again.resubscribes == again.changes
+    assert plan_row(sync) == ("canceled", date(2027, 1, 1), sub_id)
+
+
+def test_with_consent_the_customer_cancelled_in_stripe_is_subscribed_again(sync: Sync) -> None:
+    """The same cancellation, applied with `--allow-resubscribe`: Stripe resumes the
+    subscription (January bills 2000 again) and the database holds Pro active, no end."""
+    customer = subscribed(sync, billing("pro"))
+    sub_id = cancelled_in_stripe(sync, customer)
+    plan = sync.plan(billing("pro"))
+
+    result = apply_plan(
+        sync.engine, plan, gateway=sync.gateway, clock=sync.clock, allow_resubscribe=True
+    )
+
+    assert result.refused == ()
+    assert plan_row(sync) == ("active", None, sub_id)
+    (sub,) = live_subscriptions(sync, customer)
+    assert not sub["cancel_at_period_end"]
+    assert next_invoice(sync, customer) == 2000
+    assert sync.plan(billing("pro")).empty
+    sync.emu.clock.advance(32 * DAY)  # January 2nd
+    assert app(sync).check("user_1", "messages", 1000).allowed
+    assert charged(sync, customer) == [2000, 2000]
+
+
+def test_a_subscription_cancelled_now_in_stripe_ends_the_plan_today(sync: Sync) -> None:
+    """Jane's subscription is cancelled at once in the dashboard: her plan ends today
+    (`check` denies at once) and nothing more is charged; with consent she is subscribed
+    again (a new subscription, a new month: 2000) and the plan is active again."""
+    customer = subscribed(sync, billing("pro"))
+    sub_id = cancelled_in_stripe(sync, customer, now=True)
+    plan = sync.plan(billing("pro"))
+    marked = next(c for c in plan.changes if c.address == "customer.user_1")
+    assert marked.reason == "pro ends 2026-12-01 (cancelled in Stripe)"
+
+    result = apply_plan(sync.engine, plan, gateway=sync.gateway, clock=sync.clock)
+
+    (refused,) = result.refused
+    assert (refused.address, refused.action) == ("stripe_subscription.user_1.month", "create")
+    assert plan_row(sync) == ("canceled", date(2026, 12, 1), sub_id)
+    assert not app(sync).check("user_1", "messages", 1).allowed
+    assert [c.address for c in sync.plan(billing("pro")).changes] == [refused.address]
+    assert charged(sync, customer) == [2000]
+
+    plan = sync.plan(billing("pro"))
+    apply_plan(sync.engine, plan, gateway=sync.gateway, clock=sync.clock, allow_resubscribe=True)
+
+    (sub,) = live_subscriptions(sync, customer)
+    assert plan_row(sync) == ("active", None, sub["id"])
+    assert app(sync).check("user_1", "messages", 1000).allowed
+    assert charged(sync, customer) == [2000, 2000]
+    assert sync.plan(billing("pro")).empty
+
+
+def test_apply_without_consent_says_what_stripe_cancelled_and_exits_1(sync: Sync) -> None:
+    customer = subscribed(sync, billing("pro"))
+    sub_id = cancelled_in_stripe(sync, customer)
+    options = ("--stripe-api-key", DEFAULT_API_KEY, "--stripe-api-base", sync.emu.url)
+    path = str(sync.folder / "billing.yaml")
+
+    result = run_cli(*options, "apply", "-f", path, "--auto-approve", db=str(sync.engine.url))
+
+    assert result.exit_code == 1
+    assert "  ~ customer.user_1 (pro ends 2027-01-01 (cancelled in Stripe))\n" in result.stdout
+    assert "Not applied: stripe_subscription.user_1.month: " in result.stderr
+    assert "--allow-resubscribe" in result.stderr
+    assert plan_row(sync) == ("canceled", date(2027, 1, 1), sub_id)

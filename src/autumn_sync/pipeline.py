@@ -101,7 +101,8 @@ def make_plan(
     to `targets` and what they depend on when given (raises `PlanConflict`, `TargetError`,
     and `StripeFailure` when Stripe cannot be read)."""
     observed = observe(engine, desired, gateway, clock)
-    planned = database.plan_database(observed.current, desired, clock().date())
+    cancelled = stripe.cancellations(observed.stripe) if observed.stripe is not None else None
+    planned = database.plan_database(observed.current, desired, clock().date(), cancelled)
     plan = planned.plan
     if observed.stripe is not None and observed.inputs is not None:
         plan = stripe.with_stripe(plan, planned.projected, observed.stripe, observed.inputs)

@@ -13,6 +13,7 @@ from functools import cached_property
 from autumn_sync.database.apply import apply_changes
 from autumn_sync.database.diff import PlanConflict, diff
 from autumn_sync.database.diff.customers import dated
+from autumn_sync.database.diff.schedule import Cancellations
 from autumn_sync.database.engine import statements_logged
 from autumn_sync.database.project import project
 from autumn_sync.database.read import read_state, versions_with_customers
@@ -20,6 +21,7 @@ from autumn_sync.model.state import State
 from autumn_sync.plan.plan import ChangePlan
 
 __all__ = [
+    "Cancellations",
     "DatabasePlan",
     "PlanConflict",
     "apply_changes",
@@ -46,9 +48,12 @@ class DatabasePlan:
         return project(self.current, self.desired, self.plan.changes, self.today)
 
 
-def plan_database(current: State, desired: State, today: date) -> DatabasePlan:
+def plan_database(
+    current: State, desired: State, today: date, cancelled: Cancellations | None = None
+) -> DatabasePlan:
     """The changes that turn `current` into `desired`, and the database once they are
     applied (raises `PlanConflict`); the desired customers' plans get the dates they begin
-    and end in the database (a downgrade at the end of the paid period, a future start)."""
-    desired = dated(current, desired, today)
+    and end in the database (a downgrade at the end of the paid period, a future start, a
+    subscription cancelled in Stripe: `cancelled`, given when Stripe was read)."""
+    desired = dated(current, desired, today, cancelled)
     return DatabasePlan(diff(current, desired), current, desired, today)

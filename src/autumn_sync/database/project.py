@@ -188,7 +188,7 @@ class _Attach:
             return replace(
                 wanted,
                 version=kept,
-                status=old.status,
+                status=wanted.status or old.status,  # as Stripe says, when it said
                 trial_ends_at=old.trial_ends_at,
                 stripe_subscription_id=old.stripe_subscription_id,
                 attached=old.attached,

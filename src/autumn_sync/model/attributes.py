@@ -32,6 +32,7 @@ _STATE_ONLY = frozenset(
         "scope",
         "records",
         "cancelled_outside",
+        "ends_on",
         "card_required",
         "on_end",
         "trialed",

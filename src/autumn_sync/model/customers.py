@@ -25,6 +25,10 @@ from autumn_sync.model.records import FixedPrice, PlanItem
 
 CHARGE_AUTOMATICALLY = "charge_automatically"
 SEND_INVOICE = "send_invoice"
+# `CustomerPlan.status` of a plan whose Stripe subscription someone else than autumn-sync
+# cancelled (it ends at `ends`), and of one subscribed again
+CANCELED = "canceled"
+ACTIVE = "active"
 
 
 @dataclass(frozen=True, slots=True)

@@ -252,6 +252,9 @@ class StripeSubscription:
     # current only: ended, or set to end, by someone else than autumn-sync (the customer in
     # the portal, the dashboard, dunning): subscribing again charges a customer who left
     cancelled_outside: bool = False
+    # current only: the day it ended or ends, when it is cancelled (Stripe's `ended_at`, else
+    # `cancel_at`, else the end of the current period): not compared
+    ends_on: date | None = None
     # its trial needs no payment method (`free_trial.card_required: false`), and then ends
     # with none as `on_end` says (cancel | bill): not compared
     card_required: bool = True

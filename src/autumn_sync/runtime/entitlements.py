@@ -3,7 +3,8 @@
 The rules, shared by `check`, `track` and `show`:
 
 - **Plans.** The customer's own plans (not its entities') whose status is active, trialing or
-  past due count, each at the version the customer is on; a custom item of the customer's
+  past due (or cancelled in Stripe, until its end) count, within their dates, each at the
+  version the customer is on; a custom item of the customer's
   plan replaces the included usage and reset of that feature's item.
 - **Boolean features** are allowed when some plan has the item.
 - **Limit** of a metered feature or credit system: the declared allowance (the file's

@@ -26,6 +26,7 @@ TRIALING = "trialing"
 ACTIVE = "active"
 SCHEDULED = "scheduled"
 ENDED = "ended"
+CANCELED = "canceled"  # cancelled in Stripe: gives access until its `ends_at`
 
 
 def customer_by_id(conn: Connection, customer_id: str) -> Row[Any] | None:
@@ -73,13 +74,16 @@ def entitlements(conn: Connection, customer: Row[Any], now: datetime) -> Entitle
 
 
 def _entitled_plans(iid: int, today: date) -> ColumnElement[bool]:
-    """The customer's own plans that give access today: of an entitled status, begun (a
-    future start, a downgrade's plan waiting for the period's end), not ended."""
+    """The customer's own plans that give access today: of an entitled status (or cancelled
+    in Stripe, until the end of what was paid), begun (a future start, a downgrade's plan
+    waiting for the period's end), not ended."""
     cp = t.customer_plans
     mine = (cp.c.customer_internal_id == iid) & (cp.c.entity_id == "")
     begun = cp.c.begins_at.is_(None) | (cp.c.begins_at <= today)
     running = cp.c.ends_at.is_(None) | (cp.c.ends_at > today)
-    return mine & cp.c.status.in_(ENTITLED) & begun & running
+    # cancelled in Stripe: paid until its end (a cancellation with no end gives nothing)
+    ending = (cp.c.status == CANCELED) & cp.c.ends_at.is_not(None)
+    return mine & (cp.c.status.in_(ENTITLED) | ending) & begun & running
 
 
 def _items(conn: Connection, iid: int, today: date) -> tuple[Item, ...]:

@@ -5,6 +5,7 @@ package). `pipeline` reaches Stripe through this module only:
 
 - `read_inputs`: what the database records of Stripe (ids, names written, versions);
 - `read_stripe`: what Stripe holds;
+- `cancellations`: which subscriptions someone else cancelled there, for the database;
 - `with_stripe`: a database plan with the Stripe changes it implies;
 - `apply_stripe`: carry them out.
 """
@@ -17,7 +18,7 @@ from datetime import date, datetime
 from sqlalchemy import Connection, Engine
 
 from autumn_sync.database import versions_with_customers
-from autumn_sync.model.stripe import StripeSnapshot
+from autumn_sync.model.stripe import StripeSnapshot, StripeState
 from autumn_sync.plan.changes import Change
 from autumn_sync.stripe.apply import StripeWriter
 from autumn_sync.stripe.executor import DEFAULT_WORKERS, StripeApplyFailed, run_stripe_changes
@@ -34,6 +35,7 @@ __all__ = [
     "StripeFailure",
     "StripeInputs",
     "apply_stripe",
+    "cancellations",
     "read_inputs",
     "read_stripe",
     "with_stripe",
@@ -49,6 +51,18 @@ def read_inputs(connection: Connection, today: date) -> StripeInputs:
         contents=versions_with_customers(connection),
         today=today,
     )
+
+
+def cancellations(state: StripeState) -> dict[str, date | None]:
+    """Stripe subscription id → the day it ends or ended when someone else than autumn-sync
+    cancelled it (the customer in the portal, the dashboard, dunning), None while it runs or
+    autumn-sync cancelled it: what the database marks (`database.Cancellations`)."""
+    found = {}
+    for sub in state.found_subscriptions:
+        if sub.stripe_id is None or (sub.cancelled_outside and sub.ends_on is None):
+            continue  # (a cancellation without a date Stripe did not give: left as it is)
+        found[sub.stripe_id] = sub.ends_on if sub.cancelled_outside else None
+    return found
 
 
 def apply_stripe(

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from autumn_sync.database import schema as t
 from autumn_sync.model.address import key_is_email, key_label
+from autumn_sync.model.customers import ACTIVE, CANCELED
 
 REJECTED = "rejected"
 log = logging.getLogger(__name__)
@@ -188,9 +189,11 @@ def _plan_rows(conn: Connection, key: str, entity: str | None, plans: tuple[str,
 
 
 def record_subscription(
-    key: str, entity: str | None, plans: tuple[str, ...]
+    key: str, entity: str | None, plans: tuple[str, ...], resumed: bool = False
 ) -> Callable[[Connection, str], None]:
-    """Stores a Stripe subscription id as the one of a customer's (or entity's) plans."""
+    """Stores a Stripe subscription id as the one of a customer's (or entity's) plans; when
+    the write subscribes again a customer who cancelled in Stripe (`resumed`), those plans
+    marked cancelled are active again, with no end."""
 
     def store(conn: Connection, stripe_id: str) -> None:
         ids = [row.internal_id for row in _plan_rows(conn, key, entity, plans)]
@@ -198,6 +201,9 @@ def record_subscription(
             cp = t.customer_plans
             query = update(cp).where(cp.c.internal_id.in_(ids))
             conn.execute(query.values(stripe_subscription_id=stripe_id))
+            if resumed:
+                again = query.where(cp.c.status == CANCELED)
+                conn.execute(again.values(status=ACTIVE, ends_at=None))
 
     return store
 

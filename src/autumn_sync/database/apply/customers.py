@@ -119,7 +119,10 @@ def _sync_plans(
             _attach(tx, iid, key[0], plan, new.fingerprint)
         elif _terms(before[key]) != _terms(plan):
             row_id = _plan_row_id(conn, iid, key)
-            conn.execute(update(cp).where(cp.c.internal_id == row_id).values(**_plan_values(plan)))
+            values = _plan_values(plan)
+            if plan.status is not None and plan.status != before[key].status:
+                values["status"] = plan.status  # cancelled in Stripe, or active again
+            conn.execute(update(cp).where(cp.c.internal_id == row_id).values(**values))
             _replace_items(conn, row_id, plan)
 
 

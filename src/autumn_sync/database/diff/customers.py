@@ -15,9 +15,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import date
 
-from autumn_sync.database.diff.schedule import CANCELED, scheduled, yearly
+from autumn_sync.database.diff.schedule import Cancellations, scheduled, yearly
 from autumn_sync.model.address import key_is_email
-from autumn_sync.model.customers import Balance, Customer, CustomerPlan, Entity, declared
+from autumn_sync.model.customers import CANCELED, Balance, Customer, CustomerPlan, Entity, declared
 from autumn_sync.model.records import Plan
 from autumn_sync.model.state import State
 from autumn_sync.plan.changes import Change, Create, Delete, Update
@@ -69,14 +69,17 @@ def _candidate(
     return None
 
 
-def dated(existing: State, desired: State, today: date) -> State:
+def dated(
+    existing: State, desired: State, today: date, cancelled: Cancellations | None = None
+) -> State:
     """`desired` with the dates its customers' plans begin and end in the database
-    (`diff.schedule`), given the customers `existing` has: what the diff compares and the
+    (`diff.schedule`), given the customers `existing` has and, when Stripe was read, which
+    subscriptions someone cancelled there (`cancelled`): what the diff compares and the
     projection starts from."""
     matches = match_customers(existing, desired)
     catalog = {**existing.plans, **desired.plans}
     customers = {
-        key: scheduled(matches.get(key), customer, catalog, today)
+        key: scheduled(matches.get(key), customer, catalog, today, cancelled)
         for key, customer in desired.customers.items()
     }
     return replace(desired, customers=customers)
@@ -174,12 +177,18 @@ def _gone(old: Mapping[str, CustomerPlan], pid: str) -> str:
 
 
 def _terms_move(old: CustomerPlan, new: CustomerPlan) -> list[str]:
-    """A plan the customer stays on whose custom version (price, items) changes."""
+    """A plan the customer stays on whose custom version (price, items) changes, or that
+    was cancelled in Stripe (or is active again)."""
+    moves = []
+    if new.status == CANCELED and (old.status != CANCELED or old.ends != new.ends):
+        moves.append(f"{new.plan} ends {new.ends} (cancelled in Stripe)")
+    elif old.status == CANCELED and new.status != CANCELED:
+        moves.append(f"{new.plan} active again (subscribed again in Stripe)")
     if _custom_terms(old) == _custom_terms(new):
-        return []
+        return moves
     if new.custom:
-        return [f"custom version of {new.plan}"]
-    return [f"{new.plan} as in the catalog (custom version dropped)"]
+        return [*moves, f"custom version of {new.plan}"]
+    return [*moves, f"{new.plan} as in the catalog (custom version dropped)"]
 
 
 def _custom_terms(plan: CustomerPlan) -> tuple[object, ...]:

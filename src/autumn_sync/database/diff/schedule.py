@@ -11,7 +11,13 @@ each gives access (`CustomerPlan.begins`, `ends`), and the diff works those out 
   then (`ends`), the new one begins then (`begins`); both rows stay in the database until the
   end, and the file naming the lower plan is then what the database holds (no change);
 - naming the higher plan again before that date keeps it (the pending downgrade goes);
-- a plan that ended (its `ends` passed) is dropped from the database by the next apply.
+- a plan that ended (its `ends` passed) is dropped from the database by the next apply;
+- a plan whose Stripe subscription someone else cancelled (the customer in the portal, the
+  dashboard, dunning; `cancelled`, from Stripe's word) is marked `canceled`, ending when the
+  subscription ends or ended: `check` grants it until then. The row stays, ended or not,
+  while the file names the plan (the plan asks for consent to charge the customer again);
+  once autumn-sync subscribes the customer again (or Stripe holds the subscription running
+  again) the plan is active again, with no end.
 
 An upgrade, a switch between equals, a move to a plan billed at another interval (another
 subscription: the old one ends now, its unused time credited) and a plan replaced during its
@@ -25,30 +31,34 @@ from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
-from autumn_sync.model.customers import Customer, CustomerPlan, Entity
+from autumn_sync.model.customers import ACTIVE, CANCELED, Customer, CustomerPlan
 from autumn_sync.model.records import Plan
 from autumn_sync.runtime.intervals import midnight, next_boundary, recurs
 
-CANCELED = "canceled"
+# Stripe subscription id → the day it ends (or ended) when someone else than autumn-sync
+# cancelled it, None while it runs: what the database learns from Stripe (see `_kept`)
+Cancellations = Mapping[str, date | None]
 
 
 def scheduled(
-    old: Customer | None, new: Customer, catalog: Mapping[str, Plan], today: date
+    old: Customer | None,
+    new: Customer,
+    catalog: Mapping[str, Plan],
+    today: date,
+    cancelled: Cancellations | None = None,
 ) -> Customer:
-    """`new` (the file's customer) with the dates its plans begin and end in the database."""
+    """`new` (the file's customer) with the dates its plans begin and end in the database,
+    and the plans marked cancelled as Stripe says (`cancelled`; None: Stripe not read)."""
     before = {e.id: e.plans for e in old.entities} if old is not None else {}
     own = old.plans if old is not None else ()
     return replace(
         new,
-        plans=plan_dates(own, new.plans, catalog, today),
-        entities=tuple(_entity(e, before.get(e.id, ()), catalog, today) for e in new.entities),
+        plans=plan_dates(own, new.plans, catalog, today, cancelled),
+        entities=tuple(
+            replace(e, plans=plan_dates(before.get(e.id, ()), e.plans, catalog, today, cancelled))
+            for e in new.entities
+        ),
     )
-
-
-def _entity(
-    entity: Entity, before: tuple[CustomerPlan, ...], catalog: Mapping[str, Plan], today: date
-) -> Entity:
-    return replace(entity, plans=plan_dates(before, entity.plans, catalog, today))
 
 
 def plan_dates(
@@ -56,15 +66,16 @@ def plan_dates(
     after: tuple[CustomerPlan, ...],
     catalog: Mapping[str, Plan],
     today: date,
+    cancelled: Cancellations | None = None,
 ) -> tuple[CustomerPlan, ...]:
     """The plans `after` (the file's) with their dates, given those the database holds
     (`before`), and the plans a downgrade leaves that stay until their period ends."""
-    held = {p.plan: p for p in before if p.ends is None or p.ends > today}
+    held = {p.plan: p for p in before if _held(p, today)}
     wanted = {p.plan for p in after}
     result: list[CustomerPlan] = []
     for plan in after:
         if plan.plan in held:
-            result.append(_kept(held[plan.plan], plan, today))
+            result.append(_kept(held[plan.plan], plan, today, cancelled or {}))
             continue
         left = _replaced(plan, held, wanted, catalog)
         end = _handover(left, plan, catalog, today) if left is not None else None
@@ -80,18 +91,36 @@ def plan_dates(
     return tuple(sorted(result, key=lambda p: p.plan))
 
 
+def _held(plan: CustomerPlan, today: date) -> bool:
+    """Whether the database still holds `plan`: not ended, or cancelled in Stripe (kept,
+    ended, while the file names it)."""
+    return plan.ends is None or plan.ends > today or plan.status == CANCELED
+
+
 def _future(start: date | None, today: date) -> date | None:
     return start if start is not None and start > today else None
 
 
-def _kept(held: CustomerPlan, plan: CustomerPlan, today: date) -> CustomerPlan:
+def _kept(
+    held: CustomerPlan, plan: CustomerPlan, today: date, cancelled: Cancellations
+) -> CustomerPlan:
     """A plan the customer stays on: its dates as the database has them (one being left
     is kept: the downgrade goes); one that has not begun begins at the start the file gives
-    it now (a plan begun stays begun); a plan that ended in Stripe keeps its end."""
+    it now (a plan begun stays begun); a plan whose subscription was cancelled in Stripe is
+    `canceled` from the day it ends (Stripe's word when read, else as the database has it),
+    and active again, with no end, once Stripe holds the subscription running."""
     waiting = held.begins is not None and held.begins > today
     begins = _future(plan.start, today) if waiting and plan.start != held.start else held.begins
-    ends = held.ends if held.status == CANCELED else None
-    return replace(plan, begins=begins, ends=ends)
+    sid = held.stripe_subscription_id
+    if sid is not None and sid in cancelled:
+        ends = cancelled[sid]
+        if ends is not None:
+            return replace(plan, begins=begins, ends=ends, status=CANCELED)
+        if held.status == CANCELED:
+            return replace(plan, begins=begins, ends=None, status=ACTIVE)
+    if held.status == CANCELED:
+        return replace(plan, begins=begins, ends=held.ends, status=CANCELED)
+    return replace(plan, begins=begins, ends=None)
 
 
 def _replaced(

@@ -29,6 +29,7 @@ from autumn_sync.model.stripe import (
     SubscriptionParts,
 )
 from autumn_sync.plan.changes import Archive, Change, Create, Update
+from autumn_sync.plan.plan import resubscribes
 from autumn_sync.stripe.apply.writer import APPLIERS, StripeWriter
 from autumn_sync.stripe.journal import (
     in_transaction,
@@ -173,7 +174,8 @@ def _subscribe(writer: StripeWriter, change: Change, sub: StripeSubscription) ->
         if not sub.card_required:  # no payment method needed: ends as `on_end` says
             missing = "create_invoice" if sub.on_end == "bill" else "cancel"
             params["trial_settings"] = {"end_behavior": {"missing_payment_method": missing}}
-    also = record_subscription(_key(sub.customer), sub.entity, sub.records)
+    resumed = resubscribes(change)
+    also = record_subscription(_key(sub.customer), sub.entity, sub.records, resumed)
     obj = writer.write(change, "/v1/subscriptions", params, also=also)
     if sub.then is not None:
         _schedule_next(writer, change, sub, str(obj["id"]), None)
@@ -280,7 +282,7 @@ def _update_subscription(
     if metadata:
         params["metadata"] = metadata
     stripe_id = writer.ids[new.address]
-    also = record_subscription(_key(new.customer), new.entity, new.records)
+    also = record_subscription(_key(new.customer), new.entity, new.records, resubscribes(change))
     if params:
         writer.write(change, f"/v1/subscriptions/{stripe_id}", params, also=also)
     elif old.recorded != new.recorded:

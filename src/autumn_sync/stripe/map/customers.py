@@ -30,7 +30,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from autumn_sync.model.address import Address, Kind, keyed, named
-from autumn_sync.model.customers import Customer, CustomerPlan
+from autumn_sync.model.customers import CANCELED, Customer, CustomerPlan
 from autumn_sync.model.records import (
     ALWAYS,
     NO_PRORATION,
@@ -226,7 +226,8 @@ class _Mapper:
         the items of every paid plan billed at that interval (a base plan and its add-ons)."""
         groups: dict[tuple[str, str], list[_Part]] = {}
         today = self.inputs.today
-        for entity, wanted in customer.all_plans():
+        for entity, plan in customer.all_plans():
+            wanted = _as_named(plan)
             held = self._held(wanted)
             if held is None or (wanted.ends is not None and wanted.ends <= today):
                 continue
@@ -422,6 +423,14 @@ def _quantity(price: StripePrice, quantity: int, units: Mapping[str, int]) -> in
 def _part(price_address: str) -> str:
     """What a price of a plan is for: `base`, or the feature of a usage price."""
     return Address.parse(price_address).part or BASE
+
+
+def _as_named(plan: CustomerPlan) -> CustomerPlan:
+    """The plan as the file names it: one whose subscription was cancelled in Stripe ends
+    only in the database (`check` stops granting it then); the file still names it, so the
+    subscription it maps to stays wanted (subscribing the customer again, which the plan
+    lists as charging them and apply does only with consent)."""
+    return replace(plan, ends=None) if plan.status == CANCELED else plan
 
 
 def with_items(

@@ -170,6 +170,7 @@ def _subscription(
         status=obj.get("status"),
         stripe_id=obj["id"],
         cancelled_outside=_cancelled_outside(obj),
+        ends_on=_ends_on(obj),
     )
     part = SubscriptionParts(
         customer_id=customer,
@@ -189,6 +190,16 @@ def _period_end(obj: Obj) -> int | None:
             return end
     end = obj.get("current_period_end")
     return end if isinstance(end, int) else None
+
+
+def _ends_on(obj: Obj) -> date | None:
+    """The day a cancelled subscription ended (`ended_at`) or ends (`cancel_at`, else the end
+    of its current period); None while it is not cancelled."""
+    if obj.get("status") in ENDED:
+        return _date(obj.get("ended_at") or obj.get("canceled_at"))
+    if not obj.get("cancel_at_period_end") and not obj.get("cancel_at"):
+        return None
+    return _date(obj.get("cancel_at") or _period_end(obj))
 
 
 def _cancelled_outside(obj: Obj) -> bool:

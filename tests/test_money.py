@@ -545,3 +545,25 @@ def test_apply_without_consent_says_what_stripe_cancelled_and_exits_1(sync: Sync
     assert "Not applied: stripe_subscription.user_1.month: " in result.stderr
     assert "--allow-resubscribe" in result.stderr
     assert plan_row(sync) == ("canceled", date(2027, 1, 1), sub_id)
+
+
+def test_dropping_a_plan_cancelled_in_stripe_keeps_it_until_it_ends(sync: Sync) -> None:
+    """Jane cancels Pro at period end in the portal, and the file drops her plan (she is on
+    Free): no resubscription, no change in Stripe; she keeps the December she paid for
+    (Pro's 1000 messages, not Free's on top) and is on Free's 100 from January; Stripe
+    charged 2000 in all."""
+    customer = subscribed(sync, billing("pro"))
+    cancelled_in_stripe(sync, customer)
+
+    plan = sync.apply(billing("free"))
+
+    assert plan.resubscribes == ()
+    assert [c.address for c in plan.changes] == ["customer.user_1"]
+    sync.emu.clock.advance(19 * DAY)  # December 20th
+    december = app(sync).check("user_1", "messages", 1000)
+    assert december.allowed and december.balance.included == 1000
+    sync.emu.clock.advance(13 * DAY)  # January 2nd
+    assert app(sync).check("user_1", "messages", 100).allowed
+    assert not app(sync).check("user_1", "messages", 101).allowed
+    assert charged(sync, customer) == [2000]
+    assert live_subscriptions(sync, customer) == []

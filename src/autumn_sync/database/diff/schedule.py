@@ -69,7 +69,8 @@ def plan_dates(
     cancelled: Cancellations | None = None,
 ) -> tuple[CustomerPlan, ...]:
     """The plans `after` (the file's) with their dates, given those the database holds
-    (`before`), and the plans a downgrade leaves that stay until their period ends."""
+    (`before`), and the plans already ending that the file no longer names (left by a
+    downgrade, cancelled in Stripe), kept until they end: the customer paid for that time."""
     held = {p.plan: p for p in before if _held(p, today)}
     wanted = {p.plan for p in after}
     result: list[CustomerPlan] = []
@@ -80,15 +81,22 @@ def plan_dates(
         left = _replaced(plan, held, wanted, catalog)
         end = _handover(left, plan, catalog, today) if left is not None else None
         if left is not None and end is not None:
-            result += [replace(plan, begins=end), replace(left, ends=end)]
+            result += [replace(plan, begins=end), _leaving(replace(left, ends=end))]
         else:
             result.append(replace(plan, begins=_future(plan.start, today)))
-    leaving = {p.begins for p in result if p.begins is not None and p.begins > today}
     kept = {p.plan for p in result}
     result += [
-        p for pid, p in held.items() if pid not in kept and p.ends is not None and p.ends in leaving
+        _leaving(p)
+        for pid, p in held.items()
+        if pid not in kept and p.ends is not None and p.ends > today
     ]
     return tuple(sorted(result, key=lambda p: p.plan))
+
+
+def _leaving(plan: CustomerPlan) -> CustomerPlan:
+    """A plan the file no longer names that stays until it ends; one cancelled in Stripe is
+    no longer waiting for a resubscription: it simply ends (`active` until then)."""
+    return replace(plan, status=ACTIVE) if plan.status == CANCELED else plan
 
 
 def _held(plan: CustomerPlan, today: date) -> bool:
@@ -145,10 +153,13 @@ def _replaced(
 def _handover(
     left: CustomerPlan, plan: CustomerPlan, catalog: Mapping[str, Plan], today: date
 ) -> date | None:
-    """When `plan` takes over from `left`: at its start when that is ahead (the customer
-    keeps `left` until then), at the end of the paid period for a downgrade; None: now."""
+    """When `plan` takes over from `left`: when `left` ends if it already ends ahead
+    (cancelled in Stripe), at its start when that is ahead (the customer keeps `left` until
+    then), at the end of the paid period for a downgrade; None: now."""
+    if left.ends is not None and left.ends > today:
+        return left.ends
     start = _future(plan.start, today)
-    if start is not None and left.ends is None:
+    if start is not None:
         return start
     return _downgrade_end(left, plan, catalog, today)
 

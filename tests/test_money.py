@@ -567,3 +567,20 @@ def test_dropping_a_plan_cancelled_in_stripe_keeps_it_until_it_ends(sync: Sync) 
     assert not app(sync).check("user_1", "messages", 101).allowed
     assert charged(sync, customer) == [2000]
     assert live_subscriptions(sync, customer) == []
+
+
+def test_a_future_start_with_a_trial_bills_when_the_trial_after_it_ends(sync: Sync) -> None:
+    """Pro from 2027-01-01 with a 14-day trial: January 1st begins the trial (an invoice of
+    0), January 15th bills the month of Pro, 2000."""
+    doc = billing({"plan": "pro", "start": "2027-01-01"})
+    doc["plans"]["pro"]["free_trial"] = {"days": 14}
+    customer = subscribed(sync, doc)
+
+    sync.emu.clock.advance(JANUARY + DAY)
+    assert charged(sync, customer) == [0]  # (a request: the emulator catches up on time)
+    (sub,) = live_subscriptions(sync, customer)
+    assert sub["status"] == "trialing"
+    sync.emu.clock.advance(14 * DAY)
+
+    assert charged(sync, customer) == [0, 2000]
+    sync.apply(doc)

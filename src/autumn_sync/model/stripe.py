@@ -217,6 +217,7 @@ class Phase:
     start: date
     plans: tuple[str, ...] = ()
     items: tuple[tuple[str, SubscriptionItem], ...] = ()
+    trial_end: date | None = None  # a free trial of its plans, as the database has it
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,6 +194,7 @@ def _create_scheduled(
         "items": _item_rows(writer, then.items),
         "metadata": _metadata(replace(sub, plans=then.plans)),
         **_collection(sub),
+        **_trial(then),
     }
     if sub.coupons:
         phase["discounts"] = [{"coupon": writer.ids[c]} for c in sub.coupons]
@@ -236,9 +237,15 @@ def _schedule_next(
         "items": _item_rows(writer, sub.then.items),
         "metadata": _metadata(replace(sub, plans=sub.then.plans)),
         "proration_behavior": "none",
+        **_trial(sub.then),
     }
     params = {"phases": [current, following], "end_behavior": "release"}
     writer.write(change, f"/v1/subscription_schedules/{schedule}", params, step="phases")
+
+
+def _trial(phase: Phase) -> dict[str, Any]:
+    """A phase's free trial, when its plans have one (the database's trial end)."""
+    return {"trial_end": timestamp(phase.trial_end)} if phase.trial_end is not None else {}
 
 
 def _same_day(moment: int, midnight: int) -> bool:

@@ -283,7 +283,13 @@ class _Mapper:
         plans = tuple(sorted(part.wanted.plan for part in parts))
         then = None  # nothing held from the date ahead: the subscription ends then
         if then_parts:
-            then = Phase(ahead[0], tuple(sorted(part.wanted.plan for part in then_parts)))
+            trials = [p.wanted.trial_ends_at for p in then_parts if p.wanted.trial_ends_at]
+            trial_end = max(trials, default=None)
+            then = Phase(
+                ahead[0],
+                tuple(sorted(part.wanted.plan for part in then_parts)),
+                trial_end=trial_end if trial_end is not None and trial_end > ahead[0] else None,
+            )
         all_plans = tuple(sorted({part.wanted.plan for part in everything}))
         record = StripeSubscription(
             address=address,

@@ -134,6 +134,7 @@ def _phase(phase: Obj, prices: Mapping[str, tuple[str, int]]) -> Phase:
         start=_date(phase.get("start_date")) or date.min,
         plans=tuple(p for p in (metadata.get(PLAN_KEY) or "").split(",") if p),
         items=tuple(sorted(items)),
+        trial_end=_date(phase.get("trial_end")),
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     ForeignKeyConstraint,
+    Index,
     Integer,
     MetaData,
     String,
@@ -255,6 +256,36 @@ balances = Table(
     Column("reset_at", Date),
     Column("usage", Exact, nullable=False, server_default="0"),
     Column("next_reset", DateTime),
+)
+
+# The usage of a feature a customer had when its period closed (`track` resets the balance):
+# what `usage report` still sends to Stripe for that period if it had not yet.
+usage_periods = Table(
+    "usage_periods",
+    metadata,
+    _customer_key(),
+    Column("feature_id", String(ID), primary_key=True),
+    Column("period_end", DateTime, primary_key=True),
+    Column("usage", Exact, nullable=False),
+)
+
+# Every meter event `usage report` sent, or is about to send (written first, marked sent
+# after), by its identifier: customer, feature, period and the units reported before it.
+usage_reports = Table(
+    "usage_reports",
+    metadata,
+    Column("identifier", String(100), primary_key=True),
+    Column("customer_internal_id", Integer, ForeignKey("customers.internal_id"), nullable=False),
+    Column("feature_id", String(ID), nullable=False),
+    Column("period_end", DateTime, nullable=False),
+    Column("value", Exact, nullable=False),
+    Column("event_name", String(100), nullable=False),
+    Column("stripe_customer_id", String(255), nullable=False),
+    Column("timestamp", Integer, nullable=False),
+    Column("status", String(10), nullable=False),  # pending | sent
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    Index("usage_reports_by_period", "customer_internal_id", "feature_id", "period_end"),
 )
 
 # Every free trial a customer (or one of its entities: `entity_id`, '' for the customer

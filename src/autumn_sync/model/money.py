@@ -76,6 +76,12 @@ def _canonical_exact(amount: Decimal) -> Decimal:
     return amount.normalize(exact)
 
 
+def from_minor_units(amount: Decimal, currency: str) -> Decimal:
+    """Amount in the currency's major units, to the minor unit (1500 usd → 15.00)."""
+    places = exponent(currency)
+    return amount.scaleb(-places).quantize(Decimal(1).scaleb(-places))
+
+
 def to_minor_units(amount: Decimal, currency: str) -> Decimal:
     """Amount in the currency's minor units (20 usd → 2000, 20 jpy → 20, 1.5 kwd → 1500)."""
     return canonical(amount.scaleb(exponent(currency)))

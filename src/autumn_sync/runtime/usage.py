@@ -132,6 +132,18 @@ def _first_use(engine: Engine, iid: int, feature_id: str) -> None:
         pass
 
 
+def _close_period(conn: Connection, iid: int, feature_id: str, row: BalanceRow) -> None:
+    """Keep the usage of the period that ends, for `usage report` to send to Stripe."""
+    if row.usage and row.next_reset is not None:
+        closed = insert(t.usage_periods).values(
+            customer_internal_id=iid,
+            feature_id=feature_id,
+            period_end=row.next_reset,
+            usage=row.usage,
+        )
+        conn.execute(closed)
+
+
 def _add(
     conn: Connection, ents: Entitlements, iid: int, feature_id: str, charged: Decimal, now: datetime
 ) -> BalanceRow:
@@ -150,6 +162,7 @@ def _add(
                 "usage": max(charged, Decimal(0)),
                 "next_reset": advance(ents, feature_id, row.next_reset, now),
             }
+            _close_period(conn, iid, feature_id, row)
     conn.execute(update(b).where(mine).values(**values))
     fresh = conn.execute(select(b.c.usage, b.c.next_reset).where(mine)).one()
     return replace(row, usage=fresh.usage, next_reset=fresh.next_reset)

@@ -1,0 +1,173 @@
+"""The database side of `usage report`: which customers' features Stripe bills per use, their
+usage per period, and the ledger of meter events (`usage_reports`): an event is written down
+(`pending`) before it is sent and marked `sent` once Stripe took it."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, insert, select, update
+
+from autumn_sync.database import schema as t
+from autumn_sync.metering.plan import BilledItem, MeterEvent, Tier
+from autumn_sync.model.address import Kind, named
+from autumn_sync.model.money import to_minor_units
+from autumn_sync.stripe.map.catalog import meter_event_name
+
+PAY_PER_USE = "pay_per_use"
+BILLING = ("active", "trialing", "past_due", "canceled")  # statuses whose usage is billed
+PENDING = "pending"
+SENT = "sent"
+
+UsageByPeriod = dict[tuple[int, str], dict[datetime, Decimal]]
+
+
+def billed_items(conn: Connection, customer_ids: Sequence[str] = ()) -> list[BilledItem]:
+    """The features of customers' own plans priced pay-per-use whose subscription is in
+    Stripe (the customer's Stripe id and the plan's subscription recorded), one per
+    customer and feature."""
+    c, cp, pi = t.customers, t.customer_plans, t.plan_items
+    query = (
+        select(c.c.internal_id, c.c.id, c.c.stripe_id, cp.c.plan_id, cp.c.version, pi)
+        .join(cp, cp.c.customer_internal_id == c.c.internal_id)
+        .join(pi, (pi.c.plan_id == cp.c.plan_id) & (pi.c.version == cp.c.version))
+        .where(
+            (cp.c.entity_id == "")
+            & (pi.c.billing == PAY_PER_USE)
+            & cp.c.status.in_(BILLING)
+            & cp.c.stripe_subscription_id.is_not(None)
+            & c.c.stripe_id.is_not(None)
+        )
+        .order_by(c.c.internal_id, pi.c.feature_id, cp.c.plan_id)
+    )
+    if customer_ids:
+        query = query.where(c.c.id.in_(customer_ids))
+    rows = conn.execute(query).all()
+    tiers = _tiers(conn, {(r.plan_id, r.version) for r in rows})
+    currency = _currency(conn)
+    found: dict[tuple[int, str], BilledItem] = {}
+    for row in rows:
+        key = (row.internal_id, row.feature_id)
+        if key not in found:
+            found[key] = _item(row, tiers.get((row.plan_id, row.version, row.feature_id)), currency)
+    return list(found.values())
+
+
+def _item(row: Row[Any], tiers: list[Row[Any]] | None, currency: str) -> BilledItem:
+    per = Decimal(row.price_per or 1)
+
+    def unit(amount: Decimal) -> Decimal:
+        return to_minor_units(Decimal(amount), currency) / per
+
+    if tiers:
+        priced = tuple(Tier(r.up_to, unit(r.amount)) for r in tiers)
+    else:
+        priced = (Tier(None, unit(Decimal(row.price_amount or 0))),)
+    meter = named(Kind.STRIPE_METER, row.plan_id, row.feature_id)
+    return BilledItem(
+        customer_internal_id=row.internal_id,
+        customer_id=row.id or f"#{row.internal_id}",
+        stripe_customer_id=row.stripe_id,
+        feature=row.feature_id,
+        plan=row.plan_id,
+        event_name=meter_event_name(meter),
+        meter=meter,
+        included=Decimal(row.included or 0),
+        tiers=priced,
+        volume=row.tier_mode == "volume",
+        currency=currency,
+    )
+
+
+def _tiers(
+    conn: Connection, versions: set[tuple[str, int]]
+) -> dict[tuple[str, int, str], list[Row[Any]]]:
+    if not versions:
+        return {}
+    pt = t.plan_item_tiers
+    plans = {plan for plan, _ in versions}
+    found: dict[tuple[str, int, str], list[Row[Any]]] = defaultdict(list)
+    query = select(pt).where(pt.c.plan_id.in_(plans)).order_by(pt.c.position)
+    for row in conn.execute(query):
+        if (row.plan_id, row.version) in versions:
+            found[(row.plan_id, row.version, row.feature_id)].append(row)
+    return found
+
+
+def _currency(conn: Connection) -> str:
+    s = t.settings
+    found = conn.execute(select(s.c.value).where(s.c.key == "currency")).scalar()
+    return str(found or "usd")
+
+
+def usage_by_period(conn: Connection, items: Iterable[BilledItem]) -> UsageByPeriod:
+    """Per customer and feature, the usage of each period: the balance's (its period ends at
+    its next reset) and those of the periods closed since (`usage_periods`)."""
+    wanted = {(i.customer_internal_id, i.feature) for i in items}
+    customers = sorted({iid for iid, _ in wanted})
+    found: UsageByPeriod = defaultdict(dict)
+    if not customers:
+        return found
+    b, up = t.balances, t.usage_periods
+    query = select(b.c.customer_internal_id, b.c.feature_id, b.c.usage, b.c.next_reset)
+    for row in conn.execute(query.where(b.c.customer_internal_id.in_(customers))):
+        if (row.customer_internal_id, row.feature_id) in wanted and row.next_reset is not None:
+            found[(row.customer_internal_id, row.feature_id)][row.next_reset] = row.usage
+    for row in conn.execute(select(up).where(up.c.customer_internal_id.in_(customers))):
+        if (row.customer_internal_id, row.feature_id) in wanted:
+            found[(row.customer_internal_id, row.feature_id)][row.period_end] = row.usage
+    return found
+
+
+def reported(
+    conn: Connection, customers: Iterable[int]
+) -> dict[tuple[int, str, datetime], Decimal]:
+    """The units written down to send (sent or pending), per customer, feature and period."""
+    ur = t.usage_reports
+    ids = sorted(set(customers))
+    if not ids:
+        return {}
+    query = (
+        select(ur.c.customer_internal_id, ur.c.feature_id, ur.c.period_end, func.sum(ur.c.value))
+        .where(ur.c.customer_internal_id.in_(ids))
+        .group_by(ur.c.customer_internal_id, ur.c.feature_id, ur.c.period_end)
+    )
+    return {(r[0], r[1], r[2]): Decimal(r[3]) for r in conn.execute(query)}
+
+
+def write_down(conn: Connection, events: Sequence[MeterEvent], now: datetime) -> None:
+    """The events about to be sent, `pending` (one statement)."""
+    if not events:
+        return
+    rows = [
+        {
+            "identifier": e.identifier,
+            "customer_internal_id": e.item.customer_internal_id,
+            "feature_id": e.item.feature,
+            "period_end": e.period_end,
+            "value": e.value,
+            "event_name": e.item.event_name,
+            "stripe_customer_id": e.item.stripe_customer_id,
+            "timestamp": e.timestamp,
+            "status": PENDING,
+            "created_at": now,
+        }
+        for e in events
+    ]
+    conn.execute(insert(t.usage_reports), rows)
+
+
+def mark_sent(conn: Connection, identifier: str, now: datetime) -> None:
+    ur = t.usage_reports
+    done = update(ur).where(ur.c.identifier == identifier).values(status=SENT, sent_at=now)
+    conn.execute(done)
+
+
+def pending(conn: Connection) -> list[Row[Any]]:
+    """Events written down that a run did not see through (it died, or Stripe failed)."""
+    ur = t.usage_reports
+    return list(conn.execute(select(ur).where(ur.c.status == PENDING).order_by(ur.c.created_at)))

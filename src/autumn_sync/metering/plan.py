@@ -1,0 +1,144 @@
+"""What `usage report` sends: the meter events that bring Stripe's usage of each billed
+item, per period, up to the usage `track` recorded, and what they cost. Pure: no I/O.
+
+A customer's usage of a feature priced pay-per-use is reported whole (the price's first
+tier, up to the included units, is free: Stripe bills only what is beyond). Per period (the
+balance's, which ends at its reset), the units already reported (sent, or written down to
+send) are taken from the usage: the rest is one event. Its identifier names the customer,
+the feature, the period and the units reported before it, so the same event written again
+by a run that died is the same identifier, which Stripe counts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+WINDOW = timedelta(days=35)  # Stripe takes meter events up to 35 days old
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True)
+class Tier:
+    up_to: Decimal | None  # units; None: the last tier
+    amount: Decimal  # minor units per unit
+
+
+@dataclass(frozen=True)
+class BilledItem:
+    """A customer's feature billed pay-per-use on a Stripe meter: who, which meter, and the
+    price (in minor units per unit, the included units a free first tier)."""
+
+    customer_internal_id: int
+    customer_id: str
+    stripe_customer_id: str
+    feature: str
+    plan: str
+    event_name: str
+    meter: str  # the meter's address
+    included: Decimal
+    tiers: tuple[Tier, ...]
+    volume: bool = False
+    currency: str = "usd"
+
+    def cost(self, units: Decimal) -> Decimal:
+        """What Stripe bills for `units` of usage in a period, in minor units."""
+        tiers = (Tier(self.included, ZERO), *self.tiers) if self.included else self.tiers
+        if self.volume:
+            tier = next((t for t in tiers if t.up_to is None or units <= t.up_to), tiers[-1])
+            return units * tier.amount
+        total, floor = ZERO, ZERO
+        for tier in tiers:
+            top = units if tier.up_to is None else min(units, tier.up_to)
+            if top > floor:
+                total += (top - floor) * tier.amount
+            floor = max(floor, tier.up_to or floor)
+        return total
+
+
+@dataclass(frozen=True)
+class Period:
+    """The usage of one billed feature in one period, and what was reported of it."""
+
+    item: BilledItem
+    end: datetime
+    usage: Decimal
+    reported: Decimal
+
+
+@dataclass(frozen=True)
+class MeterEvent:
+    identifier: str
+    item: BilledItem
+    period_end: datetime
+    value: Decimal
+    timestamp: int
+    amount: Decimal  # what Stripe bills for it, in minor units
+
+    def params(self) -> dict[str, object]:
+        """The request's parameters (`POST /v1/billing/meter_events`)."""
+        return {
+            "event_name": self.item.event_name,
+            "identifier": self.identifier,
+            "timestamp": self.timestamp,
+            "payload": {
+                "stripe_customer_id": self.item.stripe_customer_id,
+                "value": format(self.value.normalize(), "f"),
+            },
+        }
+
+
+@dataclass(frozen=True)
+class Late:
+    """Usage of a period Stripe no longer takes events for (over 35 days ago)."""
+
+    item: BilledItem
+    period_end: datetime
+    value: Decimal
+
+
+def identifier(item: BilledItem, period_end: datetime, before: Decimal) -> str:
+    """`autumn_sync:user_1:messages:20270101T000000:1300` (at most 100 characters)."""
+    units = format(before.normalize(), "f")
+    text = f"autumn_sync:{item.customer_id}:{item.feature}:{period_end:%Y%m%dT%H%M%S}:{units}"
+    return text if len(text) <= 100 else f"autumn_sync:{item.customer_internal_id}:{text[-60:]}"
+
+
+def events(periods: Iterable[Period], now: datetime) -> Iterator[MeterEvent | Late]:
+    """One event per period whose usage is above what was reported: timestamped now, or in
+    the last second of a period that ended."""
+    for period in periods:
+        value = period.usage - period.reported
+        if value <= 0:
+            continue
+        if period.end <= now - WINDOW:
+            yield Late(period.item, period.end, value)
+            continue
+        moment = min(now, period.end - timedelta(seconds=1))
+        cost = period.item.cost(period.usage) - period.item.cost(period.reported)
+        yield MeterEvent(
+            identifier=identifier(period.item, period.end, period.reported),
+            item=period.item,
+            period_end=period.end,
+            value=value,
+            timestamp=_epoch(moment),
+            amount=cost,
+        )
+
+
+def periods_of(
+    items: Iterable[BilledItem],
+    usage: Mapping[tuple[int, str], Mapping[datetime, Decimal]],
+    reported: Mapping[tuple[int, str, datetime], Decimal],
+) -> Iterator[Period]:
+    """The periods of each billed item with usage, oldest first."""
+    for item in items:
+        for end, used in sorted(usage.get((item.customer_internal_id, item.feature), {}).items()):
+            done = reported.get((item.customer_internal_id, item.feature, end), ZERO)
+            yield Period(item, end, used, done)
+
+
+def _epoch(moment: datetime) -> int:
+    return int((moment - datetime(1970, 1, 1)).total_seconds())

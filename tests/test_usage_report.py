@@ -1,0 +1,211 @@
+"""`usage report`: the usage `track` recorded reaches Stripe's meters exactly once, and
+Stripe's invoices charge the units beyond the included ones at the price, in cents.
+
+Jane is on Pro ($20 a month, 1,000 messages included, then $5 per 100: 5 cents a message),
+subscribed on 2026-12-01 (the emulator's clock, which autumn-sync runs on too)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import event, select
+
+from autumn_sync.database import schema as t
+from autumn_sync.database.engine import connect
+from autumn_sync.emulator import DEFAULT_API_KEY, Emulator
+from autumn_sync.emulator.store import Clock
+from autumn_sync.metering import report_usage
+from autumn_sync.runtime.api import Billing
+from autumn_sync.stripe.gateway import Gateway, StripeConfig
+from tests.conftest import run_cli
+from tests.test_money import DAY, HALF_DECEMBER, JANUARY, START, billing, charged, subscribed
+from tests.test_money import next_invoice as renewal
+from tests.test_stripe_sync import Sync
+
+
+@pytest.fixture
+def sync(sqlite_url: str, tmp_path: Path) -> Iterator[Sync]:
+    engine = connect(sqlite_url)
+    with Emulator(seed=7, clock=Clock(lambda: float(START))) as emu:
+        yield Sync(engine, emu, tmp_path)
+    engine.dispose()
+
+
+def on_pro(sync: Sync) -> tuple[str, Billing]:
+    customer = subscribed(sync, billing("pro"))
+    return customer, Billing(engine=sync.engine, clock=sync.clock)
+
+
+def report(sync: Sync, **options: Any) -> Any:
+    return report_usage(sync.engine, sync.gateway, sync.clock(), **options)
+
+
+def meter_events(sync: Sync) -> list[dict[str, Any]]:
+    """The meter events the emulator holds."""
+    return list(sync.emu.state.tables["meter_event"].rows.values())
+
+
+def test_usage_beyond_the_included_messages_is_billed_once(sync: Sync) -> None:
+    """1,300 messages, 1,000 included: 300 × 5 cents = 1500 on January's invoice, with the
+    month of Pro (2000); a second report sends nothing."""
+    customer, app = on_pro(sync)
+    app.track("user_1", "messages", 1300)
+
+    first = report(sync)
+
+    assert [(e.value, e.amount) for e in first.events] == [(1300, 1500)]
+    assert renewal(sync, customer) == 2000 + 1500
+    assert report(sync).events == []
+    assert len(meter_events(sync)) == 1
+    sync.emu.clock.advance(JANUARY + DAY)
+    assert charged(sync, customer) == [2000, 2000 + 1500]
+
+
+def test_usage_reported_as_it_grows_is_billed_once_in_all(sync: Sync) -> None:
+    """700, then 500 more, then 100 more, reported after each: 1,300 in all, billed 1500."""
+    customer, app = on_pro(sync)
+    for used in (700, 500, 100):
+        app.track("user_1", "messages", used)
+        report(sync)
+
+    assert [int(e["payload"]["value"]) for e in meter_events(sync)] == [700, 500, 100]
+    assert renewal(sync, customer) == 2000 + 1500
+
+
+def test_the_usage_of_a_period_that_ended_is_reported_in_it(sync: Sync) -> None:
+    """December's 1,300 messages, reported only after January's first message (the balance
+    reset): billed on the invoice of December's end, not January's."""
+    _, app = on_pro(sync)
+    app.track("user_1", "messages", 1300)
+    sync.emu.clock.advance(JANUARY + 3600)  # an hour into January: Stripe waits for usage
+    app.track("user_1", "messages", 1)
+
+    done = report(sync)
+
+    assert sorted((e.period_end, e.value) for e in done.events) == [
+        (datetime(2027, 1, 1), 1300),
+        (datetime(2027, 2, 1), 1),
+    ]
+
+
+def test_a_dry_run_shows_the_events_and_sends_nothing(sync: Sync) -> None:
+    _, app = on_pro(sync)
+    app.track("user_1", "messages", 1300)
+
+    result = run_cli(
+        "--stripe-api-key",
+        DEFAULT_API_KEY,
+        "--stripe-api-base",
+        sync.emu.url,
+        "usage",
+        "report",
+        "--dry-run",
+        db=str(sync.engine.url),
+    )
+
+    assert result.exit_code == 0, result.stderr
+    assert "user_1    messages  2027-01-01 00:00  1300   15.00 usd" in result.stdout
+    assert "Would send 1 meter events (1300 units)." in result.stdout
+    assert meter_events(sync) == []
+
+
+def test_the_command_reports_and_says_how_much(sync: Sync) -> None:
+    _, app = on_pro(sync)
+    app.track("user_1", "messages", 1300)
+    args = ("--stripe-api-key", DEFAULT_API_KEY, "--stripe-api-base", sync.emu.url)
+
+    sent = run_cli(*args, "usage", "report", db=str(sync.engine.url))
+    again = run_cli(*args, "usage", "report", db=str(sync.engine.url))
+
+    assert (sent.exit_code, sent.stdout) == (0, "Sent 1 meter events (1300 units).\n")
+    assert again.stdout == "Sent 0 meter events (0 units).\n"
+
+
+def test_without_stripe_the_command_says_so(sync: Sync) -> None:
+    result = run_cli("usage", "report", db=str(sync.engine.url))
+    assert result.exit_code == 1
+    assert "usage report needs Stripe" in result.stderr
+
+
+# --- killed at any point ------------------------------------------------------------------------
+
+
+def _report_and_die(db: str, url: str, now: float, statement: str, limit: int) -> None:
+    """In a forked process: report, and die (SIGKILL) right after the `limit`-th statement
+    starting with `statement`, before its transaction commits."""
+    engine = connect(db)
+    seen = 0
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def die(*args: Any) -> None:
+        nonlocal seen
+        if str(args[2]).lstrip().upper().startswith(statement):
+            seen += 1
+            if seen == limit:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    at = datetime.fromtimestamp(now, UTC).replace(tzinfo=None)
+    report_usage(engine, Gateway(StripeConfig(DEFAULT_API_KEY, url)), at)
+    os._exit(0)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    derandomize=True,
+)
+@given(
+    used=st.lists(st.integers(min_value=1, max_value=900), min_size=1, max_size=3),
+    kill=st.sampled_from(["INSERT INTO USAGE_REPORTS", "UPDATE USAGE_REPORTS"]),
+    limit=st.integers(min_value=1, max_value=3),
+)
+def test_a_report_killed_anywhere_then_run_again_bills_the_usage_once(
+    tmp_path_factory: pytest.TempPathFactory, used: list[int], kill: str, limit: int
+) -> None:
+    """Usage tracked in steps, each reported by a run killed after its `limit`-th write of
+    the ledger (before it commits), then run again: Stripe holds every message once, and the
+    renewal bills exactly the messages beyond 1,000 at 5 cents."""
+    folder = tmp_path_factory.mktemp("killed")
+    db = f"sqlite:///{folder / 'billing.db'}"
+    engine = connect(db)
+    forking = multiprocessing.get_context("fork")
+    with Emulator(seed=3, clock=Clock(lambda: float(START))) as emu:
+        sync = Sync(engine, emu, folder)
+        customer, app = on_pro(sync)
+        for units in used:
+            app.track("user_1", "messages", units)
+            args = (db, emu.url, float(emu.clock.now()), kill, limit)
+            process = forking.Process(target=_report_and_die, args=args)
+            process.start()
+            process.join(timeout=60)
+            assert process.exitcode in (0, -signal.SIGKILL)
+            report(sync)
+        total = sum(used)
+        assert sum(int(e["payload"]["value"]) for e in meter_events(sync)) == total
+        assert renewal(sync, customer) == 2000 + 5 * max(total - 1000, 0)
+        with engine.connect() as conn:
+            states = conn.execute(select(t.usage_reports.c.status)).scalars().all()
+        assert set(states) <= {"sent"}
+    engine.dispose()
+
+
+def test_half_december_usage_is_reported_at_the_time_it_is_sent(sync: Sync) -> None:
+    """An event sent mid-period carries the time it is sent (inside the period)."""
+    _, app = on_pro(sync)
+    sync.emu.clock.advance(HALF_DECEMBER)
+    app.track("user_1", "messages", 10)
+
+    (sent,) = report(sync).events
+
+    assert sent.timestamp == START + HALF_DECEMBER

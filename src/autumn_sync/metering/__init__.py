@@ -8,8 +8,8 @@ A run, meant for a scheduler (every few minutes, and soon after each period ends
    24 hours once; one written down more than 23 hours ago is not sent again (Stripe may have
    counted it and forgotten its identifier since): it is named, for a person to check;
 2. works out, per customer, feature priced pay-per-use and period, the units not yet reported
-   (`metering.plan`), writes them down as `pending` in one transaction, then sends each and
-   marks it `sent`.
+   (`metering.plan`), writes them down as `pending` in one transaction, then sends them (on
+   several threads, within Stripe's rate limit) and marks them `sent` in batches.
 
 A run killed anywhere sends, when run again, exactly the rest; a run with nothing new sends
 nothing. `dry_run` works out the events and sends nothing.
@@ -18,6 +18,7 @@ nothing. `dry_run` works out the events and sends nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,10 +27,12 @@ from sqlalchemy import Engine
 
 from autumn_sync.metering import ledger
 from autumn_sync.metering.plan import Late, MeterEvent, events, periods_of
+from autumn_sync.stripe.executor import DEFAULT_WORKERS
 from autumn_sync.stripe.gateway import Gateway, StripeFailure
 
 PATH = "/v1/billing/meter_events"
 STALE = timedelta(hours=23)  # Stripe forgets an identifier after 24 hours
+BATCH = 200  # events marked sent per transaction
 
 
 @dataclass
@@ -58,12 +61,13 @@ def report_usage(
     customers: Sequence[str] = (),
     dry_run: bool = False,
     on_sent: OnSent | None = None,
+    workers: int = DEFAULT_WORKERS,
 ) -> UsageReport:
     """Send (or, with `dry_run`, work out) the usage not yet reported; see the module."""
     report = UsageReport()
     if not dry_run:
         assert gateway is not None, "sending needs Stripe"
-        _send_pending(engine, gateway, now, report)
+        _send_pending(engine, gateway, now, report, workers)
     with engine.begin() as conn:
         items = ledger.billed_items(conn, customers)
         usage = ledger.usage_by_period(conn, items)
@@ -77,49 +81,63 @@ def report_usage(
             ledger.write_down(conn, report.events, now)
     if not dry_run:
         assert gateway is not None
-        _send(engine, gateway, now, report, on_sent)
+        requests = [(e.identifier, e.params()) for e in report.events]
+        report.sent = _send_all(engine, gateway, now, requests, report, workers, on_sent)
     return report
 
 
-def _send_pending(engine: Engine, gateway: Gateway, now: datetime, report: UsageReport) -> None:
+def _send_pending(
+    engine: Engine, gateway: Gateway, now: datetime, report: UsageReport, workers: int
+) -> None:
     with engine.connect() as conn:
         waiting = ledger.pending(conn)
+    fresh = []
     for row in waiting:
         if row.created_at < now - STALE:
             report.unconfirmed.append(row.identifier)
-            continue
-        if _post(engine, gateway, now, row.identifier, _params(row), report):
-            report.resent.append(row.identifier)
+        else:
+            fresh.append((row.identifier, _params(row)))
+    report.resent += _send_all(engine, gateway, now, fresh, report, workers, None)
 
 
-def _send(
-    engine: Engine, gateway: Gateway, now: datetime, report: UsageReport, on_sent: OnSent | None
-) -> None:
-    total = len(report.events)
-    for done, event in enumerate(report.events, start=1):
-        if _post(engine, gateway, now, event.identifier, event.params(), report):
-            report.sent.append(event.identifier)
-        if on_sent is not None:
-            on_sent(done, total)
-
-
-def _post(
+def _send_all(
     engine: Engine,
     gateway: Gateway,
     now: datetime,
-    identifier: str,
-    params: dict[str, Any],
+    requests: Sequence[tuple[str, dict[str, Any]]],
     report: UsageReport,
-) -> bool:
-    """Send one event (its identifier is its idempotency key too) and mark it sent."""
-    try:
-        gateway.post(PATH, params, identifier)
-    except StripeFailure as exc:
-        report.failed.append((identifier, str(exc)))
-        return False
-    with engine.begin() as conn:
-        ledger.mark_sent(conn, identifier, now)
-    return True
+    workers: int,
+    on_sent: OnSent | None,
+) -> list[str]:
+    """Send the events on `workers` threads (the gateway keeps to Stripe's rate limit,
+    backing off on 429s), each with its identifier as its idempotency key; mark those Stripe
+    took `sent`, in batches (one that dies before its batch is marked is sent again by the
+    next run, and counted once). The identifiers sent."""
+    sent: list[str] = []
+    batch: list[str] = []
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        futures = {pool.submit(gateway.post, PATH, params, key): key for key, params in requests}
+        for done, future in enumerate(as_completed(futures), start=1):
+            key = futures[future]
+            try:
+                future.result()
+            except StripeFailure as exc:
+                report.failed.append((key, str(exc)))
+            else:
+                batch.append(key)
+            if len(batch) >= BATCH or done == len(futures):
+                _mark(engine, batch, now)
+                sent += batch
+                batch = []
+            if on_sent is not None:
+                on_sent(done, len(futures))
+    return sent
+
+
+def _mark(engine: Engine, identifiers: list[str], now: datetime) -> None:
+    if identifiers:
+        with engine.begin() as conn:
+            ledger.mark_sent(conn, identifiers, now)
 
 
 def _params(row: Any) -> dict[str, Any]:

@@ -161,9 +161,9 @@ def write_down(conn: Connection, events: Sequence[MeterEvent], now: datetime) ->
     conn.execute(insert(t.usage_reports), rows)
 
 
-def mark_sent(conn: Connection, identifier: str, now: datetime) -> None:
+def mark_sent(conn: Connection, identifiers: Sequence[str], now: datetime) -> None:
     ur = t.usage_reports
-    done = update(ur).where(ur.c.identifier == identifier).values(status=SENT, sent_at=now)
+    done = update(ur).where(ur.c.identifier.in_(identifiers)).values(status=SENT, sent_at=now)
     conn.execute(done)
 
 

@@ -1,5 +1,5 @@
 """Meter events and their summaries through the real `stripe` client: what Stripe accepts,
-refuses and de-duplicates, and how meters aggregate."""
+refuses and de-duplicates, how meters aggregate, and the meter-event rate limit."""
 
 from __future__ import annotations
 
@@ -266,3 +266,31 @@ def test_summary_bounds_must_be_aligned(
     with pytest.raises(stripe.InvalidRequestError) as caught:
         summaries(client, meter.id, start_time=start, end_time=start + 60)
     assert seen(caught.value).code == "parameter_missing"
+
+
+def test_meter_event_rate_limit_answers_429_and_retries_succeed() -> None:
+    with Emulator(seed=1, meter_event_rate_limit=2) as emu:
+        client = emu.client()
+        customer = make_paying_customer(client, "jane@example.com")
+        make_meter(client)
+        accepted = 0
+        with pytest.raises(stripe.RateLimitError) as caught:
+            for index in range(20):
+                report(client, customer.id, 1, identifier=f"burst-{index}")
+                accepted += 1
+        error = seen(caught.value)
+        assert (error.status, error.code) == (429, "rate_limit")
+        assert emu.requests.entries()[-1].outcome == "rate_limited"
+        # other endpoints are not limited
+        for _ in range(10):
+            client.v1.customers.list()
+
+        patient = emu.client(max_network_retries=5)
+        for index in range(6):
+            report(patient, customer.id, 1, identifier=f"steady-{index}")
+        assert emu.requests.count("POST", "/v1/billing/meter_events") > accepted + 6
+        meter = client.v1.billing.meters.list().data[0]
+        assert total(client, emu, meter.id, customer.id) == accepted + 6
+        emu.configure(meter_event_rate_limit=None)
+        for index in range(20):
+            report(client, customer.id, 1, identifier=f"free-{index}")

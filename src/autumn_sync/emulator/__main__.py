@@ -20,6 +20,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=12111, help="port to bind; 0 picks one")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay per request")
     parser.add_argument("--rate-limit", type=float, default=None, help="requests per second")
+    parser.add_argument(
+        "--meter-event-rate-limit",
+        type=float,
+        default=None,
+        help="meter events per second (off: they count toward --rate-limit only)",
+    )
     parser.add_argument("--fault-rate", type=float, default=0.0, help="fraction answered 500")
     parser.add_argument(
         "--drop-rate", type=float, default=0.0, help="fraction done but left unanswered"
@@ -37,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             port=args.port,
             latency_ms=args.latency_ms,
             rate_limit=args.rate_limit,
+            meter_event_rate_limit=args.meter_event_rate_limit,
             fault_rate=args.fault_rate,
             drop_rate=args.drop_rate,
             seed=args.seed,

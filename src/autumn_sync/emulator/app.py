@@ -1,7 +1,8 @@
 """The request pipeline, independent of the HTTP server.
 
 For each request, in order: latency; the rate limit (429); authentication (401); an injected
-fault (500, before any work); routing (404 for unknown URLs); the idempotency check for POSTs
+fault (500, before any work); routing (404 for unknown URLs); the meter-event rate limit (429,
+`POST /v1/billing/meter_events` only); the idempotency check for POSTs
 that carry an `Idempotency-Key`; under the state lock, whatever fell due since the last request
 (renewals, trial ends, schedule phases), then the handler; and finally, for requests that did
 their work, possibly dropping the response.
@@ -38,6 +39,7 @@ from autumn_sync.emulator.views import Expand
 API_VERSION = "2026-10-28.endive"
 KEY_PREFIXES = ("sk_test_", "rk_test_")
 OUTCOMES = {200: "ok", 401: "unauthorized", 429: "rate_limited"}
+METER_EVENTS = ("POST", "/v1/billing/meter_events")
 
 
 @dataclass
@@ -116,6 +118,8 @@ class App:
         if found is None:
             raise unrecognized_url(request.method, request.path)
         route, path_args = found
+        if (route.method, route.template) == METER_EVENTS and not self.faults.admit_meter_event():
+            raise rate_limited()
         raw = request.body.decode("utf-8", "replace") if request.method == "POST" else request.query
         params = decode(raw)
         key = request.headers.get("idempotency-key") if request.method == "POST" else None

@@ -1,5 +1,10 @@
 """Load and fault knobs: latency, a token-bucket rate limit, injected 500s, dropped responses.
 
+A second bucket limits `POST /v1/billing/meter_events` alone. Stripe allows that endpoint
+1,000 calls per second in live mode, while in test mode its calls count toward the basic limit
+only; so it is off by default (the emulator answers as test mode) and a test turns it on to see
+the tool back off from 429s while reporting usage.
+
 The random draws come from one seeded generator so a run can be reproduced (given the same
 order of requests). Knobs can be changed while the emulator runs.
 """
@@ -56,6 +61,7 @@ class Faults:
         fault_rate: float = 0.0,
         drop_rate: float = 0.0,
         seed: int | None = None,
+        meter_event_rate_limit: float | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._random = random.Random(seed)
@@ -63,8 +69,13 @@ class Faults:
         self.fault_rate = 0.0
         self.drop_rate = 0.0
         self.bucket: TokenBucket | None = None
+        self.meter_event_bucket: TokenBucket | None = None
         self.configure(
-            latency_ms=latency_ms, rate_limit=rate_limit, fault_rate=fault_rate, drop_rate=drop_rate
+            latency_ms=latency_ms,
+            rate_limit=rate_limit,
+            fault_rate=fault_rate,
+            drop_rate=drop_rate,
+            meter_event_rate_limit=meter_event_rate_limit,
         )
 
     def configure(
@@ -74,12 +85,17 @@ class Faults:
         rate_limit: float | Unset | None = Unset.KEEP,
         fault_rate: float | None = None,
         drop_rate: float | None = None,
+        meter_event_rate_limit: float | Unset | None = Unset.KEEP,
     ) -> None:
-        """Change knobs; arguments left out keep their value (`rate_limit=None` removes it)."""
+        """Change knobs; arguments left out keep their value (`rate_limit=None` removes it,
+        as `meter_event_rate_limit=None` does)."""
         if latency_ms is not None:
             self.latency_ms = _non_negative("latency_ms", latency_ms)
         if rate_limit is not Unset.KEEP:
             self.bucket = None if rate_limit is None else TokenBucket(float(rate_limit))
+        if meter_event_rate_limit is not Unset.KEEP:
+            limit = meter_event_rate_limit
+            self.meter_event_bucket = None if limit is None else TokenBucket(float(limit))
         if fault_rate is not None:
             self.fault_rate = _fraction("fault_rate", fault_rate)
         if drop_rate is not None:
@@ -93,6 +109,11 @@ class Faults:
     def admit(self) -> bool:
         """Whether the rate limit lets this request through."""
         bucket = self.bucket
+        return bucket is None or bucket.take()
+
+    def admit_meter_event(self) -> bool:
+        """Whether the meter-event rate limit lets this meter event through."""
+        bucket = self.meter_event_bucket
         return bucket is None or bucket.take()
 
     def fault(self) -> bool:

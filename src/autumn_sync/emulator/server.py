@@ -98,12 +98,15 @@ class Emulator:
         seed: int | None = None,
         api_keys: frozenset[str] | set[str] | None = None,
         clock: Clock | None = None,
+        meter_event_rate_limit: float | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.clock = clock or Clock()
         self.state = State(self.clock, seed)
         self.state.due_handler = process_due
-        self.faults = Faults(latency_ms, rate_limit, fault_rate, drop_rate, seed)
+        self.faults = Faults(
+            latency_ms, rate_limit, fault_rate, drop_rate, seed, meter_event_rate_limit
+        )
         self.requests = RequestLog()
         self.idempotency = IdempotencyStore(self.clock)
         self.router = Router(ROUTES)
@@ -178,10 +181,16 @@ class Emulator:
         rate_limit: float | Unset | None = Unset.KEEP,
         fault_rate: float | None = None,
         drop_rate: float | None = None,
+        meter_event_rate_limit: float | Unset | None = Unset.KEEP,
     ) -> None:
-        """Change load and fault knobs while running (`rate_limit=None` lifts the limit)."""
+        """Change load and fault knobs while running (`rate_limit=None` lifts the limit, as
+        `meter_event_rate_limit=None` lifts the one on meter events)."""
         self.faults.configure(
-            latency_ms=latency_ms, rate_limit=rate_limit, fault_rate=fault_rate, drop_rate=drop_rate
+            latency_ms=latency_ms,
+            rate_limit=rate_limit,
+            fault_rate=fault_rate,
+            drop_rate=drop_rate,
+            meter_event_rate_limit=meter_event_rate_limit,
         )
 
     def client(self, api_key: str = DEFAULT_API_KEY, max_network_retries: int = 0) -> Any:

@@ -114,6 +114,10 @@ class State:
         self.due_at: float = math.inf
         self.due_handler: Callable[[State], None] | None = None
         self.frozen_now: int | None = None
+        # Meter events have no id and are never listed: kept per meter, in the order received,
+        # with the moment each `identifier` was last accepted (for its uniqueness window).
+        self.meter_events: dict[str, list[JsonDict]] = {}
+        self.meter_identifiers: dict[str, int] = {}
 
     def wake_at(self, moment: int | None) -> None:
         """Note that something (a renewal, a trial end, a phase change) falls due at `moment`."""
@@ -137,6 +141,10 @@ class State:
             body = "".join(self._ids.choice(ID_ALPHABET) for _ in range(length))
             if prefix + body not in self.tables[kind].rows:
                 return prefix + body
+
+    def random_token(self, length: int = 24) -> str:
+        """A random letters-and-digits token (generated meter event identifiers)."""
+        return "".join(self._ids.choice(ID_ALPHABET) for _ in range(length))
 
     def random_code(self, length: int = 8) -> str:
         """A random upper-case code (generated coupon ids and promotion codes)."""

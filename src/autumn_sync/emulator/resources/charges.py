@@ -2,7 +2,12 @@
 
 A `Slot` is one item as it stands (price and quantity); a `Charge` is one future invoice line.
 Stripe bills licensed prices in advance, for the period that starts, and metered prices in
-arrears, for the period that ended (the emulator keeps no meter events, so their usage is 0).
+arrears, for the period that ended: the usage of the price's meter (`recurring.meter`) for the
+subscription's customer, aggregated as the meter says over the events timestamped in [period
+start, period end) (see `meter_events`), through the price's tiers or unit amount and its
+`transform_quantity`. An item added in the middle of a period bills the usage from the moment
+it was added (Stripe's rule for a metered item added mid-cycle); a usage that adds up to less
+than zero is billed as 0 (the line's quantity is 0). A preview bills the usage recorded so far.
 
 Prorations follow Stripe's rule for a change in the middle of a period: the unused time of the
 old item is credited and the remaining time of the new one charged, each as
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autumn_sync.emulator.resources import invoices
+from autumn_sync.emulator.resources import invoices, meter_events
 from autumn_sync.emulator.resources.amounts import fraction_left, minor_units, price_cost
 from autumn_sync.emulator.resources.invoices import Period
 from autumn_sync.emulator.store import JsonDict, State, as_dict
@@ -118,13 +123,31 @@ def trial_charges(state: State, slots: list[Slot], period: Period) -> list[Charg
     ]
 
 
-def usage_charges(state: State, slots: list[Slot], period: Period) -> list[Charge]:
-    """Metered items billed in arrears for the period that ended (no recorded usage: 0)."""
-    return [
-        Charge(Slot(slot.item_id, slot.price, 0), period, 0, _quantity_text(state, slot))
-        for slot in slots
-        if metered(slot.price)
-    ]
+def usage_charges(state: State, sub: JsonDict, slots: list[Slot], period: Period) -> list[Charge]:
+    """Metered items billed in arrears for `period`: the usage their meters recorded."""
+    charges: list[Charge] = []
+    for slot in slots:
+        if not metered(slot.price):
+            continue
+        quantity = max(usage(state, sub, slot, period), 0)
+        billed = Slot(slot.item_id, slot.price, quantity)
+        amount = minor_units(price_cost(slot.price, quantity))
+        charges.append(Charge(billed, period, amount, _quantity_text(state, billed)))
+    return charges
+
+
+def usage(state: State, sub: JsonDict, slot: Slot, period: Period) -> int:
+    """The usage a metered item recorded over `period` (from the moment it was added, when
+    that was later than the subscription's start)."""
+    meter_id = as_dict(slot.price["recurring"]).get("meter")
+    if not meter_id:
+        return 0
+    start = period[0]
+    item = state.find("subscription_item", slot.item_id)
+    began = sub.get("start_date")
+    if item is not None and isinstance(began, int) and int(str(item["created"])) > began:
+        start = max(start, int(str(item["created"])))
+    return meter_events.usage(state, str(meter_id), str(sub["customer"]), start, period[1])
 
 
 def proration_charges(

@@ -94,7 +94,7 @@ def renewal(
     upcoming = (ended[1], next_end(sub, slots[0].price, ended[1])) if slots else ended
     billed = pending_lines(state, sub)
     billed += lines(state, sub, period_charges(state, slots, upcoming))
-    billed += lines(state, sub, usage_charges(state, slots, ended))
+    billed += lines(state, sub, usage_charges(state, sub, slots, ended))
     discounts = invoices.live_discounts(state, sub, ended[1])
     return invoices.build(state, sub, billed, reason, ended, discounts), upcoming
 

@@ -3,8 +3,9 @@
 Nothing is stored: the preview is worked out with the same rules as the real billing.
 
 - **An existing subscription** (`subscription`): its renewal at the end of the current period
-  (the next period of licensed items, the ended one of metered items, the pending invoice
-  items), or, during a trial, the first invoice after it.
+  (the next period of licensed items, the current one of metered items with the usage their
+  meters recorded so far, the pending invoice items), or, during a trial, the first invoice
+  after it.
 - **Proposed changes** (`subscription_details`: `items` rows with `id`/`price`/`quantity`/
   `deleted`, `proration_behavior`, `proration_date`, `trial_end`, `cancel_at_period_end`):
   with `create_prorations` (the default) the renewal carries the proration lines; with
@@ -221,9 +222,10 @@ def _after_trial(
     start = max(trial_end, state.now())
     anchored = {**sub, "billing_cycle_anchor": start}
     upcoming = (start, next_end(anchored, slots[0].price, start))
-    billed = pending_lines(state, sub) + lines(state, sub, period_charges(state, slots, upcoming))
-    discounts = preview_discounts(state, p, sub, start)
     ended = (int(str(sub["trial_start"] or sub["start_date"])), start)
+    billed = pending_lines(state, sub) + lines(state, sub, period_charges(state, slots, upcoming))
+    billed += lines(state, sub, usage_charges(state, sub, slots, ended))
+    discounts = preview_discounts(state, p, sub, start)
     return _draft(state, sub, billed, ended, discounts)
 
 
@@ -259,7 +261,7 @@ def _changed(
     upcoming = (period[1], next_end(sub, after[0].price, period[1]))
     billed = pending_lines(state, sub) + lines(state, sub, prorations)
     billed += lines(state, sub, period_charges(state, after, upcoming))
-    billed += lines(state, sub, usage_charges(state, after, period))
+    billed += lines(state, sub, usage_charges(state, sub, after, period))
     invoice = _draft(state, sub, billed, period, _live(state, p, sub, period[1]))
     return _with_date(invoice, moment) if prorations else invoice
 
@@ -344,7 +346,7 @@ def _scheduled_renewal(
     slots = current if phase is None else schedules.phase_slots(state, sub, phase)
     upcoming = (period[1], next_end(sub, slots[0].price, period[1]))
     billed = pending_lines(state, sub) + lines(state, sub, period_charges(state, slots, upcoming))
-    billed += lines(state, sub, usage_charges(state, current, period))
+    billed += lines(state, sub, usage_charges(state, sub, current, period))
     return _draft(state, sub, billed, period, _live(state, p, sub, period[1]))
 
 

@@ -122,7 +122,10 @@ def _send_all(
             try:
                 future.result()
             except StripeFailure as exc:
-                report.failed.append((key, str(exc)))
+                if not _seen(exc):
+                    report.failed.append((key, str(exc)))
+                else:
+                    batch.append(key)  # Stripe has it from an earlier run
             else:
                 batch.append(key)
             if len(batch) >= BATCH or done == len(futures):
@@ -132,6 +135,12 @@ def _send_all(
             if on_sent is not None:
                 on_sent(done, len(futures))
     return sent
+
+
+def _seen(exc: StripeFailure) -> bool:
+    """Stripe's answer to an identifier it already has (sent by a run that died before it
+    marked it): a 400 without an error code, `An event already exists with identifier …`."""
+    return exc.status == 400 and "already exists with identifier" in str(exc)
 
 
 def _mark(engine: Engine, identifiers: list[str], now: datetime) -> None:

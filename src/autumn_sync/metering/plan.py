@@ -2,7 +2,8 @@
 item, per period, up to the usage `track` recorded, and what they cost. Pure: no I/O.
 
 A customer's usage of a feature priced pay-per-use is reported whole (the price's first
-tier, up to the included units, is free: Stripe bills only what is beyond). Per period (the
+tier, up to the included units, is free: Stripe bills only what is beyond), in whole units
+as Stripe's meters take them (a fraction of a unit used counts as a unit). Per period (the
 balance's, which ends at its reset), the units already reported (sent, or written down to
 send) are taken from the usage: the rest is one event. Its identifier names the customer,
 the feature, the period and the units reported before it, so the same event written again
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
 WINDOW = timedelta(days=35)  # Stripe takes meter events up to 35 days old
 ZERO = Decimal(0)
@@ -99,6 +100,11 @@ class Late:
     value: Decimal
 
 
+def whole(usage: Decimal) -> Decimal:
+    """Stripe's meters take whole units: a fraction of a unit used is billed as a unit."""
+    return usage.to_integral_value(rounding=ROUND_CEILING)
+
+
 def identifier(item: BilledItem, period_end: datetime, before: Decimal) -> str:
     """`autumn_sync:user_1:messages:20270101T000000:1300` (at most 100 characters)."""
     units = format(before.normalize(), "f")
@@ -110,14 +116,14 @@ def events(periods: Iterable[Period], now: datetime) -> Iterator[MeterEvent | La
     """One event per period whose usage is above what was reported: timestamped now, or in
     the last second of a period that ended."""
     for period in periods:
-        value = period.usage - period.reported
+        value = whole(period.usage) - period.reported
         if value <= 0:
             continue
         if period.end <= now - WINDOW:
             yield Late(period.item, period.end, value)
             continue
         moment = min(now, period.end - timedelta(seconds=1))
-        cost = period.item.cost(period.usage) - period.item.cost(period.reported)
+        cost = period.item.cost(whole(period.usage)) - period.item.cost(period.reported)
         yield MeterEvent(
             identifier=identifier(period.item, period.end, period.reported),
             item=period.item,

@@ -40,6 +40,15 @@ def sync(sqlite_url: str, tmp_path: Path) -> Iterator[Sync]:
     engine.dispose()
 
 
+@pytest.fixture
+def live(sqlite_url: str, tmp_path: Path) -> Iterator[Sync]:
+    """The emulator on the wall clock, as the command line runs on it."""
+    engine = connect(sqlite_url)
+    with Emulator(seed=7) as emu:
+        yield Sync(engine, emu, tmp_path)
+    engine.dispose()
+
+
 def on_pro(sync: Sync) -> tuple[str, Billing]:
     customer = subscribed(sync, billing("pro"))
     return customer, Billing(engine=sync.engine, clock=sync.clock)
@@ -50,8 +59,9 @@ def report(sync: Sync, **options: Any) -> Any:
 
 
 def meter_events(sync: Sync) -> list[dict[str, Any]]:
-    """The meter events the emulator holds."""
-    return list(sync.emu.state.tables["meter_event"].rows.values())
+    """The meter events the emulator holds (customer, value, timestamp), oldest first."""
+    held = sync.emu.state.meter_events.values()
+    return sorted((e for events in held for e in events), key=lambda e: e["created"])
 
 
 def test_usage_beyond_the_included_messages_is_billed_once(sync: Sync) -> None:
@@ -77,7 +87,7 @@ def test_usage_reported_as_it_grows_is_billed_once_in_all(sync: Sync) -> None:
         app.track("user_1", "messages", used)
         report(sync)
 
-    assert [int(e["payload"]["value"]) for e in meter_events(sync)] == [700, 500, 100]
+    assert [int(e["value"]) for e in meter_events(sync)] == [700, 500, 100]
     assert renewal(sync, customer) == 2000 + 1500
 
 
@@ -97,7 +107,8 @@ def test_the_usage_of_a_period_that_ended_is_reported_in_it(sync: Sync) -> None:
     ]
 
 
-def test_a_dry_run_shows_the_events_and_sends_nothing(sync: Sync) -> None:
+def test_a_dry_run_shows_the_events_and_sends_nothing(live: Sync) -> None:
+    sync = live
     _, app = on_pro(sync)
     app.track("user_1", "messages", 1300)
 
@@ -113,12 +124,16 @@ def test_a_dry_run_shows_the_events_and_sends_nothing(sync: Sync) -> None:
     )
 
     assert result.exit_code == 0, result.stderr
-    assert "user_1    messages  2027-01-01 00:00  1300   15.00 usd" in result.stdout
+    (header, row) = result.stdout.splitlines()[:2]
+    assert header.split() == ["CUSTOMER", "FEATURE", "PERIOD", "ENDS", "UNITS", "AMOUNT"]
+    assert row.split()[:2] == ["user_1", "messages"]
+    assert row.split()[-3:] == ["1300", "15.00", "usd"]
     assert "Would send 1 meter events (1300 units)." in result.stdout
     assert meter_events(sync) == []
 
 
-def test_the_command_reports_and_says_how_much(sync: Sync) -> None:
+def test_the_command_reports_and_says_how_much(live: Sync) -> None:
+    sync = live
     _, app = on_pro(sync)
     app.track("user_1", "messages", 1300)
     args = ("--stripe-api-key", DEFAULT_API_KEY, "--stripe-api-base", sync.emu.url)
@@ -192,7 +207,7 @@ def test_a_report_killed_anywhere_then_run_again_bills_the_usage_once(
             assert process.exitcode in (0, -signal.SIGKILL)
             report(sync)
         total = sum(used)
-        assert sum(int(e["payload"]["value"]) for e in meter_events(sync)) == total
+        assert sum(int(e["value"]) for e in meter_events(sync)) == total
         assert renewal(sync, customer) == 2000 + 5 * max(total - 1000, 0)
         with engine.connect() as conn:
             states = conn.execute(select(t.usage_reports.c.status)).scalars().all()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 
 import click
 
@@ -89,8 +90,8 @@ def _money(event: MeterEvent) -> str:
     return f"{from_minor_units(event.amount, currency):f} {currency}"
 
 
-def _units(value: object) -> str:
-    return format(value, "f") if not isinstance(value, str) else value
+def _units(value: Decimal | int) -> str:
+    return format(Decimal(value).normalize(), "f")
 
 
 def _summary(found: UsageReport) -> None:

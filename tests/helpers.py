@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from autumn_sync.database import schema as t
 from autumn_sync.model.address import customer_key
+from autumn_sync.model.customers import Customer, CustomerPlan
 from autumn_sync.model.state import State
 
 
@@ -134,3 +135,14 @@ def _insert_copies(
         copies.append(values)
     if copies:
         conn.execute(insert(table), copies)
+
+
+def as_declared(customer: Customer) -> Customer:
+    """The customer with the plans a file gives it: without one a downgrade leaves at the end
+    of the period, and without the dates the database gives its plans (`begins`, `ends`)."""
+
+    def plans(held: tuple[CustomerPlan, ...]) -> tuple[CustomerPlan, ...]:
+        return tuple(replace(p, begins=None, ends=None) for p in held if p.ends is None)
+
+    entities = tuple(replace(e, plans=plans(e.plans)) for e in customer.entities)
+    return replace(customer, plans=plans(customer.plans), entities=entities)

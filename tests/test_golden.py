@@ -59,7 +59,6 @@ from autumn_sync.emulator import Emulator
 from autumn_sync.emulator.store import Clock
 from autumn_sync.model.address import Target
 from autumn_sync.model.attributes import attributes
-from autumn_sync.model.customers import Customer, CustomerPlan
 from autumn_sync.model.state import State
 from autumn_sync.model.stripe import OWNER_KEY, VERSION_KEY
 from autumn_sync.pipeline import apply_plan, load_desired, make_plan, read_current
@@ -68,7 +67,7 @@ from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.render import render_json, render_markdown, render_text
 from autumn_sync.stripe.gateway import Gateway, StripeConfig
 from tests.conftest import reset_database
-from tests.helpers import add_customers
+from tests.helpers import add_customers, as_declared
 
 # Plans that date things (a downgrade at the end of the period) are planned on a fixed day.
 TODAY = datetime(2026, 12, 1)
@@ -218,11 +217,3 @@ def catalog(state: State) -> dict[str, Any]:
         },
         "balances": {address: attributes(b) for address, b in state.balances.items()},
     }
-
-
-def as_declared(customer: Customer) -> Customer:
-    def plans(held: tuple[CustomerPlan, ...]) -> tuple[CustomerPlan, ...]:
-        return tuple(replace(p, begins=None, ends=None) for p in held if p.ends is None)
-
-    entities = tuple(replace(e, plans=plans(e.plans)) for e in customer.entities)
-    return replace(customer, plans=plans(customer.plans), entities=entities)

@@ -29,11 +29,12 @@ from autumn_sync.config.load import load_text
 from autumn_sync.config.problems import ConfigError
 from autumn_sync.database import schema as t
 from autumn_sync.database.diff.catalog import PlanConflict, diff
+from autumn_sync.database.diff.customers import dated
 from autumn_sync.database.engine import connect
 from autumn_sync.database.read.catalog import read_state
 from autumn_sync.database.schema import metadata
 from autumn_sync.model.attributes import CONTENT_FIELDS, attributes
-from autumn_sync.model.customers import Lookup
+from autumn_sync.model.customers import Customer, Lookup
 from autumn_sync.model.money import canonical, exponent
 from autumn_sync.model.records import (
     PRICE_INTERVALS,
@@ -57,13 +58,13 @@ from autumn_sync.model.records import (
     UsagePrice,
 )
 from autumn_sync.model.state import State
-from autumn_sync.pipeline import apply_plan, make_plan, read_current
+from autumn_sync.pipeline import apply_plan, make_plan, read_current, utc_now
 from autumn_sync.render.json import render_json
 from autumn_sync.render.markdown import render_markdown
 from autumn_sync.render.text import render_text
 from tests.conftest import reset_database, server_url
 from tests.customer_strategies import IDENTITIES, kept_or_new, with_customers
-from tests.helpers import add_customers, customer_versions
+from tests.helpers import add_customers, as_declared, customer_versions
 
 pytestmark = pytest.mark.slow  # see pyproject.toml: the fast loop leaves these out
 
@@ -453,9 +454,10 @@ def apply(engine: Engine, desired: State) -> None:
 
 
 def view(state: State) -> dict[str, dict[str, Any]]:
-    """Everything the file can say about the offered catalog (archived plans left out)."""
+    """Everything the file can say about the offered catalog (archived plans left out; the
+    customers' plans as the file gives them, see `as_declared`)."""
     return {
-        record.address: attributes(record)
+        record.address: attributes(as_declared(record) if isinstance(record, Customer) else record)
         for record in state.records()
         if not (isinstance(record, Plan) and record.archived)
     }
@@ -680,7 +682,8 @@ def check_customer_convergence(
         current = read_state_for(engine, b)
         b = keep_used_features(current, b)
         plan = make_plan(engine, b)
-        shuffled = diff(reversed_state(current), reversed_state(b))  # planning is deterministic
+        backwards = reversed_state(current)  # planning is deterministic
+        shuffled = diff(backwards, dated(backwards, reversed_state(b), utc_now().date()))
         assert render_json(shuffled) == render_json(plan) and shuffled.checksum() == plan.checksum()
         for change in plan.changes:
             if change.kind in ("customer", "balance"):

@@ -114,6 +114,8 @@ class State:
         self.due_at: float = math.inf
         self.due_handler: Callable[[State], None] | None = None
         self.frozen_now: int | None = None
+        # called after each request and each time-driven step (webhook events)
+        self.observer: Callable[[State], None] | None = None
 
     def wake_at(self, moment: int | None) -> None:
         """Note that something (a renewal, a trial end, a phase change) falls due at `moment`."""
@@ -125,6 +127,11 @@ class State:
         if self.due_handler is not None and self.clock.now() >= self.due_at:
             with self.lock:
                 self.due_handler(self)
+
+    def observe(self) -> None:
+        """Let the observer (webhook delivery) see what changed; holding the lock."""
+        if self.observer is not None:
+            self.observer(self)
 
     def now(self) -> int:
         """The emulator's current time (the moment being processed while catching up)."""

@@ -401,5 +401,5 @@ def test_check_and_get_or_create_issue_a_fixed_number_of_statements(billing: Bil
         billing.get_or_create("user_1")
     with count_statements(billing.engine) as tracks:
         billing.track("jane", "messages", 1)  # first use: the balance row is made
-    assert (checks.count, found.count) == (7, 2)
-    assert tracks.count == 7 + 1 + 3  # read; insert; lock, update, read back
+    assert (checks.count, found.count) == (8, 2)  # check: the `past_due` setting too
+    assert tracks.count == 8 + 1 + 3  # read; insert; lock, update, read back

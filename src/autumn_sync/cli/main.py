@@ -27,6 +27,7 @@ from autumn_sync.cli.runtime import check as check_command
 from autumn_sync.cli.runtime import customer, track
 from autumn_sync.cli.show import show
 from autumn_sync.cli.usage import usage
+from autumn_sync.cli.webhooks import webhooks
 from autumn_sync.config.export import dump_state
 from autumn_sync.config.schema import json_schema_text
 from autumn_sync.database.engine import database_url, sqlite_path, url_secrets
@@ -240,6 +241,7 @@ cli.add_command(check_command)
 cli.add_command(track)
 cli.add_command(show)
 cli.add_command(usage)
+cli.add_command(webhooks)
 
 
 def main() -> None:

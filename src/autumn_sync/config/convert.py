@@ -28,6 +28,8 @@ from autumn_sync.model.customers import (
 from autumn_sync.model.money import canonical
 from autumn_sync.model.records import (
     ALWAYS,
+    PAST_DUE_ALLOW,
+    PAST_DUE_DENY,
     PRORATE_NOW,
     UNRESTRICTED,
     CodeRestrictions,
@@ -63,6 +65,7 @@ def to_state(spec: BillingFile) -> State:
             currency=spec.settings.currency,
             create_customers=ALWAYS if spec.settings.stripe.create_customers == ALWAYS else None,
             upgrades=_upgrades(spec.settings.billing.upgrades),
+            past_due=None if spec.settings.billing.past_due == PAST_DUE_ALLOW else PAST_DUE_DENY,
         ),
         features={fid: _feature(fid, f) for fid, f in spec.features.items()},
         plans={pid: _plan(pid, p) for pid, p in spec.plans.items()},

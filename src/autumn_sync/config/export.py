@@ -34,8 +34,9 @@ def dump_state(state: State) -> str:
         document["settings"] = {"currency": state.settings.currency}
         if state.settings.create_customers is not None:
             document["settings"]["stripe"] = {"create_customers": state.settings.create_customers}
-        if state.settings.upgrades is not None:
-            document["settings"]["billing"] = {"upgrades": state.settings.upgrades}
+        billing = {"upgrades": state.settings.upgrades, "past_due": state.settings.past_due}
+        if any(value is not None for value in billing.values()):
+            document["settings"]["billing"] = {k: v for k, v in billing.items() if v is not None}
     document["features"] = {f.id: _feature(f) for f in _sorted(state.features)}
     document["plans"] = {p.id: _plan(p) for p in _sorted(state.active_plans)}
     document["rewards"] = {r.id: _reward(r) for r in _sorted(state.rewards)}

@@ -95,6 +95,14 @@ class BillingSettingsSpec(Spec):
             "price from the next period."
         ),
     ] = "prorate_now"
+    past_due: Annotated[
+        Literal["allow", "deny"],
+        Field(
+            description="A plan whose payment failed (past_due in Stripe, told by a webhook): "
+            "allow keeps granting it while Stripe retries the payment; deny stops `check` "
+            "granting it until the invoice is paid."
+        ),
+    ] = "allow"
 
 
 class SettingsSpec(Spec):

@@ -361,3 +361,18 @@ apply_lock = Table(
     Column("since", DateTime, nullable=False),
     Column("session_id", BigInteger),
 )
+
+# Every Stripe event a webhook delivered, once (its id is the key: a replay or one of Stripe's
+# retries finds it and changes nothing), with the subscription it was about and when Stripe
+# made it (`created`, UTC): an event older than one already processed for its subscription
+# changes no status (Stripe does not deliver in order).
+stripe_events = Table(
+    "stripe_events",
+    metadata,
+    Column("event_id", String(255), primary_key=True),
+    Column("type", String(100), nullable=False),
+    Column("subscription_id", String(255), index=True),
+    Column("created", DateTime, nullable=False),
+    Column("received_at", DateTime, nullable=False),
+    Column("outcome", String(20), nullable=False),
+)

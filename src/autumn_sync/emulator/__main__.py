@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -31,6 +32,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--drop-rate", type=float, default=0.0, help="fraction done but left unanswered"
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for ids and faults")
+    parser.add_argument(
+        "--webhook-url", default=None, help="POST signed events (subscriptions, invoices) here"
+    )
+    parser.add_argument(
+        "--webhook-secret",
+        default=os.environ.get("STRIPE_WEBHOOK_SECRET"),
+        help="the endpoint's signing secret [STRIPE_WEBHOOK_SECRET]",
+    )
     return parser.parse_args(argv)
 
 
@@ -47,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             fault_rate=args.fault_rate,
             drop_rate=args.drop_rate,
             seed=args.seed,
+            webhook_url=args.webhook_url,
+            webhook_secret=args.webhook_secret,
         )
         emulator.bind()
     except (OSError, ValueError) as exc:

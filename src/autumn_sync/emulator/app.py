@@ -161,6 +161,8 @@ class App:
                 body = route.handler(_call(self.state, path_args, params))
             except StripeError as error:
                 return error_response(error), error.saved
+            finally:
+                self.state.observe()
         return Response(200, encode(body)), True
 
     def _log(self, request: Request, response: Response) -> None:

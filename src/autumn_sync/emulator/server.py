@@ -27,6 +27,7 @@ from autumn_sync.emulator.resources.due import process_due
 from autumn_sync.emulator.routing import Call, Router
 from autumn_sync.emulator.store import Clock, JsonDict, State
 from autumn_sync.emulator.views import Expand
+from autumn_sync.emulator.webhooks import Webhooks
 
 DEFAULT_API_KEY = "sk_test_emulator"
 POLL_SECONDS = 0.05  # how quickly `stop` is noticed
@@ -99,6 +100,8 @@ class Emulator:
         api_keys: frozenset[str] | set[str] | None = None,
         clock: Clock | None = None,
         meter_event_rate_limit: float | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.clock = clock or Clock()
@@ -114,6 +117,22 @@ class Emulator:
         self.app = App(self.state, self.router, self.faults, self.requests, self.idempotency, keys)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.webhooks: Webhooks | None = None
+        if webhook_url is not None:
+            self.send_webhooks(webhook_url, webhook_secret or "")
+
+    def send_webhooks(self, url: str, secret: str, **options: Any) -> Webhooks:
+        """From now on, deliver signed events of the state's changes to `url` (see
+        `emulator.webhooks`; `options`: `attempts`, `delays`, `timeout`)."""
+        if not secret:
+            raise ValueError("a webhook secret is needed to sign the events")
+        if self.webhooks is not None:
+            self.webhooks.close()
+        webhooks = Webhooks(url, secret, **options)
+        webhooks.snapshot(self.state)
+        self.webhooks = webhooks
+        self.state.observer = webhooks.observe
+        return webhooks
 
     @property
     def url(self) -> str:
@@ -154,7 +173,10 @@ class Emulator:
             self._server.server_close()
 
     def stop(self) -> None:
-        """Stop serving and close the socket."""
+        """Stop serving and close the socket (and stop delivering webhooks)."""
+        if self.webhooks is not None:
+            self.state.observer = None
+            self.webhooks.close()
         server, self._server = self._server, None
         if server is None:
             return
@@ -217,7 +239,10 @@ class Emulator:
         form.pop("expand", None)
         with self.state.lock:
             self.state.run_due()
-            return route.handler(Call(self.state, Params(form), path_args, Expand(expand)))
+            try:
+                return route.handler(Call(self.state, Params(form), path_args, Expand(expand)))
+            finally:
+                self.state.observe()
 
     def add_customer(self, customer_id: str, **fields: object) -> JsonDict:
         """Store a customer with a chosen id (Stripe's API cannot), e.g. a pre-existing one."""

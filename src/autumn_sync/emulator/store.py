@@ -118,6 +118,8 @@ class State:
         # with the moment each `identifier` was last accepted (for its uniqueness window).
         self.meter_events: dict[str, list[JsonDict]] = {}
         self.meter_identifiers: dict[str, int] = {}
+        # called after each request and each time-driven step (webhook events)
+        self.observer: Callable[[State], None] | None = None
 
     def wake_at(self, moment: int | None) -> None:
         """Note that something (a renewal, a trial end, a phase change) falls due at `moment`."""
@@ -129,6 +131,11 @@ class State:
         if self.due_handler is not None and self.clock.now() >= self.due_at:
             with self.lock:
                 self.due_handler(self)
+
+    def observe(self) -> None:
+        """Let the observer (webhook delivery) see what changed; holding the lock."""
+        if self.observer is not None:
+            self.observer(self)
 
     def now(self) -> int:
         """The emulator's current time (the moment being processed while catching up)."""

@@ -49,6 +49,9 @@ ALWAYS = "always"  # settings.stripe.create_customers: every customer in Stripe 
 PRORATE_NOW = "prorate_now"
 PRORATE_NEXT_INVOICE = "prorate_next_invoice"
 NO_PRORATION = "no_proration"
+# settings.billing.past_due: whether `check` grants the plans whose payment failed
+PAST_DUE_ALLOW = "allow"
+PAST_DUE_DENY = "deny"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class Settings:
     currency: str
     create_customers: str | None = None  # None: when billing needs them; "always"
     upgrades: str | None = None  # how a plan change on a subscription is prorated; None: now
+    past_due: str | None = None  # settings.billing.past_due: "deny"; None: allow
 
     kind: ClassVar[Kind] = Kind.SETTINGS
 

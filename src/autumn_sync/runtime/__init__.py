@@ -9,10 +9,12 @@ from autumn_sync.runtime.entitlements import FeatureBalance
 from autumn_sync.runtime.errors import (
     BillingError,
     InvalidRequest,
+    InvalidWebhook,
     UnknownCustomer,
     UnknownFeature,
 )
 from autumn_sync.runtime.results import CheckResult, CustomerInfo, PlanInfo, TrackResult
+from autumn_sync.runtime.webhooks import WebhookResult
 
 __all__ = [
     "Billing",
@@ -21,9 +23,11 @@ __all__ = [
     "CustomerInfo",
     "FeatureBalance",
     "InvalidRequest",
+    "InvalidWebhook",
     "PlanInfo",
     "TrackResult",
     "UnknownCustomer",
     "UnknownFeature",
+    "WebhookResult",
     "utc_now",
 ]

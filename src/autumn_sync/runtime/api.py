@@ -14,6 +14,7 @@ used. `apply` never resets usage. The rules are in `runtime.entitlements`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -23,11 +24,13 @@ from autumn_sync.database.engine import connect
 from autumn_sync.runtime import usage
 from autumn_sync.runtime.customers import NewCustomer, get_or_create
 from autumn_sync.runtime.entitlements import FeatureBalance, feature_balance
-from autumn_sync.runtime.errors import UnknownCustomer
+from autumn_sync.runtime.errors import InvalidWebhook, UnknownCustomer
 from autumn_sync.runtime.queries import customer_by_id, customer_info, entitlements
 from autumn_sync.runtime.results import CheckResult, CustomerInfo, TrackResult
+from autumn_sync.runtime.webhooks import WebhookResult, handle_event
 
 Clock = Callable[[], datetime]
+WEBHOOK_SECRET = "STRIPE_WEBHOOK_SECRET"  # the webhook endpoint's signing secret (whsec_…)
 
 
 def utc_now() -> datetime:
@@ -41,7 +44,9 @@ class Billing:
     `database_url` is opened (and migrated) as the command line does (`None`: the
     `AUTUMN_SYNC_DATABASE_URL` environment variable, else `sqlite:///autumn-sync.db`), or an
     existing `engine` is used. `clock` returns now as a UTC datetime without tzinfo.
-    Errors are `BillingError`s (`UnknownCustomer`, `UnknownFeature`, `InvalidRequest`).
+    `webhook_secret` verifies Stripe's webhooks (None: the `STRIPE_WEBHOOK_SECRET`
+    environment variable). Errors are `BillingError`s (`UnknownCustomer`, `UnknownFeature`,
+    `InvalidRequest`, `InvalidWebhook`).
     """
 
     def __init__(
@@ -50,10 +55,12 @@ class Billing:
         *,
         engine: Engine | None = None,
         clock: Clock = utc_now,
+        webhook_secret: str | None = None,
     ) -> None:
         self._owns_engine = engine is None
         self.engine = engine if engine is not None else connect(database_url)
         self.clock = clock
+        self._webhook_secret = webhook_secret or os.environ.get(WEBHOOK_SECRET)
 
     def close(self) -> None:
         """Close the database connections this object opened (not those of a given engine)."""
@@ -111,3 +118,23 @@ class Billing:
                 raise UnknownCustomer(customer_id)
             ents = entitlements(conn, row, now)
         return [feature_balance(ents, fid, now) for fid in ents.shown_features()]
+
+    def handle_stripe_event(self, payload: bytes | str, signature: str | None) -> WebhookResult:
+        """Record what a Stripe webhook says (checkout completed, invoice paid or failed,
+        subscription updated or deleted) on the customer plans of its subscription, once.
+
+        `payload` is the request's raw body, `signature` its `Stripe-Signature` header. A
+        missing or wrong signature, or a body that is no event, raises `InvalidWebhook`
+        (answer 400) and writes nothing; an event processed before is a no-op (`outcome`
+        "duplicate"), and one older than an event already processed for its subscription
+        changes no status ("stale"). See `runtime.webhooks`.
+        """
+        # the gateway (the one importer of `stripe`) verifies; imported here, where it is
+        # needed: `autumn_sync.stripe` imports the database package, which imports this one
+        from autumn_sync.stripe.gateway import WebhookRejected, verify_webhook
+
+        try:
+            event = verify_webhook(payload, signature, self._webhook_secret)
+        except WebhookRejected as exc:
+            raise InvalidWebhook(str(exc)) from None
+        return handle_event(self.engine, event, self.clock())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, insert, select, true, update
+from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from autumn_sync.database import schema as t
@@ -110,7 +110,7 @@ def _create(conn: Connection, new: NewCustomer, now: datetime) -> int:
     )
     iid = int(result.inserted_primary_key[0])  # type: ignore[index]
     for plan in _default_plans(conn):
-        _attach(conn, iid, plan, new.fingerprint, now)
+        attach_default(conn, iid, plan, new.fingerprint, now)
     return iid
 
 
@@ -126,17 +126,20 @@ def _default_plans(conn: Connection) -> list[Row[Any]]:
     return list(conn.execute(query))
 
 
-def _attach(
+def attach_default(
     conn: Connection, iid: int, plan: Row[Any], fingerprint: str | None, now: datetime
 ) -> None:
-    """Put a new customer on a default plan, with its free trial unless its fingerprint had
-    one of the plan (when the plan gives one per fingerprint)."""
+    """Put a customer on a default plan (`plan`: its id, current version, trial days and
+    whether one trial per fingerprint), with its free trial unless the customer or its
+    fingerprint (when the plan gives one per fingerprint) had one of the plan. A row of the
+    plan the customer had (ended) is dropped first."""
     days = plan.trial_days
     trial_end = now.date() + timedelta(days=days) if days else None
     if trial_end is not None:
         fp = fingerprint if plan.trial_unique_fingerprint else None
         trial = Trial(iid, "", plan.id, trial_end, fp)
         trial_end = trial_end if take_trial(conn, trial, now) else None
+    _drop_ended(conn, iid, plan.id)
     conn.execute(
         insert(t.customer_plans).values(
             customer_internal_id=iid,
@@ -149,3 +152,13 @@ def _attach(
             trial_ends_at=trial_end,
         )
     )
+
+
+def _drop_ended(conn: Connection, iid: int, plan_id: str) -> None:
+    """Drop the customer's own row of `plan_id` and its custom items, if it has one."""
+    cp, ci = t.customer_plans, t.customer_plan_items
+    mine = (cp.c.customer_internal_id == iid) & (cp.c.entity_id == "") & (cp.c.plan_id == plan_id)
+    found = conn.execute(select(cp.c.internal_id).where(mine)).scalars().all()
+    if found:
+        conn.execute(delete(ci).where(ci.c.customer_plan_id.in_(found)))
+        conn.execute(delete(cp).where(cp.c.internal_id.in_(found)))

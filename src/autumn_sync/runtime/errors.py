@@ -25,3 +25,8 @@ class UnknownFeature(BillingError):
 
 class InvalidRequest(BillingError):
     """The arguments do not make sense (an empty id, a value that is not a number...)."""
+
+
+class InvalidWebhook(BillingError):
+    """A webhook delivery that is not a genuine Stripe event (a missing or wrong signature,
+    a body that is no event): nothing was written."""

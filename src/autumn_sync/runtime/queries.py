@@ -22,6 +22,8 @@ from autumn_sync.runtime.intervals import midnight, next_boundary, recurs
 from autumn_sync.runtime.results import CustomerInfo, PlanInfo
 
 ENTITLED = ("active", "trialing", "past_due")  # plan statuses that give access
+PAST_DUE = "past_due"  # a payment failed: access unless `settings.billing.past_due: deny`
+PAST_DUE_SETTING = "billing.past_due"  # settings key (`database.read.catalog.PAST_DUE`)
 TRIALING = "trialing"
 ACTIVE = "active"
 SCHEDULED = "scheduled"
@@ -52,7 +54,7 @@ def features(conn: Connection) -> dict[str, FeatureDef]:
 
 
 def entitlements(conn: Connection, customer: Row[Any], now: datetime) -> Entitlements:
-    """What `customer` (a `customers` row) is entitled to at `now`: six queries."""
+    """What `customer` (a `customers` row) is entitled to at `now`: seven queries."""
     iid = customer.internal_id
     b, g = t.balances, t.balance_grants
     balances = {
@@ -67,38 +69,50 @@ def entitlements(conn: Connection, customer: Row[Any], now: datetime) -> Entitle
         customer_id=customer.id,
         created_at=customer.created_at,
         features=features(conn),
-        items=_items(conn, iid, now.date()),
+        items=_items(conn, iid, now.date(), entitled_statuses(conn)),
         balances=balances,
         grants=grants,
     )
 
 
-def _entitled_plans(iid: int, today: date) -> ColumnElement[bool]:
-    """The customer's own plans that give access today: of an entitled status (or cancelled
-    in Stripe, until the end of what was paid), begun (a future start, a downgrade's plan
-    waiting for the period's end), not ended."""
+def entitled_statuses(conn: Connection) -> tuple[str, ...]:
+    """The plan statuses that give access: `past_due` too unless the settings deny it."""
+    s = t.settings
+    denied = conn.execute(select(s.c.value).where(s.c.key == PAST_DUE_SETTING)).scalar()
+    return tuple(status for status in ENTITLED if status != PAST_DUE or denied != "deny")
+
+
+def _entitled_plans(
+    iid: int, today: date, statuses: tuple[str, ...] = ENTITLED
+) -> ColumnElement[bool]:
+    """The customer's own plans that give access today: of an entitled status (`statuses`;
+    or cancelled in Stripe, until the end of what was paid), begun (a future start, a
+    downgrade's plan waiting for the period's end), not ended."""
     cp = t.customer_plans
     mine = (cp.c.customer_internal_id == iid) & (cp.c.entity_id == "")
     begun = cp.c.begins_at.is_(None) | (cp.c.begins_at <= today)
     running = cp.c.ends_at.is_(None) | (cp.c.ends_at > today)
     # cancelled in Stripe: paid until its end (a cancellation with no end gives nothing)
     ending = (cp.c.status == CANCELED) & cp.c.ends_at.is_not(None)
-    return mine & (cp.c.status.in_(ENTITLED) | ending) & begun & running
+    return mine & (cp.c.status.in_(statuses) | ending) & begun & running
 
 
-def _items(conn: Connection, iid: int, today: date) -> tuple[Item, ...]:
+def _items(
+    conn: Connection, iid: int, today: date, statuses: tuple[str, ...] = ENTITLED
+) -> tuple[Item, ...]:
     """The items of the customer's own plans at their versions, custom items applied."""
     cp, pi, ci = t.customer_plans, t.plan_items, t.customer_plan_items
     found: dict[tuple[int, str], Item] = {}
     versions = (pi.c.plan_id == cp.c.plan_id) & (pi.c.version == cp.c.version)
     query = select(cp, pi.c.feature_id, pi.c.included, pi.c.reset_interval, pi.c.billing)
     query = query.add_columns(pi.c.price_per, pi.c.price_interval.label("item_interval"))
-    for row in conn.execute(query.join(pi, versions).where(_entitled_plans(iid, today))):
+    entitled = _entitled_plans(iid, today, statuses)
+    for row in conn.execute(query.join(pi, versions).where(entitled)):
         found[(row.internal_id, row.feature_id)] = _item(row)
     custom = select(cp, ci.c.feature_id, ci.c.included, ci.c.reset_interval.label("custom_reset"))
     custom = custom.add_columns(ci.c.quantity.label("units"))
     custom = custom.join(ci, ci.c.customer_plan_id == cp.c.internal_id)
-    for row in conn.execute(custom.where(_entitled_plans(iid, today))):
+    for row in conn.execute(custom.where(entitled)):
         key = (row.internal_id, row.feature_id)
         found[key] = _custom_item(row, found.get(key))
     return tuple(found[key] for key in sorted(found))

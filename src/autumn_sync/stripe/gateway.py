@@ -251,3 +251,38 @@ def _failure(exc: stripe.StripeError, attempts: int) -> StripeFailure:
     if attempts > 1:
         message = f"{message} (gave up after {attempts} attempts)"
     return StripeFailure(message, status=exc.http_status, code=code)
+
+
+# --- webhooks ------------------------------------------------------------------------------
+
+WEBHOOK_TOLERANCE = 300  # seconds a signature stays valid (Stripe's libraries' default)
+
+
+class WebhookRejected(Exception):
+    """A webhook delivery that is not a genuine Stripe event: a missing, malformed or wrong
+    `Stripe-Signature`, one too old (a replayed capture), or a body that is no event."""
+
+
+def verify_webhook(
+    payload: bytes | str,
+    signature: str | None,
+    secret: str | None,
+    tolerance: int = WEBHOOK_TOLERANCE,
+) -> dict[str, Any]:
+    """The event a webhook delivered, as a plain dict, once its `Stripe-Signature` header
+    (`t=…,v1=…`: HMAC-SHA256 of `t.payload` with the endpoint's secret) is verified by the
+    `stripe` library; raises `WebhookRejected` otherwise."""
+    if not secret:
+        raise WebhookRejected("no webhook secret is configured (STRIPE_WEBHOOK_SECRET)")
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature, secret, tolerance)
+    except stripe.SignatureVerificationError as exc:
+        raise WebhookRejected(f"bad signature: {str(exc).splitlines()[0]}") from None
+    text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
+    try:
+        event = json.loads(text)
+    except ValueError:
+        raise WebhookRejected("the body is not JSON") from None
+    if not isinstance(event, dict) or event.get("object") != "event" or "id" not in event:
+        raise WebhookRejected("the body is not a Stripe event")
+    return event

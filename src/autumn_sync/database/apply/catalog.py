@@ -9,7 +9,7 @@ from sqlalchemy import and_, delete, insert, update
 
 from autumn_sync.database import schema as t
 from autumn_sync.database.apply.transaction import APPLIERS, Transaction
-from autumn_sync.database.read.catalog import CREATE_CUSTOMERS, UPGRADES
+from autumn_sync.database.read.catalog import CREATE_CUSTOMERS, PAST_DUE, UPGRADES
 from autumn_sync.model.records import Feature, Plan, PlanContent, Reward, Settings
 from autumn_sync.plan.changes import Archive, Create, Delete, Update
 
@@ -29,6 +29,7 @@ def _settings(tx: Transaction, settings: Settings) -> None:
         "currency": settings.currency,
         CREATE_CUSTOMERS: settings.create_customers,
         UPGRADES: settings.upgrades,
+        PAST_DUE: settings.past_due,
     }
     tx.connection.execute(delete(t.settings).where(t.settings.c.key.in_(list(values))))
     rows = [{"key": key, "value": value} for key, value in values.items() if value is not None]

@@ -17,7 +17,10 @@ each gives access (`CustomerPlan.begins`, `ends`), and the diff works those out 
   subscription ends or ended: `check` grants it until then. The row stays, ended or not,
   while the file names the plan (the plan asks for consent to charge the customer again);
   once autumn-sync subscribes the customer again (or Stripe holds the subscription running
-  again) the plan is active again, with no end.
+  again) the plan is active again, with no end;
+- the default plan of the group that took over when that subscription ended (a webhook put
+  the customer on it, `runtime.webhooks`) stays while the file names the cancelled plan: the
+  customer keeps the default plan's access until it subscribes again or the file changes.
 
 An upgrade, a switch between equals, a move to a plan billed at another interval (another
 subscription: the old one ends now, its unused time credited) and a plan replaced during its
@@ -90,7 +93,35 @@ def plan_dates(
         for pid, p in held.items()
         if pid not in kept and p.ends is not None and p.ends > today
     ]
+    result += _taken_over(held, result, catalog, today)
     return tuple(sorted(result, key=lambda p: p.plan))
+
+
+def _taken_over(
+    held: Mapping[str, CustomerPlan],
+    result: list[CustomerPlan],
+    catalog: Mapping[str, Plan],
+    today: date,
+) -> list[CustomerPlan]:
+    """The default plans the database holds that the file does not name, kept while a plan
+    of their group the file names was cancelled in Stripe and has ended: the default plan
+    took over when the subscription ended."""
+    kept = {p.plan for p in result}
+    ended = {
+        catalog[p.plan].group
+        for p in result
+        if p.status == CANCELED and p.ends is not None and p.ends <= today and p.plan in catalog
+    }
+    return [
+        p
+        for pid, p in held.items()
+        if pid not in kept
+        and p.ends is None
+        and pid in catalog
+        and catalog[pid].default
+        and catalog[pid].group is not None
+        and catalog[pid].group in ended
+    ]
 
 
 def _leaving(plan: CustomerPlan) -> CustomerPlan:

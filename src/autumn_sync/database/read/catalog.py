@@ -36,6 +36,7 @@ from autumn_sync.model.state import State
 VersionKey = tuple[str, int]
 CREATE_CUSTOMERS = "stripe.create_customers"  # settings key; absent: when billing needs them
 UPGRADES = "billing.upgrades"  # settings key; absent: prorated now
+PAST_DUE = "billing.past_due"  # settings key; absent: past_due plans are granted
 
 
 def read_state(connection: Connection, lookup: Lookup | None = None) -> State:
@@ -62,6 +63,7 @@ def _settings(values: dict[str, str]) -> Settings | None:
         currency=values["currency"],
         create_customers=values.get(CREATE_CUSTOMERS),
         upgrades=values.get(UPGRADES),
+        past_due=values.get(PAST_DUE),
     )
 
 

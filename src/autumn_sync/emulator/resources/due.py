@@ -30,6 +30,7 @@ def process_due(state: State) -> None:
         state.frozen_now = earliest[0]
         try:
             earliest[2]()
+            state.observe()  # the step's events, at its moment
         finally:
             state.frozen_now = None
     raise RuntimeError("the emulator's scheduled work does not move forward in time")

@@ -224,3 +224,35 @@ def test_half_december_usage_is_reported_at_the_time_it_is_sent(sync: Sync) -> N
     (sent,) = report(sync).events
 
     assert sent.timestamp == START + HALF_DECEMBER
+
+
+def test_usage_counted_in_credits_is_reported_in_credits(sync: Sync) -> None:
+    """A credit system priced per use: 100 credits included, then 10 cents a credit; Jane
+    sends 300 images at 0.5 credits each (150 credits): 50 credits beyond, 500 cents."""
+    doc = billing("credits")
+    doc["features"]["images"] = {"name": "Images", "type": "metered", "consumable": True}
+    doc["features"]["credits"] = {
+        "name": "Credits",
+        "type": "credit_system",
+        "credit_costs": {"images": 0.5},
+    }
+    doc["plans"]["credits"] = {
+        "name": "Credits",
+        "price": {"amount": 20, "interval": "month"},
+        "items": [
+            {
+                "feature": "credits",
+                "included": 100,
+                "reset": "month",
+                "price": {"amount": 10, "per": 100, "billing": "pay_per_use"},
+            }
+        ],
+    }
+    customer = subscribed(sync, doc)
+    app = Billing(engine=sync.engine, clock=sync.clock)
+    app.track("user_1", "images", 300)
+
+    (sent,) = report(sync).events
+
+    assert (sent.item.feature, sent.value, sent.amount) == ("credits", 150, 500)
+    assert renewal(sync, customer) == 2000 + 500

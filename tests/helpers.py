@@ -3,11 +3,13 @@ many file customers made at once."""
 
 from __future__ import annotations
 
+import os
+import signal
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, event, func, insert, select
 
 from autumn_sync.database import schema as t
 from autumn_sync.model.address import customer_key
@@ -146,3 +148,17 @@ def as_declared(customer: Customer) -> Customer:
 
     entities = tuple(replace(e, plans=plans(e.plans)) for e in customer.entities)
     return replace(customer, plans=plans(customer.plans), entities=entities)
+
+
+def die_after(engine: Engine, statement: str, limit: int) -> None:
+    """Kill this process (SIGKILL) right after `engine` has run its `limit`-th SQL statement
+    starting with `statement`, before its transaction commits (for a forked test process)."""
+    seen = 0
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def die(*args: Any) -> None:
+        nonlocal seen
+        if str(args[2]).lstrip().upper().startswith(statement):
+            seen += 1
+            if seen == limit:
+                os.kill(os.getpid(), signal.SIGKILL)

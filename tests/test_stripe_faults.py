@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import stripe
 import yaml
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from autumn_sync.config import load_text
 from autumn_sync.database import schema as t
@@ -45,7 +45,7 @@ from autumn_sync.stripe.journal import REJECTED
 from autumn_sync.stripe.read.catalog import ARCHIVED_KEY, METER_PREFIX
 from benchmarks.catalog import make_catalog
 from tests.conftest import EXAMPLES, run_cli
-from tests.helpers import add_customers
+from tests.helpers import add_customers, die_after
 
 pytestmark = pytest.mark.slow  # see pyproject.toml: the fast loop leaves these out
 
@@ -279,16 +279,7 @@ def _apply_and_die(
     before its transaction commits. Exits 0 when the apply ends first. `now`: the time the
     apply runs at (the emulator's), else the wall clock."""
     engine = connect(db)
-    seen = 0
-
-    @event.listens_for(engine, "after_cursor_execute")
-    def die(*args: Any) -> None:
-        nonlocal seen
-        if str(args[2]).lstrip().upper().startswith(statement):
-            seen += 1
-            if seen == limit:
-                os.kill(os.getpid(), signal.SIGKILL)
-
+    die_after(engine, statement, limit)
     gateway = Gateway(StripeConfig(DEFAULT_API_KEY, url))
     desired = load_text(Path(file).read_text(encoding="utf-8"))
     clock = utc_now

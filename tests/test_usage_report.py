@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from autumn_sync.database import schema as t
 from autumn_sync.database.engine import connect
@@ -27,6 +27,7 @@ from autumn_sync.metering import report_usage
 from autumn_sync.runtime.api import Billing
 from autumn_sync.stripe.gateway import Gateway, StripeConfig
 from tests.conftest import run_cli
+from tests.helpers import die_after
 from tests.test_money import DAY, HALF_DECEMBER, JANUARY, START, billing, charged, subscribed
 from tests.test_money import next_invoice as renewal
 from tests.test_stripe_sync import Sync
@@ -155,19 +156,10 @@ def test_without_stripe_the_command_says_so(sync: Sync) -> None:
 
 
 def _report_and_die(db: str, url: str, now: float, statement: str, limit: int) -> None:
-    """In a forked process: report, and die (SIGKILL) right after the `limit`-th statement
-    starting with `statement`, before its transaction commits."""
+    """In a forked process: report, and die right after the `limit`-th statement starting
+    with `statement`, before its transaction commits."""
     engine = connect(db)
-    seen = 0
-
-    @event.listens_for(engine, "after_cursor_execute")
-    def die(*args: Any) -> None:
-        nonlocal seen
-        if str(args[2]).lstrip().upper().startswith(statement):
-            seen += 1
-            if seen == limit:
-                os.kill(os.getpid(), signal.SIGKILL)
-
+    die_after(engine, statement, limit)
     at = datetime.fromtimestamp(now, UTC).replace(tzinfo=None)
     report_usage(engine, Gateway(StripeConfig(DEFAULT_API_KEY, url)), at)
     os._exit(0)

@@ -772,6 +772,7 @@ def test_a_no_change_plan_with_many_customers_reads_pages(
             "promotion_code",
             "customer",
             "subscription",
+            "subscription_schedule",
         )
     )
     assert all(method == "GET" for method, _ in counts)

@@ -73,6 +73,7 @@ KINDS = (
     "promotion_code",
     "customer",
     "subscription",
+    "subscription_schedule",
 )
 
 

@@ -66,6 +66,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("usage_reports_by_period", "usage_reports")
-    op.drop_table("usage_reports")
+    op.drop_table("usage_reports")  # its index with it (MariaDB's foreign key needs it)
     op.drop_table("usage_periods")

@@ -248,3 +248,32 @@ def test_usage_counted_in_credits_is_reported_in_credits(sync: Sync) -> None:
 
     assert (sent.item.feature, sent.value, sent.amount) == ("credits", 150, 500)
     assert renewal(sync, customer) == 2000 + 500
+
+
+@pytest.mark.parametrize(
+    ("balance", "billed"),
+    [
+        # A grant of 200 messages: 1,300 used, 1,200 free, 100 beyond: 500 cents.
+        ({"grants": [{"id": "welcome", "amount": 200}]}, 500),
+        # A declared allowance of 2,000: nothing is beyond it.
+        ({"allowance": 2000}, 0),
+    ],
+)
+def test_what_check_grants_free_is_not_billed(
+    sync: Sync, balance: dict[str, Any], billed: int
+) -> None:
+    doc = billing("pro")
+    doc["customers"][0]["balances"] = {"messages": balance}
+    customer = subscribed(sync, doc)
+    app = Billing(engine=sync.engine, clock=sync.clock)
+    app.track("user_1", "messages", 1300)
+
+    report(sync)
+
+    assert renewal(sync, customer) == 2000 + billed
+    assert (
+        app.check("user_1", "messages", 1).balance.included
+        + (app.check("user_1", "messages", 1).balance.granted)
+        - 1300
+        == (billed == 0) * 700 + (billed != 0) * -100
+    )

@@ -70,7 +70,7 @@ def report_usage(
         _send_pending(engine, gateway, now, report, workers)
     with engine.begin() as conn:
         items = ledger.billed_items(conn, customers)
-        usage = ledger.usage_by_period(conn, items)
+        usage = ledger.usage_by_period(conn, items, now)
         done = ledger.reported(conn, (i.customer_internal_id for i in items))
         for found in events(periods_of(items, usage, done), now):
             if isinstance(found, Late):

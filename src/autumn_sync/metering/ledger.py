@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from autumn_sync.model.money import to_minor_units
 from autumn_sync.stripe.map.catalog import meter_event_name
 
 PAY_PER_USE = "pay_per_use"
+ZERO = Decimal(0)
 BILLING = ("active", "trialing", "past_due", "canceled")  # statuses whose usage is billed
 PENDING = "pending"
 SENT = "sent"
@@ -104,23 +105,58 @@ def _currency(conn: Connection) -> str:
     return str(found or "usd")
 
 
-def usage_by_period(conn: Connection, items: Iterable[BilledItem]) -> UsageByPeriod:
-    """Per customer and feature, the usage of each period: the balance's (its period ends at
-    its next reset) and those of the periods closed since (`usage_periods`)."""
-    wanted = {(i.customer_internal_id, i.feature) for i in items}
+def usage_by_period(conn: Connection, items: Iterable[BilledItem], now: datetime) -> UsageByPeriod:
+    """Per customer and feature, the billable usage of each period: the balance's (its
+    period ends at its next reset) and those of the periods closed since (`usage_periods`),
+    less what `check` grants free beyond the price's included units (`free_beyond`)."""
+    listed = list(items)
+    wanted = {(i.customer_internal_id, i.feature) for i in listed}
     customers = sorted({iid for iid, _ in wanted})
     found: UsageByPeriod = defaultdict(dict)
     if not customers:
         return found
     b, up = t.balances, t.usage_periods
-    query = select(b.c.customer_internal_id, b.c.feature_id, b.c.usage, b.c.next_reset)
-    for row in conn.execute(query.where(b.c.customer_internal_id.in_(customers))):
+    query = select(
+        b.c.customer_internal_id, b.c.feature_id, b.c.usage, b.c.next_reset, b.c.allowance
+    ).add_columns(b.c.reset_at)
+    rows = conn.execute(query.where(b.c.customer_internal_id.in_(customers))).all()
+    free = free_beyond(conn, listed, rows, now)
+    for row in rows:
         if (row.customer_internal_id, row.feature_id) in wanted and row.next_reset is not None:
             found[(row.customer_internal_id, row.feature_id)][row.next_reset] = row.usage
     for row in conn.execute(select(up).where(up.c.customer_internal_id.in_(customers))):
         if (row.customer_internal_id, row.feature_id) in wanted:
             found[(row.customer_internal_id, row.feature_id)][row.period_end] = row.usage
+    for key, periods in found.items():
+        for end, used in periods.items():
+            periods[end] = max(used - free.get(key, ZERO), ZERO)
     return found
+
+
+def free_beyond(
+    conn: Connection, items: Sequence[BilledItem], balances: Sequence[Row[Any]], now: datetime
+) -> dict[tuple[int, str], Decimal]:
+    """Per customer and feature, the units `check` grants free beyond those the price's
+    first tier holds free: a declared allowance above the plan's included usage (while it
+    applies), and the grants not expired. Stripe bills only the usage beyond those."""
+    included = {(i.customer_internal_id, i.feature): i.included for i in items}
+    found: dict[tuple[int, str], Decimal] = {}
+    for row in balances:
+        key = (row.customer_internal_id, row.feature_id)
+        if key in included and row.allowance is not None and _applies(row.reset_at, now):
+            found[key] = Decimal(row.allowance) - included[key]
+    g = t.balance_grants
+    customers = sorted({iid for iid, _ in included})
+    grants = select(g.c.customer_internal_id, g.c.feature_id, g.c.amount, g.c.expires)
+    for grant in conn.execute(grants.where(g.c.customer_internal_id.in_(customers))):
+        key = (grant.customer_internal_id, grant.feature_id)
+        if key in included and _applies(grant.expires, now):
+            found[key] = found.get(key, ZERO) + Decimal(grant.amount)
+    return found
+
+
+def _applies(until: date | None, now: datetime) -> bool:
+    return until is None or now.date() < until
 
 
 def reported(

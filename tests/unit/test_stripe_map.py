@@ -38,6 +38,7 @@ from autumn_sync.model.stripe import (
     StripeProduct,
     StripePromotionCode,
     StripeState,
+    StripeSubscription,
     StripeTier,
     SubscriptionItem,
 )
@@ -846,3 +847,57 @@ def test_a_customers_own_price_is_at_its_plan_version() -> None:
     result = item_versions(2, existing, {}, {}, custom=True)
 
     assert result == ((f"{BASE}[user_1]", SubscriptionItem(2, 1)),)
+
+
+# --- continuous features billed pay-per-use (seats in use) -------------------------------------
+
+
+def seats_catalog(*plans: Plan) -> State:
+    state = catalog(*plans)
+    seats = Feature("seats", "Seats", FeatureType.METERED, consumable=False)
+    return replace(state, features={**state.features, "seats": seats})
+
+
+def test_pay_per_use_of_a_continuous_feature_is_a_licensed_price_without_a_meter() -> None:
+    """Seats in use do not reset: Stripe bills them as the item's quantity (prorated), the
+    included seats a free first tier."""
+    item = usage("seats", amount="10", included="2")
+
+    state = desired_stripe(seats_catalog(plan(items=(item,))), {})
+
+    assert state.meters == {}
+    price = state.prices["stripe_price.pro.seats"]
+    assert price.recurring == Recurring("month", 1, "licensed", None)
+    assert price.tiers == (StripeTier(2, Decimal(0)), StripeTier(None, Decimal(1000)))
+    assert plan_prices(plan(items=(item,)), "usd", 1)["stripe_price.pro.seats"].recurring == (
+        Recurring("month", 1, "metered", "stripe_meter.pro.seats")  # not said continuous
+    )
+    continuous = plan_prices(plan(items=(item,)), "usd", 1, {"seats"})
+    assert continuous["stripe_price.pro.seats"] == price
+
+
+def test_a_continuous_feature_item_follows_the_usage_stripe_has() -> None:
+    """A new item starts at 0 seats; one Stripe has keeps its quantity (`usage report` sets
+    it), so planning never fights the report."""
+    pro = plan(items=(usage("seats", amount="10", included="2"),), version=1)
+    state = replace(seats_catalog(pro), customers={".user_1": customer(".user_1", on("pro"))})
+    (planned,) = billing(state).subscriptions
+    seat = "stripe_price.pro.seats"
+    assert [(i.price, i.quantity, i.follows_usage) for i in planned.items] == [
+        (BASE, 1, False),
+        (seat, 0, True),
+    ]
+    wanted = desired_stripe(state, {"pro": 1}).prices
+
+    (new,) = with_items((planned,), StripeState(), wanted, {}, {"pro": 1})
+    held = StripeSubscription(
+        address=planned.record.address,
+        customer="stripe_customer.user_1",
+        items=((BASE, SubscriptionItem(1, 1)), (seat, SubscriptionItem(1, 5))),
+    )
+    existing = StripeState(subscriptions={held.address: held})
+    (kept,) = with_items((planned,), existing, wanted, {}, {"pro": 1})
+
+    assert dict(new.record.items)[seat].quantity == 0
+    assert dict(kept.record.items)[seat].quantity == 5
+    assert dict(kept.record.items)[BASE].quantity == 1

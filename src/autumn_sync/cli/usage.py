@@ -16,7 +16,7 @@ from autumn_sync.cli.common import (
     take_lock,
 )
 from autumn_sync.metering import UsageReport, report_usage
-from autumn_sync.metering.plan import MeterEvent
+from autumn_sync.metering.plan import MeterEvent, QuantityChange
 from autumn_sync.model.money import from_minor_units
 from autumn_sync.pipeline import utc_now
 
@@ -42,15 +42,16 @@ def report(
     options: Options, dry_run: bool, customers: tuple[str, ...], lock_timeout: float
 ) -> None:
     """Send the usage not yet reported to Stripe's meters, exactly once: per customer,
-    feature priced pay-per-use and period, the units beyond what was sent. Meant for a
-    scheduler: every few minutes, and soon after each billing period ends."""
+    feature priced pay-per-use and period, the units beyond what was sent; continuous
+    features (seats in use) set their subscription item's quantity to the usage. Meant for
+    a scheduler: every few minutes, and soon after each billing period ends."""
     gateway = options.gateway()
     if gateway is None and not dry_run:
         fail("usage report needs Stripe (STRIPE_API_KEY); --dry-run shows what it would send")
     engine = options.engine()
     now = utc_now()
     if dry_run:
-        found = report_usage(engine, None, now, customers, dry_run=True)
+        found = report_usage(engine, gateway, now, customers, dry_run=True)
         _show_planned(found)
         sys.exit(0 if found.ok else 1)
     with take_lock(engine, "usage report", lock_timeout):
@@ -62,9 +63,9 @@ def report(
 
 
 def _show_planned(found: UsageReport) -> None:
-    if not found.events:
+    if not found.events and not found.quantities:
         click.echo("Nothing to report: Stripe has all the usage recorded.")
-    else:
+    elif found.events:
         rows = [_row(event) for event in found.events]
         header = ("CUSTOMER", "FEATURE", "PERIOD ENDS", "UNITS", "AMOUNT")
         widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
@@ -72,7 +73,16 @@ def _show_planned(found: UsageReport) -> None:
             click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
         units = sum(event.value for event in found.events)
         click.echo(f"Would send {len(found.events)} meter events ({_units(units)} units).")
+    for change in found.quantities:
+        verb = "would set" if change.before is not None else "usage (Stripe not read)"
+        click.echo(f"Quantity: {_quantity(change)} ({verb})")
     _problems(found)
+
+
+def _quantity(change: QuantityChange) -> str:
+    """`user_1 seats: 5 → 7 units`."""
+    before = f"{change.before} → " if change.before is not None else ""
+    return f"{change.item.customer_id} {change.item.feature}: {before}{change.after} units"
 
 
 def _row(event: MeterEvent) -> tuple[str, str, str, str, str]:
@@ -101,6 +111,8 @@ def _summary(found: UsageReport) -> None:
         + (f" and {len(found.resent)} an earlier run had not seen through" if found.resent else "")
         + "."
     )
+    for change in found.quantities_set:
+        click.echo(f"Quantity set: {_quantity(change)} (prorated on the next invoice).")
     _problems(found)
 
 

@@ -13,6 +13,12 @@ A run, meant for a scheduler (every few minutes, and soon after each period ends
 
 A run killed anywhere sends, when run again, exactly the rest; a run with nothing new sends
 nothing. `dry_run` works out the events and sends nothing.
+
+Continuous features billed per use (seats in use: their usage does not reset) are billed by
+a licensed price at the usage as the subscription item's quantity, not by a meter: a run
+reads each such customer's subscription and, where the item's quantity is not the usage,
+sets it (`create_prorations`: the change is prorated on the next invoice). A run with
+nothing new sets nothing; a dry run with Stripe reads, without Stripe only says the usage.
 """
 
 from __future__ import annotations
@@ -26,13 +32,23 @@ from typing import Any
 from sqlalchemy import Engine
 
 from autumn_sync.metering import ledger
-from autumn_sync.metering.plan import Late, MeterEvent, events, periods_of
+from autumn_sync.metering.plan import (
+    Late,
+    MeterEvent,
+    QuantityChange,
+    SeatItem,
+    events,
+    periods_of,
+)
+from autumn_sync.model.address import Address, Kind, named
+from autumn_sync.model.stripe import OWNER_KEY
 from autumn_sync.stripe.executor import DEFAULT_WORKERS
 from autumn_sync.stripe.gateway import Gateway, StripeFailure
 
 PATH = "/v1/billing/meter_events"
 STALE = timedelta(hours=23)  # Stripe forgets an identifier after 24 hours
 BATCH = 200  # events marked sent per transaction
+PRORATION = "create_prorations"  # a quantity change is prorated on the next invoice
 
 
 @dataclass
@@ -45,6 +61,9 @@ class UsageReport:
     unconfirmed: list[str] = field(default_factory=list)  # written down over 23 hours ago
     failed: list[tuple[str, str]] = field(default_factory=list)  # (identifier, why)
     sent: list[str] = field(default_factory=list)
+    # subscription items' quantities set to the usage of a continuous feature (or to set)
+    quantities: list[QuantityChange] = field(default_factory=list)
+    quantities_set: list[QuantityChange] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -63,7 +82,8 @@ def report_usage(
     on_sent: OnSent | None = None,
     workers: int = DEFAULT_WORKERS,
 ) -> UsageReport:
-    """Send (or, with `dry_run`, work out) the usage not yet reported; see the module."""
+    """Send (or, with `dry_run`, work out) the usage not yet reported; see the module. A dry
+    run reads Stripe when given a gateway."""
     report = UsageReport()
     if not dry_run:
         assert gateway is not None, "sending needs Stripe"
@@ -83,7 +103,83 @@ def report_usage(
         assert gateway is not None
         requests = [(e.identifier, e.params()) for e in report.events]
         report.sent = _send_all(engine, gateway, now, requests, report, workers, on_sent)
+    with engine.connect() as conn:
+        seats = ledger.seat_items(conn, customers)
+    _set_quantities(seats, gateway, now, report, dry_run, workers)
     return report
+
+
+def _set_quantities(
+    seats: Sequence[SeatItem],
+    gateway: Gateway | None,
+    now: datetime,
+    report: UsageReport,
+    dry_run: bool,
+    workers: int,
+) -> None:
+    """Each item's quantity brought to the usage (on `workers` threads)."""
+    if gateway is None:
+        report.quantities += [QuantityChange(s, None, None, s.quantity) for s in seats]
+        return
+    with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+        futures = {pool.submit(_set_quantity, s, gateway, now, dry_run): s for s in seats}
+        for future in as_completed(futures):
+            seat = futures[future]
+            try:
+                change, done = future.result()
+            except StripeFailure as exc:
+                report.failed.append((f"{seat.customer_id} {seat.feature} quantity", str(exc)))
+                continue
+            if change is not None:
+                report.quantities.append(change)
+                if done:
+                    report.quantities_set.append(change)
+    report.quantities.sort(key=lambda c: (c.item.customer_id, c.item.feature))
+
+
+def _set_quantity(
+    seat: SeatItem, gateway: Gateway, now: datetime, dry_run: bool
+) -> tuple[QuantityChange | None, bool]:
+    """Read the subscription; set its item's quantity to the usage when it differs (the
+    change, and whether it was sent); raises `StripeFailure`."""
+    sub = gateway.request("get", f"/v1/subscriptions/{seat.subscription}", {})
+    found = _seat_item(sub, named(Kind.STRIPE_PRICE, seat.plan, seat.feature))
+    if found is None:
+        raise StripeFailure(
+            f"subscription {seat.subscription} has no licensed item at "
+            f"stripe_price.{seat.plan}.{seat.feature} (apply the plan first)"
+        )
+    item_id, quantity = found
+    if quantity == seat.quantity:
+        return None, False
+    change = QuantityChange(seat, item_id, quantity, seat.quantity)
+    if dry_run:
+        return change, False
+    params = {"quantity": seat.quantity, "proration_behavior": PRORATION}
+    gateway.post(f"/v1/subscription_items/{item_id}", params, change.idempotency_key(now))
+    return change, True
+
+
+def _seat_item(sub: dict[str, Any], address: str) -> tuple[str, int] | None:
+    """(item id, quantity) of the subscription's licensed item whose price is at `address`
+    (a customer's own price, `stripe_price.pro.seats[user_1]`, too)."""
+    for item in (sub.get("items") or {}).get("data") or ():
+        price = item.get("price")
+        quantity = item.get("quantity")
+        if not isinstance(price, dict) or not isinstance(quantity, int):
+            continue
+        owner = (price.get("metadata") or {}).get(OWNER_KEY)
+        if owner and _unindexed(owner) == address:
+            return str(item["id"]), quantity
+    return None
+
+
+def _unindexed(address: str) -> str:
+    try:
+        parsed = Address.parse(address)
+    except ValueError:
+        return address
+    return named(parsed.kind, parsed.key or "", parsed.part, None)
 
 
 def _send_pending(

@@ -1,6 +1,8 @@
 """The database side of `usage report`: which customers' features Stripe bills per use, their
 usage per period, and the ledger of meter events (`usage_reports`): an event is written down
-(`pending`) before it is sent and marked `sent` once Stripe took it."""
+(`pending`) before it is sent and marked `sent` once Stripe took it. Continuous features
+billed per use (seats in use: `seat_items`) are billed on a subscription item's quantity
+instead, set to the usage."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, insert, select, update
 
 from autumn_sync.database import schema as t
-from autumn_sync.metering.plan import BilledItem, MeterEvent, Tier
+from autumn_sync.metering.plan import BilledItem, MeterEvent, SeatItem, Tier
 from autumn_sync.model.address import Kind, named
 from autumn_sync.model.money import to_minor_units
 from autumn_sync.stripe.map.catalog import meter_event_name
@@ -21,6 +23,8 @@ from autumn_sync.stripe.map.catalog import meter_event_name
 PAY_PER_USE = "pay_per_use"
 ZERO = Decimal(0)
 BILLING = ("active", "trialing", "past_due", "canceled")  # statuses whose usage is billed
+RUNNING = ("active", "trialing", "past_due")  # statuses whose subscription takes changes
+METERED = "metered"
 PENDING = "pending"
 SENT = "sent"
 
@@ -31,14 +35,16 @@ def billed_items(conn: Connection, customer_ids: Sequence[str] = ()) -> list[Bil
     """The features of customers' own plans priced pay-per-use whose subscription is in
     Stripe (the customer's Stripe id and the plan's subscription recorded), one per
     customer and feature."""
-    c, cp, pi = t.customers, t.customer_plans, t.plan_items
+    c, cp, pi, f = t.customers, t.customer_plans, t.plan_items, t.features
     query = (
         select(c.c.internal_id, c.c.id, c.c.stripe_id, cp.c.plan_id, cp.c.version, pi)
         .join(cp, cp.c.customer_internal_id == c.c.internal_id)
         .join(pi, (pi.c.plan_id == cp.c.plan_id) & (pi.c.version == cp.c.version))
+        .join(f, f.c.id == pi.c.feature_id)
         .where(
             (cp.c.entity_id == "")
             & (pi.c.billing == PAY_PER_USE)
+            & ~_continuous(f)
             & cp.c.status.in_(BILLING)
             & cp.c.stripe_subscription_id.is_not(None)
             & c.c.stripe_id.is_not(None)
@@ -55,6 +61,57 @@ def billed_items(conn: Connection, customer_ids: Sequence[str] = ()) -> list[Bil
         key = (row.internal_id, row.feature_id)
         if key not in found:
             found[key] = _item(row, tiers.get((row.plan_id, row.version, row.feature_id)), currency)
+    return list(found.values())
+
+
+def _continuous(f: Any) -> Any:
+    """A metered feature whose usage does not reset (`consumable: false`: seats in use)."""
+    return (f.c.type == METERED) & (f.c.consumable == False)  # noqa: E712
+
+
+def seat_items(conn: Connection, customer_ids: Sequence[str] = ()) -> list[SeatItem]:
+    """The continuous features of customers' own plans priced pay-per-use whose subscription
+    is in Stripe (and takes changes), with the usage `track` recorded: one per customer and
+    feature."""
+    c, cp, pi, f, b = t.customers, t.customer_plans, t.plan_items, t.features, t.balances
+    query = (
+        select(
+            c.c.internal_id,
+            c.c.id,
+            cp.c.plan_id,
+            pi.c.feature_id,
+            cp.c.stripe_subscription_id,
+            b.c.usage,
+        )
+        .join(cp, cp.c.customer_internal_id == c.c.internal_id)
+        .join(pi, (pi.c.plan_id == cp.c.plan_id) & (pi.c.version == cp.c.version))
+        .join(f, f.c.id == pi.c.feature_id)
+        .outerjoin(
+            b, (b.c.customer_internal_id == c.c.internal_id) & (b.c.feature_id == pi.c.feature_id)
+        )
+        .where(
+            (cp.c.entity_id == "")
+            & (pi.c.billing == PAY_PER_USE)
+            & _continuous(f)
+            & cp.c.status.in_(RUNNING)
+            & cp.c.stripe_subscription_id.is_not(None)
+            & c.c.stripe_id.is_not(None)
+        )
+        .order_by(c.c.internal_id, pi.c.feature_id, cp.c.plan_id)
+    )
+    if customer_ids:
+        query = query.where(c.c.id.in_(customer_ids))
+    found: dict[tuple[int, str], SeatItem] = {}
+    for row in conn.execute(query):
+        key = (row.internal_id, row.feature_id)
+        if key not in found:
+            found[key] = SeatItem(
+                customer_id=row.id or f"#{row.internal_id}",
+                plan=row.plan_id,
+                feature=row.feature_id,
+                subscription=row.stripe_subscription_id,
+                usage=Decimal(row.usage or 0),
+            )
     return list(found.values())
 
 

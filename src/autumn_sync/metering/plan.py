@@ -60,6 +60,39 @@ class BilledItem:
 
 
 @dataclass(frozen=True)
+class SeatItem:
+    """A customer's continuous feature (seats in use) billed pay-per-use: Stripe bills the
+    quantity of its subscription's item at `stripe_price.<plan>.<feature>`, which is the
+    usage `track` recorded, prorated."""
+
+    customer_id: str
+    plan: str
+    feature: str
+    subscription: str  # its Stripe subscription's id
+    usage: Decimal
+
+    @property
+    def quantity(self) -> int:
+        """The quantity Stripe should bill: the usage in whole units (none below 0)."""
+        return max(int(whole(self.usage)), 0)
+
+
+@dataclass(frozen=True)
+class QuantityChange:
+    """A subscription item's quantity set to the usage (`before` None: not read, a dry run
+    without Stripe)."""
+
+    item: SeatItem
+    item_id: str | None
+    before: int | None
+    after: int
+
+    def idempotency_key(self, now: datetime) -> str:
+        """Unique to this change: the item, the quantity and the run's time."""
+        return f"autumn_sync:quantity:{self.item_id}:{self.after}:{now:%Y%m%dT%H%M%S}"
+
+
+@dataclass(frozen=True)
 class Period:
     """The usage of one billed feature in one period, and what was reported of it."""
 

@@ -466,6 +466,29 @@ def list_items(call: Call) -> JsonDict:
     )
 
 
+ITEM_UPDATE_PARAMS = ("metadata", "price", "quantity", "proration_behavior", "proration_date")
+
+
+def update_item(call: Call) -> JsonDict:
+    """POST /v1/subscription_items/{id}: its price, quantity or metadata, prorated as
+    `proration_behavior` says (`create_prorations` unless said), as a subscription update
+    of that one item is."""
+    state, p = call.state, call.params
+    item = state.require("subscription_item", call.arg("id"))
+    p.check_known(ITEM_UPDATE_PARAMS)
+    sub = state.require("subscription", str(item["subscription"]))
+    if sub["status"] == "canceled":
+        raise invalid("A canceled subscription's items cannot be updated.")
+    behavior = _proration_behavior(p)
+    moment = _proration_date(state, p, sub)
+    row = {k: v for k, v in p.data.items() if k in ("metadata", "price", "quantity")}
+    before = snapshot(state, sub)
+    apply_item_changes(state, sub, [Params({**row, "id": str(item["id"])})])
+    lifecycle.items_changed(state, sub, before, behavior, moment)
+    lifecycle.watch(state, sub)
+    return rules.view_item(state, item, call.expand)
+
+
 ROUTES = [
     Route("POST", "/v1/subscriptions", create),
     Route("GET", "/v1/subscriptions", list_subscriptions),
@@ -473,4 +496,5 @@ ROUTES = [
     Route("POST", "/v1/subscriptions/{id}", update),
     Route("DELETE", "/v1/subscriptions/{id}", cancel),
     Route("GET", "/v1/subscription_items", list_items),
+    Route("POST", "/v1/subscription_items/{id}", update_item),
 ]

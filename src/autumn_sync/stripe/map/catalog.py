@@ -7,9 +7,12 @@
   pay-per-use → a billing meter `stripe_meter.<plan>.<feature>` and a metered price, with
   the included usage as a free first tier (graduated or volume alike: a volume price bills
   nothing up to the included amount, then every unit at the rate of the tier the total falls
-  in, as Stripe's volume tiers do); prepaid → a licensed price, its included units a free
-  first tier likewise (a subscription bills the units the customer holds: only those beyond
-  the included ones cost);
+  in, as Stripe's volume tiers do); pay-per-use of a continuous feature (its usage does not
+  reset: seats in use) → a licensed price without a meter, the included units a free first
+  tier likewise (`usage report` sets the subscription item's quantity to the usage,
+  prorated); prepaid → a licensed price, its included units a free first tier likewise (a
+  subscription bills the units the customer holds: only those beyond the included ones
+  cost);
 - a reward → a coupon `stripe_coupon.<reward>` and its promotion codes
   `stripe_promotion_code.<reward>.<CODE>` with their restrictions (`max_redemptions`,
   `expires_at`, `first_time_transaction`); a reward for some plans applies to every product
@@ -20,13 +23,14 @@ Usage prices "amount per N units" become `unit_amount_decimal = amount / N` in m
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import replace
 from decimal import ROUND_HALF_UP, Decimal
 
 from autumn_sync.model.address import Address, Kind, named, versioned
 from autumn_sync.model.money import canonical, to_minor_units
 from autumn_sync.model.records import (
+    FeatureType,
     Plan,
     PlanContent,
     PlanItem,
@@ -61,14 +65,36 @@ INTERVALS: dict[str, tuple[str, int]] = {
 }
 
 
+def continuous_features(catalog: State) -> frozenset[str]:
+    """The metered features whose usage does not reset (`consumable: false`: seats in use):
+    billed pay-per-use, Stripe bills them as a subscription item's quantity, not a meter."""
+    return frozenset(
+        fid
+        for fid, feature in catalog.features.items()
+        if feature.type is FeatureType.METERED and not feature.consumable
+    )
+
+
+def follows_usage(item: PlanItem, continuous: Set[str]) -> bool:
+    """A pay-per-use item of a continuous feature: its Stripe price is licensed, and the
+    subscription item's quantity is the usage (`usage report` keeps it so)."""
+    return (
+        item.price is not None
+        and item.price.billing is UsageModel.PAY_PER_USE
+        and item.feature in continuous
+    )
+
+
 def desired_stripe(catalog: State, versions: dict[str, int]) -> StripeState:
     """The Stripe objects `catalog` needs; `versions` gives each plan's version after apply."""
     currency = catalog.settings.currency if catalog.settings else "usd"
     state = StripeState()
     feature_names = {fid: feature.name for fid, feature in catalog.features.items()}
+    continuous = continuous_features(catalog)
     for plan in sorted(catalog.plans.values(), key=lambda p: p.id):
         if not plan.archived:
-            _add_plan(state, plan, currency, versions.get(plan.id, 1), feature_names)
+            version = versions.get(plan.id, 1)
+            _add_plan(state, plan, currency, version, feature_names, continuous)
     for reward in sorted(catalog.rewards.values(), key=lambda r: r.id):
         _add_reward(state, reward, currency, catalog)
     return state
@@ -83,6 +109,7 @@ def older_versions(
     hold those), and the products and meters they bill on."""
     currency = catalog.settings.currency if catalog.settings else "usd"
     names = {fid: feature.name for fid, feature in catalog.features.items()}
+    continuous = continuous_features(catalog)
     state = StripeState()
     for plan in sorted(catalog.plans.values(), key=lambda p: p.id):
         after = versions.get(plan.id, 1)
@@ -91,7 +118,7 @@ def older_versions(
             if plan.archived or not count or version >= after or content is None:
                 continue
             older = StripeState()
-            _add_plan(older, replace(plan, content=content), currency, version, names)
+            _add_plan(older, replace(plan, content=content), currency, version, names, continuous)
             for address, price in older.prices.items():
                 state.versions[versioned(address, version)] = replace(price, lookup_key=None)
             state.products.update(older.products)
@@ -123,10 +150,13 @@ def _plan_of(product: str) -> str:
     return str(Address.parse(product).key)
 
 
-def plan_prices(plan: Plan, currency: str, version: int) -> dict[str, StripePrice]:
-    """The prices `plan` (with its content as it stands) maps to at `version`, by address."""
+def plan_prices(
+    plan: Plan, currency: str, version: int, continuous: Set[str] = frozenset()
+) -> dict[str, StripePrice]:
+    """The prices `plan` (with its content as it stands) maps to at `version`, by address;
+    `continuous`: the continuous features (see `continuous_features`)."""
     state = StripeState()
-    _add_plan(state, plan, currency, version, {})
+    _add_plan(state, plan, currency, version, {}, continuous)
     return state.prices
 
 
@@ -151,7 +181,12 @@ def meter_event_name(address: str) -> str:
 
 
 def _add_plan(
-    state: StripeState, plan: Plan, currency: str, version: int, names: dict[str, str]
+    state: StripeState,
+    plan: Plan,
+    currency: str,
+    version: int,
+    names: dict[str, str],
+    continuous: Set[str],
 ) -> None:
     product = product_address(plan.id)
     price = plan.content.price
@@ -175,19 +210,28 @@ def _add_plan(
     )
     for item in plan.content.items:
         if item.price is not None:
-            _add_usage(state, plan, item, currency, version, names.get(item.feature, item.feature))
+            name = names.get(item.feature, item.feature)
+            metered = not follows_usage(item, continuous)
+            _add_usage(state, plan, item, currency, version, name, metered)
 
 
 def _add_usage(
-    state: StripeState, plan: Plan, item: PlanItem, currency: str, version: int, name: str
+    state: StripeState,
+    plan: Plan,
+    item: PlanItem,
+    currency: str,
+    version: int,
+    name: str,
+    metered: bool,
 ) -> None:
+    """`metered`: pay-per-use billed on a meter (else on the item's quantity)."""
     assert item.price is not None
     feature = item.feature
     product = product_address(plan.id, feature)
     state.products[product] = StripeProduct(address=product, name=f"{plan.name} – {name}")
     interval = _usage_interval(plan, item)
     meter = None
-    if item.price.billing is UsageModel.PAY_PER_USE:
+    if item.price.billing is UsageModel.PAY_PER_USE and metered:
         meter = named(Kind.STRIPE_METER, plan.id, feature)
         state.meters[meter] = StripeMeter(
             address=meter,

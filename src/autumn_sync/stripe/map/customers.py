@@ -8,7 +8,9 @@
   interval, `stripe_subscription.user_123.month` (`…year[team-a]` for an entity), holding
   the base plan and its add-ons: its items are the recurring prices of that interval of the
   plan versions the customer is on after apply: a base price with the plan's quantity, a
-  prepaid price with `quantity × per` units, a metered price without quantity. A plan
+  prepaid price with `quantity × per` units, a metered price without quantity, the licensed
+  price of a continuous feature billed pay-per-use (seats in use) the usage: the quantity
+  Stripe's item has (`usage report` sets it), 0 on a new item (`follows_usage`). A plan
   change within a group swaps items on it. A custom version (a negotiated price, custom
   included usage) bills the customer's own prices wherever its terms differ from the
   plan's: `stripe_price.pro.base[user_123]`, on the plan's products, without a lookup key;
@@ -53,7 +55,13 @@ from autumn_sync.model.stripe import (
     SubscriptionItem,
     subscription_scope,
 )
-from autumn_sync.stripe.map.catalog import BASE, INTERVALS, plan_prices
+from autumn_sync.stripe.map.catalog import (
+    BASE,
+    INTERVALS,
+    continuous_features,
+    follows_usage,
+    plan_prices,
+)
 
 VersionKey = tuple[str, int]
 
@@ -89,6 +97,9 @@ class PlannedItem:
     plan_version: int  # the customer's plan version
     custom: bool  # the customer's own price
     quantity: int | None
+    # the quantity is the usage of a continuous feature, which `usage report` sets: the
+    # subscription keeps the quantity Stripe has (see `with_items`)
+    follows_usage: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,6 +228,7 @@ class _Mapper:
         plans = inputs.projected.plans
         self.groups = {pid: p.group for pid, p in plans.items() if p.group is not None}
         self.own_prices: dict[str, StripePrice] = {}
+        self.continuous = continuous_features(inputs.projected)
         self._standard: dict[VersionKey, dict[str, StripePrice]] = {}
 
     def subscriptions(
@@ -325,7 +337,7 @@ class _Mapper:
         key = (plan.id, version)
         if key not in self._standard:
             self._standard[key] = plan_prices(
-                replace(plan, content=content), self.currency, version
+                replace(plan, content=content), self.currency, version, self.continuous
             )
         return self._standard[key]
 
@@ -344,9 +356,12 @@ class _Mapper:
         held = content
         if wanted.custom:
             held = custom_content(content, wanted)
-            prices = plan_prices(replace(plan, content=held), self.currency, version)
+            prices = plan_prices(
+                replace(plan, content=held), self.currency, version, self.continuous
+            )
         whose = customer.label + (f"/{entity}" if entity else "")
         units = _units(held, wanted)
+        used = {i.feature for i in held.items if follows_usage(i, self.continuous)}
         for address, price in sorted(prices.items()):
             if price.recurring is None:
                 continue  # one-off: billed on an invoice, not by the subscription
@@ -354,8 +369,9 @@ class _Mapper:
             if own:
                 address = str(replace(Address.parse(address), index=whose))
                 self.own_prices[address] = replace(price, address=address, lookup_key=None)
-            quantity = _quantity(price, wanted.quantity, units)
-            item = PlannedItem(address, plan.id, version, own, quantity)
+            usage = _part(address) in used and price.recurring.usage_type == "licensed"
+            quantity = 0 if usage else _quantity(price, wanted.quantity, units)
+            item = PlannedItem(address, plan.id, version, own, quantity, follows_usage=usage)
             yield interval_name(price.recurring), item
 
     def _coupons(self, customer: Customer, plans: tuple[str, ...]) -> tuple[str, ...]:
@@ -451,7 +467,9 @@ def with_items(
     bills: the customer's own price at its plan version; on the plan's version after apply,
     the price its address has once the plan is applied (a new one when made or replaced
     now); on an older version, its own price when this plan makes one (`made`), else the
-    newest price of its address made for that version or before."""
+    newest price of its address made for that version or before. An item whose quantity
+    follows the usage (`follows_usage`) keeps the quantity the subscription's item has in
+    Stripe (`usage report` sets it), else its planned one (0)."""
     older = _versions_by_address(existing)
 
     def version(item: PlannedItem, plan: str) -> int:
@@ -468,19 +486,39 @@ def with_items(
         earlier = [v for v in older.get(item.price, ()) if v <= item.plan_version]
         return max(earlier, default=item.plan_version)
 
-    def billed(items: tuple[PlannedItem, ...]) -> tuple[tuple[str, SubscriptionItem], ...]:
+    def billed(
+        items: tuple[PlannedItem, ...], held: Mapping[str, int]
+    ) -> tuple[tuple[str, SubscriptionItem], ...]:
         return tuple(
-            sorted((i.price, SubscriptionItem(version(i, i.plan), i.quantity)) for i in items)
+            sorted((i.price, SubscriptionItem(version(i, i.plan), _held(i, held))) for i in items)
         )
 
-    def dated(sub: PlannedSubscription) -> Phase | None:
+    def dated(sub: PlannedSubscription, held: Mapping[str, int]) -> Phase | None:
         then = sub.record.then
-        return None if then is None else replace(then, items=billed(sub.then_items))
+        return None if then is None else replace(then, items=billed(sub.then_items, held))
 
-    return tuple(
-        replace(sub, record=replace(sub.record, items=billed(sub.items), then=dated(sub)))
-        for sub in planned
-    )
+    done = []
+    for sub in planned:
+        held = _held_quantities(existing, sub.record.address)
+        record = replace(sub.record, items=billed(sub.items, held), then=dated(sub, held))
+        done.append(replace(sub, record=record))
+    return tuple(done)
+
+
+def _held_quantities(existing: StripeState, address: str) -> dict[str, int]:
+    """The quantities of the items the subscription at `address` has in Stripe, by price
+    address."""
+    current = existing.subscriptions.get(address)
+    if current is None:
+        return {}
+    return {price: item.quantity for price, item in current.items if isinstance(item.quantity, int)}
+
+
+def _held(item: PlannedItem, held: Mapping[str, int]) -> int | None:
+    """The item's quantity: Stripe's when it follows the usage, else the planned one."""
+    if item.follows_usage:
+        return held.get(item.price, item.quantity)
+    return item.quantity
 
 
 def _versions_by_address(existing: StripeState) -> dict[str, list[int]]:

@@ -13,13 +13,21 @@ import stripe
 from autumn_sync.emulator.__main__ import parse_args
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[subprocess.Popen[str], str]]:
-    """The emulator started as a subprocess on a free port, and the URL it printed."""
+@pytest.fixture(params=[False, True], ids=["sigint", "sigint-ignored-by-the-parent"])
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """The emulator started as a subprocess on a free port, and the URL it printed; also as
+    a background job of a shell starts it, with SIGINT ignored (it must still stop)."""
     # -X faulthandler: if the server ever hangs on exit, SIGABRT prints where every thread is
     command = [sys.executable, "-X", "faulthandler", "-m", "autumn_sync.emulator"]
     command += ["--port", "0", "--seed", "3"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    setup = ignore_sigint if request.param else None
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=setup
+    )
     try:
         assert process.stdout is not None
         url = process.stdout.readline().strip()

@@ -1,12 +1,15 @@
-"""`python -m autumn_sync.emulator --port 12111 [...]`: serve the emulator until Ctrl-C."""
+"""`python -m autumn_sync.emulator --port 12111 [...]`: serve the emulator until Ctrl-C
+(SIGINT) or SIGTERM."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from types import FrameType
 
 from autumn_sync.emulator.server import Emulator
 
@@ -64,9 +67,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"emulator: {exc}", file=sys.stderr)
         return 1
     print(emulator.url, flush=True)
+    _stop_on_signals()
     with contextlib.suppress(KeyboardInterrupt):
         emulator.serve_forever()
     return 0
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop serving, also when the process was started with
+    SIGINT ignored (Python then leaves it ignored: a shell's background job, some CI
+    runners)."""
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
 
 if __name__ == "__main__":

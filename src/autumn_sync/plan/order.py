@@ -1,8 +1,8 @@
 """Dependency order of changes (graphlib), deterministic for equal inputs.
 
 Creates and updates come after the changes of what they reference (a plan after its
-features); removals come after the changes of what referenced the removed record (a feature is
-deleted only once no plan change still needs it).
+features); removals come after the changes that stop referencing the removed record (a feature
+is deleted only once no plan change still needs it).
 """
 
 from __future__ import annotations
@@ -93,13 +93,24 @@ def _referrers(by_address: dict[str, Change]) -> dict[str, list[str]]:
     return referrers
 
 
+def _keeps(change: Change, address: str) -> bool:
+    """Whether `change` leaves its record still referencing `address`."""
+    return change.after is not None and address in change.after.references()
+
+
 def _dependencies(
     change: Change, by_address: dict[str, Change], referrers: dict[str, list[str]]
 ) -> list[str]:
     if isinstance(change, Delete | Archive):
-        # After whatever still referenced it changed, and after updates of what it references
-        # (a price is archived once its product's default price has moved off it).
-        before = [other for other in referrers.get(change.address, ()) if other != change.address]
+        # After whatever stops referencing it changed, and after updates of what it
+        # references (a price is archived once its product's default price has moved off
+        # it). A change that still references it afterwards need not come first (a customer
+        # keeping an archived plan until its paid period ends).
+        before = [
+            other
+            for other in referrers.get(change.address, ())
+            if other != change.address and not _keeps(by_address[other], change.address)
+        ]
         older = Address.parse(change.address)
         if older.instance is not None and str(older.base) in by_address:
             # an older price of an address: after the change of the address's current price

@@ -584,3 +584,33 @@ def test_a_future_start_with_a_trial_bills_when_the_trial_after_it_ends(sync: Sy
 
     assert charged(sync, customer) == [0, 2000]
     sync.apply(doc)
+
+
+def test_a_downgrade_keeps_the_customers_discount_running(sync: Sync) -> None:
+    """Team with launch20 (20 % off Pro and Team for three months): December 6000 × 0.8 =
+    4800; down to Pro halfway through: January bills Pro at the coupon's second month,
+    2000 × 0.8 = 1600."""
+    customer = subscribed(sync, billing("team", rewards=["launch20"]))
+    sync.emu.clock.advance(HALF_DECEMBER)
+
+    sync.apply(billing("pro", rewards=["launch20"]))
+
+    assert charged(sync, customer) == [4800]
+    assert next_invoice(sync, customer) == 1600
+    sync.emu.clock.advance(JANUARY - HALF_DECEMBER + DAY)
+    assert charged(sync, customer) == [4800, 1600]
+
+
+def test_an_invoiced_customer_starting_ahead_gets_an_invoice_then(sync: Sync) -> None:
+    """Invoiced (30 days to pay), Pro from 2027-01-01: nothing in December, an invoice of
+    2000 due in 30 days in January."""
+    doc = billing({"plan": "pro", "start": "2027-01-01"})
+    doc["customers"][0]["billing"] = {"collection": "send_invoice", "days_until_due": 30}
+    sync.apply(doc)
+    customer = str(the(sync.emu, "customer", "stripe_customer.user_1")["id"])
+
+    assert charged(sync, customer) == []
+    sync.emu.clock.advance(JANUARY + DAY)
+    assert charged(sync, customer) == [2000]
+    (invoice,) = client(sync).v1.invoices.list(params={"customer": customer}).data
+    assert invoice.collection_method == "send_invoice"

@@ -193,11 +193,9 @@ def _create_scheduled(
     phase: dict[str, Any] = {
         "items": _item_rows(writer, then.items),
         "metadata": _metadata(replace(sub, plans=then.plans)),
-        **_collection(sub),
+        **_phase_terms(writer, sub, None),
         **_trial(then),
     }
-    if sub.coupons:
-        phase["discounts"] = [{"coupon": writer.ids[c]} for c in sub.coupons]
     params: dict[str, Any] = {
         "customer": writer.ids[sub.customer],
         "start_date": timestamp(then.start),
@@ -230,17 +228,36 @@ def _schedule_next(
     end = timestamp(sub.then.start)
     if parts is not None and parts.period_end is not None and _same_day(parts.period_end, end):
         end = parts.period_end  # the period's end to the second: nothing left to prorate
-    current: dict[str, Any] = {"items": _item_rows(writer, sub.items), "end_date": end}
+    terms = _phase_terms(writer, sub, parts)
+    current: dict[str, Any] = {"items": _item_rows(writer, sub.items), "end_date": end, **terms}
     if start is not None:
         current["start_date"] = start
     following = {
         "items": _item_rows(writer, sub.then.items),
         "metadata": _metadata(replace(sub, plans=sub.then.plans)),
         "proration_behavior": "none",
+        **terms,
         **_trial(sub.then),
     }
     params = {"phases": [current, following], "end_behavior": "release"}
     writer.write(change, f"/v1/subscription_schedules/{schedule}", params, step="phases")
+
+
+def _phase_terms(
+    writer: StripeWriter, sub: StripeSubscription, parts: SubscriptionParts | None
+) -> dict[str, Any]:
+    """What every phase of the subscription's schedule keeps: how it is collected, and its
+    discounts (those the subscription has are reused, so a coupon's months go on counting;
+    a phase that names none would drop them)."""
+    terms: dict[str, Any] = {"collection_method": sub.collection_method}
+    if sub.collection_method == SEND_INVOICE:
+        terms["invoice_settings"] = {"days_until_due": sub.days_until_due}
+    kept = {coupon: discount for discount, coupon in parts.discounts} if parts else {}
+    if sub.coupons:
+        terms["discounts"] = [
+            {"discount": kept[c]} if c in kept else {"coupon": writer.ids[c]} for c in sub.coupons
+        ]
+    return terms
 
 
 def _trial(phase: Phase) -> dict[str, Any]:

@@ -69,11 +69,13 @@ def read_subscriptions(
     for obj in objects:
         record, part = _subscription(obj, coupons)
         schedule = obj.get("schedule")
-        if isinstance(schedule, str) and record.status not in ENDED:
+        if isinstance(schedule, str) and record.owner and record.status not in ENDED:
             record, part = _under_schedule(gateway, record, part, schedule, prices)
         found.append(record)
         parts[obj["id"]] = part
     for obj in gateway.list_all("/v1/subscription_schedules", scheduled=True):
+        if not (obj.get("metadata") or {}).get(OWNER_KEY):
+            continue  # the application's own: not autumn-sync's to read
         record, part = _not_started(obj, coupons, prices)
         found.append(record)
         parts[obj["id"]] = part

@@ -171,10 +171,14 @@ def items(draw: st.DrawFn, feature: Feature, places: int) -> PlanItem:
             price = replace(price, interval=None)
         if price.tier_mode is TierMode.VOLUME:  # volume tiers would bill the included usage
             included = None
+    unlimited = False
+    if included is None and price is None:  # allowances are explicit
+        unlimited = draw(st.booleans())
+        included = None if unlimited else Decimal(0)
     has_interval = price is not None and price.interval is not None
     if feature.consumable and reset is None and not has_interval:
         reset = draw(st.sampled_from(RESET_INTERVALS))
-    return PlanItem(feature.id, included=included, reset=reset, price=price)
+    return PlanItem(feature.id, included=included, unlimited=unlimited, reset=reset, price=price)
 
 
 @st.composite

@@ -180,17 +180,19 @@ def _item(ctx: FileView, item: ItemSpec, here: Path) -> Iterator[Problem]:
         yield marks.problem((*here, "feature"), message)
         return
     if feature.type == "boolean":
-        for key in ("included", "reset", "price"):
-            if getattr(item, key) is not None:
+        for key in ("included", "unlimited", "reset", "price"):
+            if getattr(item, key) not in (None, False):
                 yield marks.problem(
                     (*here, key),
                     f"feature {item.feature!r} is boolean and takes no '{key}': remove it",
                     key=True,
                 )
         return
+    kind = "a credit system" if feature.type == "credit_system" else "metered"
+    yield from _allowance(item, kind, here, marks)
     consumable = feature.type == "credit_system" or bool(feature.consumable)
     has_interval = item.price is not None and item.price.interval is not None
-    if consumable and item.reset is None and not has_interval:
+    if consumable and item.reset is None and not has_interval and not item.unlimited:
         kind = "a credit system" if feature.type == "credit_system" else "consumable"
         yield marks.problem(
             here,
@@ -200,6 +202,25 @@ def _item(ctx: FileView, item: ItemSpec, here: Path) -> Iterator[Problem]:
     if item.price is not None:
         yield from _usage_price(ctx, item.price, (*here, "price"))
         yield from _pay_per_use(item, (*here, "price"), marks)
+
+
+def _allowance(item: ItemSpec, kind: str, here: Path, marks: Marks) -> Iterator[Problem]:
+    """A metered item says what it allows: `included: N`, `unlimited: true`, or a price (an
+    omitted `included` is never unlimited)."""
+    if item.unlimited:
+        for key in ("included", "price"):
+            if getattr(item, key) is not None:
+                yield marks.problem(
+                    (*here, key),
+                    f"an unlimited item takes no '{key}': remove '{key}' or 'unlimited'",
+                    key=True,
+                )
+    elif item.included is None and item.price is None:
+        yield marks.problem(
+            here,
+            f"feature {item.feature!r} is {kind}: say what the item allows (add included: 0, "
+            "unlimited: true, or a price)",
+        )
 
 
 def _pay_per_use(item: ItemSpec, here: Path, marks: Marks) -> Iterator[Problem]:

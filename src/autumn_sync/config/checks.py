@@ -139,6 +139,13 @@ def _credit_costs(ctx: FileView, fid: str) -> Iterator[Problem]:
                 f"a credit cost needs a metered feature; {target!r} is {other.type}",
                 key=True,
             )
+        elif other.consumable is False:
+            yield marks.problem(
+                where,
+                f"a credit cost needs a consumable metered feature; {target!r} is continuous "
+                "(consumable: false): credits pay for usage that is used up",
+                key=True,
+            )
 
 
 def _plans(ctx: FileView) -> Iterator[Problem]:
@@ -201,7 +208,8 @@ def _item(ctx: FileView, item: ItemSpec, here: Path) -> Iterator[Problem]:
         )
     if item.price is not None:
         yield from _usage_price(ctx, item.price, (*here, "price"))
-        yield from _pay_per_use(item, (*here, "price"), marks)
+        yield from _first_tier(item, (*here, "price"), marks)
+        yield from _pay_per_use(item, here, marks)
 
 
 def _allowance(item: ItemSpec, kind: str, here: Path, marks: Marks) -> Iterator[Problem]:
@@ -223,23 +231,42 @@ def _allowance(item: ItemSpec, kind: str, here: Path, marks: Marks) -> Iterator[
         )
 
 
+def _first_tier(item: ItemSpec, here: Path, marks: Marks) -> Iterator[Problem]:
+    """The included units are a free first tier: the price's first tier starts after them."""
+    tiers = item.price.tiers if item.price is not None else None
+    if not tiers or not item.included or tiers[0].up_to == "inf":
+        return
+    if tiers[0].up_to <= item.included:
+        yield marks.problem(
+            (*here, "tiers", 0, "up_to"),
+            f"the first tier must go above the included amount: {tiers[0].up_to} is not above "
+            f"included {item.included} (tiers count every unit, the free included ones first)",
+        )
+
+
 def _pay_per_use(item: ItemSpec, here: Path, marks: Marks) -> Iterator[Problem]:
-    """Pay-per-use is billed in arrears each period, and Stripe's volume tiers bill every
-    unit at the rate of the tier reached, included units too."""
+    """Pay-per-use is billed in arrears each period, at the end of the period the usage
+    resets; volume tiers (every unit at the rate of the tier reached) are for prepaid units."""
     price = item.price
     if price is None or price.billing != "pay_per_use":
         return
     if price.interval == "one_off":
         yield marks.problem(
-            (*here, "interval"),
+            (*here, "price", "interval"),
             "pay-per-use is billed at the end of each period: give it a recurring interval "
             "(week, month, …) or make it prepaid",
         )
-    if price.tier_mode == "volume" and item.included:
+    elif price.interval is not None and item.reset is not None and item.reset != price.interval:
         yield marks.problem(
-            (*here, "tier_mode"),
-            "volume tiers would bill the included usage too (every unit at the rate of the tier "
-            "reached): use graduated tiers, or drop 'included'",
+            (*here, "reset"),
+            "a pay-per-use item resets when its usage is billed: make its reset "
+            f"({item.reset!r}) its price's interval ({price.interval!r})",
+        )
+    if price.tier_mode == "volume":
+        yield marks.problem(
+            (*here, "price", "tier_mode"),
+            "volume tiers are only for prepaid items: use graduated tiers for pay-per-use, "
+            "or make it prepaid",
             key=True,
         )
 

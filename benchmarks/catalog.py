@@ -4,7 +4,7 @@
 consumable features (messages, API calls) and continuous ones (seats, storage), booleans
 (SSO), credit systems with credit costs; plans in product lines ("groups") of a free default
 plan and paid tiers with fixed prices, trials and usage prices (per-N amounts, graduated and
-volume tiers); add-ons; rewards with plans and promotion codes.
+(prepaid) volume tiers); add-ons; rewards with plans and promotion codes.
 
 `customers=N` adds N managed customers on those plans (`make_customers`): most known by id
 and email, every tenth pre-provisioned by email alone with a negotiated (custom) version of a
@@ -118,7 +118,7 @@ def _features(rng: random.Random, count: int) -> tuple[dict[str, str], dict[str,
     for fid in _ids(BOOLEAN, booleans):
         kinds[fid] = "boolean"
         specs[fid] = {"name": _title(fid), "type": "boolean"}
-    metered = [fid for fid, kind in kinds.items() if kind in ("consumable", "continuous")]
+    metered = [fid for fid, kind in kinds.items() if kind == "consumable"]  # credits are used up
     for fid in _ids(CREDITS, credits):
         costs = rng.sample(metered, min(len(metered), rng.randint(2, 4)))
         kinds[fid] = "credits"
@@ -214,13 +214,19 @@ def _item(rng: random.Random, fid: str, kind: str, tier: int, paid: bool) -> dic
         item["included"] = rng.choice((1, 3, 5, 10)) * (tier + 1)
         if paid and rng.random() < 0.5:
             item["price"] = _usage_price(rng, "prepaid", interval="month")
-        return item
+        return _tiers_above_included(item)
     item["included"] = rng.choice((1, 2, 5)) * scale
     item["reset"] = rng.choice(RESETS)
     if paid and rng.random() < 0.6:
         item["price"] = _usage_price(rng, "pay_per_use", interval=None)
-        if item["price"].get("tier_mode") == "volume":
-            del item["included"]  # volume tiers would bill the included usage too
+    return _tiers_above_included(item)
+
+
+def _tiers_above_included(item: dict[str, Any]) -> dict[str, Any]:
+    """The tiers count every unit, the included ones first: they start above those."""
+    for tier in item.get("price", {}).get("tiers", []):
+        if tier["up_to"] != "inf":
+            tier["up_to"] += item["included"]
     return item
 
 
@@ -232,7 +238,8 @@ def _usage_price(rng: random.Random, billing: str, interval: str | None) -> dict
         if per != 1:
             price["per"] = per
     else:
-        price["tier_mode"] = rng.choice(("graduated", "volume"))
+        mode = rng.choice(("graduated", "volume"))
+        price["tier_mode"] = mode if billing == "prepaid" else "graduated"  # volume: prepaid only
         price["tiers"] = _tiers(rng)
     if interval is not None:
         price["interval"] = interval

@@ -127,6 +127,17 @@ FINE = {
     "consumable with a price interval": FEATURES
     + "plans:\n  pro:\n    name: Pro\n    items:\n      - feature: messages\n"
     "        price: {billing: prepaid, amount: 10, per: 1000, interval: month}\n",
+    "explicit allowances": FEATURES + "plans:\n  pro:\n    name: Pro\n    items:\n"
+    "      - {feature: messages, unlimited: true}\n      - {feature: seats, included: 0}\n"
+    "  team:\n    name: Team\n    items:\n"
+    "      - {feature: messages, reset: month, price: {billing: pay_per_use, amount: 1}}\n",
+    "pay-per-use reset equal to its interval, first tier above included": FEATURES
+    + "plans:\n  pro:\n    name: Pro\n    items:\n"
+    "      - feature: messages\n        included: 100\n        reset: month\n"
+    "        price: {billing: pay_per_use, interval: month,\n"
+    "                tiers: [{up_to: 101, amount: 1}, {up_to: inf, amount: 0.5}]}\n",
+    "credit costs on a consumable feature": FEATURES
+    + "  credits: {name: Credits, type: credit_system, credit_costs: {messages: 1}}\n",
     "one default per group": "plans:\n  free: {name: Free, group: a, default: true}\n"
     "  team: {name: Team, group: b, default: true}\n  solo: {name: Solo, default: true}\n",
     "duration in months": "rewards:\n"

@@ -44,7 +44,7 @@ plans:
     items:
       - {feature: messages, included: 1000, reset: month,
          price: {amount: 5, per: 100, billing: pay_per_use}}
-      - {feature: seats}
+      - {feature: seats, unlimited: true}
       - {feature: sso}
   credit_pack:
     name: Credit pack
@@ -303,7 +303,7 @@ def test_booleans_overage_and_unlimited_items(billing: Billing) -> None:
     billing.get_or_create("user_1")
     assert billing.check("jane", "sso").allowed and not billing.check("user_1", "sso").allowed
     assert billing.check("jane", "sso").as_dict()["type"] == "boolean"
-    seats = billing.check("jane", "seats", 1_000_000).balance  # pro's seats: no included, no price
+    seats = billing.check("jane", "seats", 1_000_000).balance  # pro: seats unlimited: true
     assert seats.unlimited and seats.limit is None and seats.balance is None
     billing.track("jane", "messages", 1500)
     overage = billing.check("jane", "messages", 10)

@@ -220,6 +220,7 @@ def _item(row: Row[Any], tiers: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "feature_id": row.feature_id,
         "included": row.included,
+        "unlimited": row.unlimited,
         "reset": row.reset_interval,
         "price": price,
     }

@@ -64,7 +64,7 @@ def test_changes_in_the_notation_and_order_of_the_record() -> None:
     before = plan(
         price=FixedPrice(Decimal(20), "month"),
         items=(
-            PlanItem("messages", Decimal(100), "month"),
+            PlanItem("messages", Decimal(100), reset="month"),
             PlanItem("seats", Decimal(3), price=UsagePrice(UsageModel.PREPAID, amount=Decimal(10))),
             PlanItem("sso"),
         ),
@@ -72,7 +72,7 @@ def test_changes_in_the_notation_and_order_of_the_record() -> None:
     after = plan(
         price=FixedPrice(Decimal("25.00"), "month"),
         items=(
-            PlanItem("messages", Decimal("100.0"), "week"),
+            PlanItem("messages", Decimal("100.0"), reset="week"),
             PlanItem(
                 "seats",
                 Decimal(3),

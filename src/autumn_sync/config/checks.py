@@ -139,6 +139,13 @@ def _credit_costs(ctx: FileView, fid: str) -> Iterator[Problem]:
                 f"a credit cost needs a metered feature; {target!r} is {other.type}",
                 key=True,
             )
+        elif other.consumable is False:
+            yield marks.problem(
+                where,
+                f"a credit cost needs a consumable metered feature; {target!r} is continuous "
+                "(consumable: false): credits pay for usage that is used up",
+                key=True,
+            )
 
 
 def _plans(ctx: FileView) -> Iterator[Problem]:
@@ -180,17 +187,19 @@ def _item(ctx: FileView, item: ItemSpec, here: Path) -> Iterator[Problem]:
         yield marks.problem((*here, "feature"), message)
         return
     if feature.type == "boolean":
-        for key in ("included", "reset", "price"):
-            if getattr(item, key) is not None:
+        for key in ("included", "unlimited", "reset", "price"):
+            if getattr(item, key) not in (None, False):
                 yield marks.problem(
                     (*here, key),
                     f"feature {item.feature!r} is boolean and takes no '{key}': remove it",
                     key=True,
                 )
         return
+    kind = "a credit system" if feature.type == "credit_system" else "metered"
+    yield from _allowance(item, kind, here, marks)
     consumable = feature.type == "credit_system" or bool(feature.consumable)
     has_interval = item.price is not None and item.price.interval is not None
-    if consumable and item.reset is None and not has_interval:
+    if consumable and item.reset is None and not has_interval and not item.unlimited:
         kind = "a credit system" if feature.type == "credit_system" else "consumable"
         yield marks.problem(
             here,
@@ -199,26 +208,65 @@ def _item(ctx: FileView, item: ItemSpec, here: Path) -> Iterator[Problem]:
         )
     if item.price is not None:
         yield from _usage_price(ctx, item.price, (*here, "price"))
-        yield from _pay_per_use(item, (*here, "price"), marks)
+        yield from _first_tier(item, (*here, "price"), marks)
+        yield from _pay_per_use(item, here, marks)
+
+
+def _allowance(item: ItemSpec, kind: str, here: Path, marks: Marks) -> Iterator[Problem]:
+    """A metered item says what it allows: `included: N`, `unlimited: true`, or a price (an
+    omitted `included` is never unlimited)."""
+    if item.unlimited:
+        for key in ("included", "price"):
+            if getattr(item, key) is not None:
+                yield marks.problem(
+                    (*here, key),
+                    f"an unlimited item takes no '{key}': remove '{key}' or 'unlimited'",
+                    key=True,
+                )
+    elif item.included is None and item.price is None:
+        yield marks.problem(
+            here,
+            f"feature {item.feature!r} is {kind}: say what the item allows (add included: 0, "
+            "unlimited: true, or a price)",
+        )
+
+
+def _first_tier(item: ItemSpec, here: Path, marks: Marks) -> Iterator[Problem]:
+    """The included units are a free first tier: the price's first tier starts after them."""
+    tiers = item.price.tiers if item.price is not None else None
+    if not tiers or not item.included or tiers[0].up_to == "inf":
+        return
+    if tiers[0].up_to <= item.included:
+        yield marks.problem(
+            (*here, "tiers", 0, "up_to"),
+            f"the first tier must go above the included amount: {tiers[0].up_to} is not above "
+            f"included {item.included} (tiers count every unit, the free included ones first)",
+        )
 
 
 def _pay_per_use(item: ItemSpec, here: Path, marks: Marks) -> Iterator[Problem]:
-    """Pay-per-use is billed in arrears each period, and Stripe's volume tiers bill every
-    unit at the rate of the tier reached, included units too."""
+    """Pay-per-use is billed in arrears each period, at the end of the period the usage
+    resets; volume tiers (every unit at the rate of the tier reached) are for prepaid units."""
     price = item.price
     if price is None or price.billing != "pay_per_use":
         return
     if price.interval == "one_off":
         yield marks.problem(
-            (*here, "interval"),
+            (*here, "price", "interval"),
             "pay-per-use is billed at the end of each period: give it a recurring interval "
             "(week, month, …) or make it prepaid",
         )
-    if price.tier_mode == "volume" and item.included:
+    elif price.interval is not None and item.reset is not None and item.reset != price.interval:
         yield marks.problem(
-            (*here, "tier_mode"),
-            "volume tiers would bill the included usage too (every unit at the rate of the tier "
-            "reached): use graduated tiers, or drop 'included'",
+            (*here, "reset"),
+            "a pay-per-use item resets when its usage is billed: make its reset "
+            f"({item.reset!r}) its price's interval ({price.interval!r})",
+        )
+    if price.tier_mode == "volume":
+        yield marks.problem(
+            (*here, "price", "tier_mode"),
+            "volume tiers are only for prepaid items: use graduated tiers for pay-per-use, "
+            "or make it prepaid",
             key=True,
         )
 

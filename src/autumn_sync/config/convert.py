@@ -108,6 +108,7 @@ def _item(spec: ItemSpec) -> PlanItem:
     return PlanItem(
         feature=spec.feature,
         included=canonical(spec.included) if spec.included is not None else None,
+        unlimited=spec.unlimited,
         reset=spec.reset,
         price=_usage_price(spec.price) if spec.price else None,
     )

@@ -98,6 +98,8 @@ def _item(item: PlanItem) -> dict[str, Any]:
     data: dict[str, Any] = {"feature": item.feature}
     if item.included is not None:
         data["included"] = item.included
+    if item.unlimited:
+        data["unlimited"] = True
     if item.reset is not None:
         data["reset"] = item.reset
     if item.price is not None:

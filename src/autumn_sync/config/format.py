@@ -145,7 +145,17 @@ class UsagePriceSpec(Spec):
 
 class ItemSpec(Spec):
     feature: Id
-    included: Annotated[Decimal, Field(ge=0), STORABLE] | None = None
+    included: Annotated[
+        Annotated[Decimal, Field(ge=0), STORABLE] | None,
+        Field(description="Units given free each period (metered and credit systems)."),
+    ] = None
+    unlimited: Annotated[
+        bool,
+        Field(
+            description="No limit on the feature (metered and credit systems): a metered item "
+            "says `included`, `unlimited: true` or has a price."
+        ),
+    ] = False
     reset: ResetInterval | None = None
     price: UsagePriceSpec | None = None
 

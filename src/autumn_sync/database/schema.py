@@ -94,6 +94,7 @@ plan_items = Table(
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("feature_id", String(ID), ForeignKey("features.id"), primary_key=True),
     Column("included", Exact),
+    Column("unlimited", Boolean, nullable=False, server_default=false()),
     Column("reset_interval", String(20)),
     Column("billing", String(20)),
     Column("price_amount", Exact),

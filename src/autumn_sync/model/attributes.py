@@ -133,8 +133,9 @@ def _without(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _item(item: dict[str, Any]) -> dict[str, Any] | bool:
-    """An item without its unset fields; a bare item (a boolean feature) is `True`."""
-    kept = {key: value for key, value in item.items() if value is not None}
+    """An item without its unset fields (`unlimited` only when true); a bare item (a boolean
+    feature) is `True`."""
+    kept = {key: value for key, value in item.items() if value not in (None, False)}
     return kept or True
 
 

@@ -109,6 +109,7 @@ class UsagePrice:
 class PlanItem:
     feature: str
     included: Decimal | None = None
+    unlimited: bool = False  # no limit, said explicitly (an item without `included` has none)
     reset: str | None = None
     price: UsagePrice | None = None
 

@@ -187,12 +187,16 @@ def plan(doc: Document) -> list[str]:
         ]
     )
     rows = [
-        [i["feature_id"], value(i["included"]), value(i["reset"]), _usage_price(i["price"])]
+        [i["feature_id"], _included(i), value(i["reset"]), _usage_price(i["price"])]
         for i in version["items"]
     ]
     lines += ["", f"Items (version {version['version']}):"]
     lines += table(["FEATURE", "INCLUDED", "RESET", "PRICE"], rows) if rows else ["  (none)"]
     return lines
+
+
+def _included(item: Document) -> str:
+    return "unlimited" if item["unlimited"] else value(item["included"])
 
 
 def _trial(trial: Document) -> str:

@@ -12,8 +12,9 @@ The rules, shared by `check`, `track` and `show`:
   sum over the plans' items of their included usage (the prepaid units the customer bought,
   `quantities`, when it did; a prepaid item without included usage gives `per` units for
   each unit of the plan's quantity: Extra credits gives 1,000 credits);
-  plus every grant that has not expired (no `expires`, or before it). An item with neither
-  included usage nor a price is unlimited (unless an allowance is declared). An item with a
+  plus every grant that has not expired (no `expires`, or before it). An item that says
+  `unlimited: true` is unlimited (unless an allowance is declared); one without included usage
+  gives none (a priced one as above). An item with a
   pay-per-use price allows overage: usage beyond the limit is allowed (and billed).
 - **Credit systems.** A feature the customer has no item, allowance or grant for, but that a
   credit system the customer has covers (`credit_costs`), is checked and tracked against the
@@ -72,10 +73,7 @@ class Item:
     quantity: int = 1
     units: int | None = None  # prepaid units bought (`quantities`), included ones counted
     anchor: datetime | None = None  # when the customer's plan started
-
-    @property
-    def unlimited(self) -> bool:
-        return self.included is None and self.billing is None
+    unlimited: bool = False  # `unlimited: true` (a custom included usage ends it)
 
     @property
     def allowance(self) -> Decimal:

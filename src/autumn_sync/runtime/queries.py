@@ -105,7 +105,9 @@ def _items(
     found: dict[tuple[int, str], Item] = {}
     versions = (pi.c.plan_id == cp.c.plan_id) & (pi.c.version == cp.c.version)
     query = select(cp, pi.c.feature_id, pi.c.included, pi.c.reset_interval, pi.c.billing)
-    query = query.add_columns(pi.c.price_per, pi.c.price_interval.label("item_interval"))
+    query = query.add_columns(
+        pi.c.unlimited, pi.c.price_per, pi.c.price_interval.label("item_interval")
+    )
     entitled = _entitled_plans(iid, today, statuses)
     for row in conn.execute(query.join(pi, versions).where(entitled)):
         found[(row.internal_id, row.feature_id)] = _item(row)
@@ -129,6 +131,7 @@ def _item(row: Row[Any]) -> Item:
         price_interval=row.item_interval,
         quantity=row.quantity,
         anchor=_plan_start(row),
+        unlimited=bool(row.unlimited),
     )
 
 
@@ -145,8 +148,10 @@ def _custom_item(row: Row[Any], base: Item | None) -> Item:
             units=row.units,
             anchor=_plan_start(row),
         )
-    included = base.included if row.included is None else row.included
-    return replace(base, included=included, reset=row.custom_reset or base.reset, units=row.units)
+    reset = row.custom_reset or base.reset
+    if row.included is None:
+        return replace(base, reset=reset, units=row.units)
+    return replace(base, included=row.included, unlimited=False, reset=reset, units=row.units)
 
 
 def _plan_start(row: Row[Any]) -> datetime | None:

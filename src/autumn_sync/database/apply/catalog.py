@@ -119,6 +119,7 @@ def _insert_items(tx: Transaction, plan_id: str, version: int, content: PlanCont
                 "version": version,
                 "feature_id": item.feature,
                 "included": item.included,
+                "unlimited": item.unlimited,
                 "reset_interval": item.reset,
                 "billing": price.billing.value if price else None,
                 "price_amount": price.amount if price else None,

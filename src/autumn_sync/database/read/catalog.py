@@ -202,6 +202,7 @@ def _items(connection: Connection, scope: Subquery) -> dict[VersionKey, list[Pla
             PlanItem(
                 feature=row.feature_id,
                 included=row.included,
+                unlimited=row.unlimited,
                 reset=row.reset_interval,
                 price=_usage_price(row, item_tiers),
             )

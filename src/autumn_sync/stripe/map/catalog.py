@@ -289,6 +289,8 @@ def _amounts(item: PlanItem, currency: str) -> dict[str, object]:
     )
     mode = price.tier_mode or TierMode.GRADUATED
     if free:  # volume too: usage within the included amount is never charged
+        # The file's first tier goes above its included amount (validated); a customer's
+        # custom included amount may reach past tiers, which its free tier then replaces.
         kept = tuple(t for t in tiers if t.up_to is None or t.up_to > free)
         tiers = (StripeTier(_whole(free), Decimal(0)), *kept)
     return {"tiers": tiers, "tiers_mode": mode.value}

@@ -405,8 +405,11 @@ def custom_content(content: PlanContent, wanted: CustomerPlan) -> PlanContent:
 def _custom_item(item: PlanItem, custom: PlanItem | None) -> PlanItem:
     if custom is None:
         return item
-    included = custom.included if custom.included is not None else item.included
-    return replace(item, included=included, reset=custom.reset or item.reset)
+    if custom.included is None:
+        return replace(item, reset=custom.reset or item.reset)
+    return replace(
+        item, included=custom.included, unlimited=False, reset=custom.reset or item.reset
+    )
 
 
 def _units(content: PlanContent, wanted: CustomerPlan) -> dict[str, int]:

@@ -1,0 +1,58 @@
+"""Migrations that change what stored data means keep its meaning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from sqlalchemy import Engine, select
+
+from autumn_sync.config import load_text
+from autumn_sync.database import engine as db
+from autumn_sync.database import schema as t
+from autumn_sync.database.engine import connect, head_revision
+from autumn_sync.pipeline import apply_plan, make_plan
+
+CATALOG = """\
+version: 1
+features:
+  messages: {name: Messages, type: metered, consumable: true}
+  seats: {name: Seats, type: metered, consumable: false}
+  credits: {name: Credits, type: credit_system, credit_costs: {messages: 1}}
+  sso: {name: SSO, type: boolean}
+plans:
+  free:
+    name: Free
+    items:
+      - {feature: messages, unlimited: true, reset: month}
+      - {feature: seats, included: 0}
+      - {feature: credits, price: {billing: prepaid, amount: 10, per: 1000, interval: month}}
+      - {feature: sso}
+"""
+
+
+def _migrate(engine: Engine, revision: str, down: bool = False) -> None:
+    with engine.begin() as connection:
+        config = db._config()
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def _unlimited(engine: Engine) -> dict[str, bool]:
+    query = select(t.plan_items.c.feature_id, t.plan_items.c.unlimited)
+    with engine.connect() as connection:
+        return {row.feature_id: row.unlimited for row in connection.execute(query)}
+
+
+def test_0012_marks_the_items_that_were_implicitly_unlimited(tmp_path: Path) -> None:
+    """Before 0012 an item of a metered feature with neither included usage nor a price was
+    unlimited: after it such items say so, and the file that now says `unlimited: true`
+    plans no change. Items with included usage or a price, and boolean ones, are not."""
+    engine = connect(f"sqlite:///{tmp_path / 'billing.db'}")
+    desired = load_text(CATALOG)
+    apply_plan(engine, make_plan(engine, desired))
+    _migrate(engine, "0011", down=True)  # the rows as 0011 held them
+    _migrate(engine, head_revision())
+    assert _unlimited(engine) == {"messages": True, "seats": False, "credits": False, "sso": False}
+    assert make_plan(engine, desired).empty
+    engine.dispose()

@@ -6,7 +6,7 @@ systems), and usage surviving re-apply. The other runtime test files reuse the h
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -402,4 +402,96 @@ def test_check_and_get_or_create_issue_a_fixed_number_of_statements(billing: Bil
     with count_statements(billing.engine) as tracks:
         billing.track("jane", "messages", 1)  # first use: the balance row is made
     assert (checks.count, found.count) == (8, 2)  # check: the `past_due` setting too
-    assert tracks.count == 8 + 1 + 3  # read; insert; lock, update, read back
+    assert tracks.count == 8 + 1 + 4  # read; insert; event, lock, update, read back
+
+
+# --- idempotency, events, validation -------------------------------------------------------
+
+
+def events(engine: Engine) -> list[tuple[str, Decimal, str | None]]:
+    e = t.usage_events
+    query = select(e.c.feature_id, e.c.value, e.c.idempotency_key).order_by(e.c.internal_id)
+    with engine.connect() as conn:
+        return [
+            (row.feature_id, Decimal(row.value), row.idempotency_key) for row in conn.execute(query)
+        ]
+
+
+def test_a_track_with_an_idempotency_key_is_recorded_once(billing: Billing) -> None:
+    first = billing.track("jane", "messages", 5, idempotency_key="req-1")
+    assert (first.balance.usage, first.replayed) == (5, False)
+    again = billing.track("jane", "messages", "5.0", idempotency_key="req-1")
+    assert (again.value, again.balance.usage, again.replayed) == (5, 5, True)
+    assert again.as_dict()["idempotency_key"] == "req-1"
+    billing.track("jane", "messages", 1)  # no key: an event each time
+    billing.track("jane", "messages", 1)
+    assert stored_usage(billing.engine, "jane", "messages") == 7
+    assert events(billing.engine) == [
+        ("messages", 5, "req-1"),
+        ("messages", 1, None),
+        ("messages", 1, None),
+    ]
+    # keys are per customer
+    acme = billing.get_or_create("acme_1", email="billing@acme.com")
+    assert not billing.track(acme.id or "", "images", 2, idempotency_key="req-1").replayed
+    assert billing.track("acme_1", "images", 2, idempotency_key="req-1").charged == 8
+    assert stored_usage(billing.engine, "acme_1", "credits") == 8
+
+
+def test_an_idempotency_key_used_for_another_event_is_refused(billing: Billing) -> None:
+    billing.track("jane", "messages", 5, idempotency_key="req-1")
+    with pytest.raises(InvalidRequest, match="idempotency key 'req-1' was used for another"):
+        billing.track("jane", "messages", 6, idempotency_key="req-1")
+    with pytest.raises(InvalidRequest, match="another event"):
+        billing.track("jane", "images", 5, idempotency_key="req-1")
+    with pytest.raises(InvalidRequest, match="must not be empty"):
+        billing.track("jane", "messages", 5, idempotency_key=" ")
+    with pytest.raises(InvalidRequest, match="at most 255"):
+        billing.track("jane", "messages", 5, idempotency_key="k" * 256)
+    assert stored_usage(billing.engine, "jane", "messages") == 5
+
+
+def test_ids_and_emails_follow_the_files_rules(billing: Billing) -> None:
+    with pytest.raises(InvalidRequest, match="invalid customer id 'jane doe': use up to 255"):
+        billing.get_or_create("jane doe")
+    with pytest.raises(InvalidRequest, match="invalid customer id '-x'"):
+        billing.get_or_create("-x")
+    with pytest.raises(InvalidRequest, match="invalid email 'jane': write it as name@example"):
+        billing.get_or_create("jane_2", email="jane")
+    with pytest.raises(InvalidRequest, match="invalid email"):
+        billing.get_or_create("jane_2", email="jane@example.com\n")
+    assert billing.get_or_create("org:1|user.2@x+y", email="a.b@c.io").outcome == "created"
+
+
+def test_required_is_never_negative(billing: Billing) -> None:
+    with pytest.raises(InvalidRequest, match="required must be 0 or more, not -5"):
+        billing.check("jane", "messages", -5)
+    assert billing.check("jane", "messages", 0).allowed
+
+
+def test_unknown_features_and_customers_get_a_did_you_mean(billing: Billing) -> None:
+    with pytest.raises(UnknownFeature, match=r"'mesages' in the catalog \(did you mean 'messages'"):
+        billing.check("jane", "mesages")
+    with pytest.raises(UnknownFeature, match=r"no feature 'zzz' in the catalog$"):
+        billing.track("jane", "zzz", 1)
+    with pytest.raises(UnknownCustomer, match=r"no customer with id 'jnae' \(did you mean 'jane'"):
+        billing.track("jnae", "messages", 1)
+    with pytest.raises(UnknownCustomer, match=r"did you mean 'jane'"):
+        billing.balances("janes")
+
+
+def test_an_aware_clock_is_converted_to_utc(db_url: str, catalog: Path, clock: Clock) -> None:
+    engine = connect(db_url)
+    apply_file(engine, catalog, clock)
+    paris = timezone(timedelta(hours=1))
+    aware = Billing(engine=engine, clock=lambda: datetime(2026, 1, 31, 23, 30, tzinfo=paris))
+    tracked = aware.track("jane", "messages", 3)
+    assert tracked.balance.next_reset == datetime(2026, 2, 10, 12, 0)
+    assert aware.now() == datetime(2026, 1, 31, 22, 30)
+    # 12:30 in Paris is 11:30 UTC: before the reset at 12:00 UTC
+    later = Billing(engine=engine, clock=lambda: datetime(2026, 2, 10, 12, 30, tzinfo=paris))
+    assert later.check("jane", "messages").balance.usage == 3
+    e = t.usage_events
+    with engine.connect() as conn:
+        assert conn.execute(select(e.c.created_at)).scalar_one() == datetime(2026, 1, 31, 22, 30)
+    engine.dispose()

@@ -56,6 +56,22 @@ def test_get_or_create_check_and_track(db: str) -> None:
     assert back["usage"] == 1.5
 
 
+def test_track_with_an_idempotency_key(db: str) -> None:
+    run_json("customer", "get-or-create", "--id", "u1", db=db)
+    key = ("--idempotency-key", "req-1")
+    first = run_json("track", "u1", "messages", "3", *key, db=db)
+    assert (first["usage"], first["idempotency_key"], first["replayed"]) == (3, "req-1", False)
+    again = run_json("track", "u1", "messages", "3", *key, db=db)
+    assert (again["usage"], again["replayed"]) == (3, True)
+    other = run_cli("track", "u1", "messages", "4", *key, db=db)
+    assert other.exit_code == 1
+    assert other.stderr.startswith("Error: idempotency key 'req-1' was used for another event")
+    shown = run_json("show", "customer.u1", "--format", "json", db=db)
+    assert [(e["feature_id"], e["value"], e["idempotency_key"]) for e in shown["usage_events"]] == [
+        ("messages", 3, "req-1")
+    ]
+
+
 def test_claiming_a_pre_provisioned_customer(db: str) -> None:
     claimed = run_json(
         "customer", "get-or-create", "--id", "acme_1", "--email", "billing@acme.com", db=db
@@ -87,6 +103,14 @@ def test_claiming_a_pre_provisioned_customer(db: str) -> None:
         (("track", "jane", "messages", "1e18"), "Error: value is too large"),
         (("track", "jane", "messages", "inf"), "Error: value must be a finite number"),
         (("customer", "get-or-create", "--id", ""), "Error: a customer id must not be empty"),
+        (("check", "jane", "mesages"), "Error: no feature 'mesages' in the catalog (did you mean"),
+        (("check", "jnae", "messages"), "Error: no customer with id 'jnae' (did you mean 'jane'?)"),
+        (("check", "jane", "messages", "--required", "-5"), "Error: required must be 0 or more"),
+        (("customer", "get-or-create", "--id", "a b"), "Error: invalid customer id 'a b'"),
+        (
+            ("customer", "get-or-create", "--id", "ab", "--email", "ab"),
+            "Error: invalid email 'ab'",
+        ),
     ],
 )
 def test_bad_requests_exit_1_with_a_message(

@@ -1,6 +1,7 @@
 """Processes racing on the same customers and balances (PostgreSQL and MariaDB; SQLite
 serialises writers anyway): get_or_create ends with one customer per id, a pre-provisioned
-customer is claimed once, and concurrent tracks add up."""
+customer is claimed once, concurrent tracks add up, and 8 processes tracking with the same
+idempotency key record it once (on SQLite too)."""
 
 from __future__ import annotations
 
@@ -51,18 +52,27 @@ def _track(url: str, barrier: Barrier, queue: Any) -> None:
     billing.close()
 
 
-def race(target: Any, url: str) -> list[Any]:
-    """Run `target(url, barrier, queue)` in RACERS processes started together; their
+def _track_once(url: str, barrier: Barrier, queue: Any) -> None:
+    billing = Billing(url, clock=_fixed)
+    barrier.wait()
+    first = billing.track("jane", "messages", 7, idempotency_key="req-1")
+    credits = billing.track("acme_1", "images", 2, idempotency_key="req-1")  # 8 credits
+    queue.put((first.replayed, first.balance.usage, credits.replayed, credits.charged))
+    billing.close()
+
+
+def race(target: Any, url: str, racers: int = RACERS) -> list[Any]:
+    """Run `target(url, barrier, queue)` in `racers` processes started together; their
     answers."""
     context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(RACERS)
+    barrier = context.Barrier(racers)
     queue = context.Queue()
-    processes = [context.Process(target=target, args=(url, barrier, queue)) for _ in range(RACERS)]
+    processes = [context.Process(target=target, args=(url, barrier, queue)) for _ in range(racers)]
     for process in processes:
         process.start()
     answers: list[Any] = []
     deadline = time.monotonic() + 120
-    while len(answers) < RACERS and time.monotonic() < deadline:
+    while len(answers) < racers and time.monotonic() < deadline:
         try:
             answers.append(queue.get(timeout=1))
         except Empty:
@@ -75,13 +85,18 @@ def race(target: Any, url: str) -> list[Any]:
 
 
 @pytest.fixture
-def server_url(db_url: str, tmp_path: Path) -> str:
-    if db_url.startswith("sqlite"):
-        pytest.skip("racing processes are a test for database servers")
+def applied_url(db_url: str, tmp_path: Path) -> str:
     engine = connect(db_url)
     apply_file(engine, write(tmp_path), Clock(NOW))
     engine.dispose()
     return db_url
+
+
+@pytest.fixture
+def server_url(applied_url: str) -> str:
+    if applied_url.startswith("sqlite"):
+        pytest.skip("racing processes are a test for database servers")
+    return applied_url
 
 
 def test_racing_get_or_create_makes_one_customer_per_id(server_url: str) -> None:
@@ -109,4 +124,20 @@ def test_racing_tracks_add_up(server_url: str) -> None:
     race(_track, server_url)
     assert stored_usage(engine, "jane", "messages") == RACERS * 20
     assert stored_usage(engine, "acme_1", "credits") == RACERS * 20 * 4
+    engine.dispose()
+
+
+def test_racing_tracks_with_the_same_idempotency_key_count_once(applied_url: str) -> None:
+    engine = connect(applied_url)
+    Billing(engine=engine, clock=_fixed).get_or_create("acme_1", email="billing@acme.com")
+    answers = race(_track_once, applied_url, racers=8)
+    # one process records each event (not necessarily the same one for both)
+    assert Counter(a[0] for a in answers) == Counter(a[2] for a in answers) == {True: 7, False: 1}
+    assert {(a[1], a[3]) for a in answers} == {(7, 8)}
+    assert stored_usage(engine, "jane", "messages") == 7
+    assert stored_usage(engine, "acme_1", "credits") == 8
+    e = t.usage_events
+    with engine.connect() as conn:
+        rows = conn.execute(select(e.c.feature_id, e.c.idempotency_key).order_by(e.c.feature_id))
+        assert rows.all() == [("images", "req-1"), ("messages", "req-1")]
     engine.dispose()

@@ -48,6 +48,11 @@ Features:
   messages  10     1050000    1049990  2026-02-10 12:00  1000000 + 50000 granted, overage allowed
   seats     0      unlimited  -        -
   sso       -      included   -        -
+
+Recent usage:
+  TIME                 FEATURE   VALUE  CHARGED     IDEMPOTENCY KEY
+  2026-01-10 12:00:00  images    5      20 credits  req-1
+  2026-01-10 12:00:00  messages  10                 -
 """
 
 TEAM_CO = """\
@@ -71,6 +76,9 @@ Features:
 Entities:
   ENTITY  FEATURE  NAME
   team_a  seats    Team A
+
+Recent usage:
+  (none)
 """
 
 CUSTOMERS = """\
@@ -93,7 +101,7 @@ def shop(db_url: str, tmp_path: Path) -> tuple[Engine, Clock]:
     billing = Billing(engine=engine, clock=clock)
     billing.get_or_create("acme_1", email="billing@acme.com")
     billing.track("acme_1", "messages", 10)
-    billing.track("acme_1", "images", 5)
+    billing.track("acme_1", "images", 5, idempotency_key="req-1")
     billing.get_or_create("user_1", email="u1@example.com", name="User One")
     c, cp = t.customers, t.customer_plans
     with engine.begin() as conn:

@@ -22,6 +22,7 @@ from autumn_sync.runtime.entitlements import feature_balance
 from autumn_sync.runtime.errors import BillingError
 from autumn_sync.runtime.queries import customer_info, entitlements, info_of, plans_by_customer
 
+RECENT_EVENTS = 20  # usage events shown with a customer
 ADDRESSES = "customer.ID, customer[EMAIL], plan.ID, plan.ID.vN, feature.ID, reward.ID or customers"
 
 
@@ -83,7 +84,8 @@ def _customer_row(conn: Connection, address: Address) -> Row[Any]:
 
 def customer(conn: Connection, row: Row[Any], now: datetime) -> dict[str, Any]:
     """A customer: identity, plans (custom versions, status, next renewal, Stripe
-    subscription), features with usage, limit and next reset, entities and rewards."""
+    subscription), features with usage, limit and next reset, entities, rewards and its
+    recent usage events."""
     info = customer_info(conn, row, now)
     ents = entitlements(conn, row, now)
     iid = row.internal_id
@@ -101,7 +103,30 @@ def customer(conn: Connection, row: Row[Any], now: datetime) -> dict[str, Any]:
             {"id": ent.id, "feature_id": ent.feature_id, "name": ent.name} for ent in entity_rows
         ],
         "rewards": list(rewards),
+        "usage_events": usage_events(conn, iid),
     }
+
+
+def usage_events(conn: Connection, iid: int) -> list[dict[str, Any]]:
+    """The customer's RECENT_EVENTS last tracks, the newest first."""
+    e = t.usage_events
+    query = (
+        select(e)
+        .where(e.c.customer_internal_id == iid)
+        .order_by(e.c.created_at.desc(), e.c.internal_id.desc())
+        .limit(RECENT_EVENTS)
+    )
+    return [
+        {
+            "time": row.created_at,
+            "feature_id": row.feature_id,
+            "value": row.value,
+            "charged_feature": row.charged_feature_id,
+            "charged": row.charged,
+            "idempotency_key": row.idempotency_key,
+        }
+        for row in conn.execute(query)
+    ]
 
 
 def _customer_filter(search: str | None, plan_id: str | None) -> ColumnElement[bool]:

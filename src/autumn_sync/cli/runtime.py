@@ -90,9 +90,19 @@ def check(options: Options, customer_id: str, feature_id: str, required: str) ->
 @click.argument("customer_id", metavar="CUSTOMER")
 @click.argument("feature_id", metavar="FEATURE")
 @click.argument("value", metavar="VALUE")
+@click.option(
+    "--idempotency-key",
+    help="Records the event once: a repeat with this key changes nothing (replayed: true).",
+)
 @click.pass_obj
 @runtime_errors
-def track(options: Options, customer_id: str, feature_id: str, value: str) -> None:
+def track(
+    options: Options,
+    customer_id: str,
+    feature_id: str,
+    value: str,
+    idempotency_key: str | None,
+) -> None:
     """Record VALUE units of FEATURE used by CUSTOMER (a negative VALUE gives usage back).
     Prints the balance after it (JSON)."""
-    emit(billing(options).track(customer_id, feature_id, value).as_dict())
+    emit(billing(options).track(customer_id, feature_id, value, idempotency_key).as_dict())

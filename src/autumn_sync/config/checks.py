@@ -64,7 +64,7 @@ def _currency(ctx: FileView) -> Iterator[Problem]:
         )
 
 
-def _did_you_mean(word: str, known: Iterable[str]) -> str:
+def did_you_mean(word: str, known: Iterable[str]) -> str:
     close = difflib.get_close_matches(word, sorted(known), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
@@ -72,7 +72,7 @@ def _did_you_mean(word: str, known: Iterable[str]) -> str:
 def unknown(kind: str, section: str, name: str, ids: Iterable[str]) -> str:
     """`unknown feature 'x'` with a way out: the id it is close to, or the known ones."""
     known = sorted(ids)
-    hint = _did_you_mean(name, known)
+    hint = did_you_mean(name, known)
     if not hint:
         hint = f" (known: {', '.join(known)})" if known else f": define it under '{section}'"
     return f"unknown {kind} {name!r}{hint}"

@@ -307,7 +307,8 @@ CustomerId = Annotated[
     Field(description="The application's id of the customer (up to 255 characters)."),
 ]
 EMAIL_PATTERN = r"^[^@\s\[\]]+@[^@\s\[\]]+\.[^@\s\[\]]+$"
-Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=320)]
+MAX_EMAIL = 320
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=MAX_EMAIL)]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=TEXT_PATTERN)]
 MetadataValue = Annotated[str, StringConstraints(max_length=500, pattern=TEXT_PATTERN)]
 

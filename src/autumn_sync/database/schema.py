@@ -34,6 +34,7 @@ metadata = MetaData(
 
 ID = 64
 CUSTOMER_PLAN_UNIQUE = "uq_customer_plans_entity_plan"
+USAGE_EVENT_KEY = "uq_usage_events_customer_key"
 
 settings = Table(
     "settings",
@@ -268,6 +269,24 @@ usage_periods = Table(
     Column("feature_id", String(ID), primary_key=True),
     Column("period_end", DateTime, primary_key=True),
     Column("usage", Exact, nullable=False),
+)
+
+# Every `track`, kept (a customer's recent usage in `show`): the value of the feature tracked,
+# the units charged to which feature (itself or its credit system), and the application's
+# idempotency key: one event per (customer, key), so a repeated track is recorded once.
+usage_events = Table(
+    "usage_events",
+    metadata,
+    Column("internal_id", Integer, primary_key=True, autoincrement=True),
+    Column("customer_internal_id", Integer, ForeignKey("customers.internal_id"), nullable=False),
+    Column("feature_id", String(ID), nullable=False),
+    Column("value", Exact, nullable=False),
+    Column("charged_feature_id", String(ID), nullable=False),
+    Column("charged", Exact, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("idempotency_key", String(255)),
+    UniqueConstraint("customer_internal_id", "idempotency_key", name=USAGE_EVENT_KEY),
+    Index("usage_events_by_time", "customer_internal_id", "created_at"),
 )
 
 # Every meter event `usage report` sent, or is about to send (written first, marked sent

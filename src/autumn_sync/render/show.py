@@ -74,7 +74,26 @@ def customer(doc: Document) -> list[str]:
     if doc["entities"]:
         rows = [[e["id"], e["feature_id"], value(e["name"])] for e in doc["entities"]]
         lines += ["", "Entities:", *table(["ENTITY", "FEATURE", "NAME"], rows)]
+    lines += ["", "Recent usage:", *_events(doc["usage_events"])]
     return lines
+
+
+def _events(events: list[Document]) -> list[str]:
+    if not events:
+        return ["  (none)"]
+    rows = [
+        [
+            e["time"].strftime("%Y-%m-%d %H:%M:%S"),
+            e["feature_id"],
+            value(e["value"]),
+            ""
+            if e["charged_feature"] == e["feature_id"]
+            else f"{value(e['charged'])} {e['charged_feature']}",
+            value(e["idempotency_key"]),
+        ]
+        for e in events
+    ]
+    return table(["TIME", "FEATURE", "VALUE", "CHARGED", "IDEMPOTENCY KEY"], rows)
 
 
 def _plan_name(plan: Document) -> str:

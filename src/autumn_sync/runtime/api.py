@@ -24,8 +24,8 @@ from autumn_sync.database.engine import connect
 from autumn_sync.runtime import usage
 from autumn_sync.runtime.customers import NewCustomer, get_or_create
 from autumn_sync.runtime.entitlements import FeatureBalance, feature_balance
-from autumn_sync.runtime.errors import InvalidWebhook, UnknownCustomer
-from autumn_sync.runtime.queries import customer_by_id, customer_info, entitlements
+from autumn_sync.runtime.errors import InvalidRequest, InvalidWebhook
+from autumn_sync.runtime.queries import customer_info, entitlements, known_customer
 from autumn_sync.runtime.results import CheckResult, CustomerInfo, TrackResult
 from autumn_sync.runtime.webhooks import WebhookResult, handle_event
 
@@ -43,7 +43,8 @@ class Billing:
 
     `database_url` is opened (and migrated) as the command line does (`None`: the
     `AUTUMN_SYNC_DATABASE_URL` environment variable, else `sqlite:///autumn-sync.db`), or an
-    existing `engine` is used. `clock` returns now as a UTC datetime without tzinfo.
+    existing `engine` is used. `clock` returns now: an aware datetime (converted to UTC), or
+    a naive one in UTC.
     `webhook_secret` verifies Stripe's webhooks (None: the `STRIPE_WEBHOOK_SECRET`
     environment variable). Errors are `BillingError`s (`UnknownCustomer`, `UnknownFeature`,
     `InvalidRequest`, `InvalidWebhook`).
@@ -61,6 +62,12 @@ class Billing:
         self.engine = engine if engine is not None else connect(database_url)
         self.clock = clock
         self._webhook_secret = webhook_secret or os.environ.get(WEBHOOK_SECRET)
+
+    def now(self) -> datetime:
+        """The clock's time as the database keeps it: UTC without tzinfo (an aware time is
+        converted; a naive one is taken as UTC)."""
+        now = self.clock()
+        return now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo is not None else now
 
     def close(self) -> None:
         """Close the database connections this object opened (not those of a given engine)."""
@@ -85,37 +92,47 @@ class Billing:
           ("created").
         """
         new = NewCustomer(id=id, email=email, name=name, fingerprint=fingerprint)
-        return get_or_create(self.engine, new, self.clock())
+        return get_or_create(self.engine, new, self.now())
 
     def check(self, customer_id: str, feature_id: str, required: usage.Number = 1) -> CheckResult:
         """Whether the customer may use `required` units of the feature now, with the balance
         (limit, usage, next reset) it is checked against. Reads only: nothing is recorded."""
         needed = usage.amount(required, "required")
-        return usage.check(self.engine, customer_id, feature_id, needed, self.clock())
+        if needed < 0:
+            raise InvalidRequest(f"required must be 0 or more, not {needed}")
+        return usage.check(self.engine, customer_id, feature_id, needed, self.now())
 
-    def track(self, customer_id: str, feature_id: str, value: usage.Number) -> TrackResult:
+    def track(
+        self,
+        customer_id: str,
+        feature_id: str,
+        value: usage.Number,
+        idempotency_key: str | None = None,
+    ) -> TrackResult:
         """Record `value` units of the feature used (negative values give usage back); a
         feature counted in a credit system deducts `value × credit cost` credits. Usage never
-        goes below 0."""
+        goes below 0. Every track is kept as a usage event (`show` lists the recent ones).
+
+        With an `idempotency_key`, the event is recorded once per customer and key, also when
+        processes track it at the same time: a repeat changes nothing and returns the first
+        event (`replayed` true) with the balance as it is now; the same key with another
+        feature or value raises `InvalidRequest`."""
         used = usage.amount(value, "value")
-        return usage.track(self.engine, customer_id, feature_id, used, self.clock())
+        key = usage.idempotency_key(idempotency_key)
+        return usage.track(self.engine, customer_id, feature_id, used, self.now(), key)
 
     def customer(self, customer_id: str) -> CustomerInfo:
         """The customer with `customer_id` and its plans (`UnknownCustomer`)."""
         with self.engine.connect() as conn:
-            row = customer_by_id(conn, customer_id)
-            if row is None:
-                raise UnknownCustomer(customer_id)
-            return customer_info(conn, row, self.clock())
+            row = known_customer(conn, customer_id)
+            return customer_info(conn, row, self.now())
 
     def balances(self, customer_id: str) -> list[FeatureBalance]:
         """Every feature the customer has an item, an allowance or a grant for, with its
         balance now."""
-        now = self.clock()
+        now = self.now()
         with self.engine.connect() as conn:
-            row = customer_by_id(conn, customer_id)
-            if row is None:
-                raise UnknownCustomer(customer_id)
+            row = known_customer(conn, customer_id)
             ents = entitlements(conn, row, now)
         return [feature_balance(ents, fid, now) for fid in ents.shown_features()]
 
@@ -137,4 +154,4 @@ class Billing:
             event = verify_webhook(payload, signature, self._webhook_secret)
         except WebhookRejected as exc:
             raise InvalidWebhook(str(exc)) from None
-        return handle_event(self.engine, event, self.clock())
+        return handle_event(self.engine, event, self.now())

@@ -10,6 +10,7 @@ insert (or claim), which then reads the winner's row.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, delete, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from autumn_sync.config.errors import PATTERN_RULES
+from autumn_sync.config.format import CUSTOMER_ID_PATTERN, EMAIL_PATTERN, MAX_EMAIL
 from autumn_sync.database import schema as t
 from autumn_sync.database.apply.customers import Trial, take_trial
 from autumn_sync.runtime.errors import InvalidRequest
@@ -37,11 +40,18 @@ class NewCustomer:
     fingerprint: str | None = None
 
     def check(self) -> None:
-        """Raise `InvalidRequest` for an empty or overlong id."""
+        """Raise `InvalidRequest` for an id or email the file would refuse (its rules:
+        `config.format`)."""
         if not self.id or not self.id.strip():
             raise InvalidRequest("a customer id must not be empty")
         if len(self.id) > MAX_ID:
             raise InvalidRequest(f"a customer id has at most {MAX_ID} characters")
+        if not re.fullmatch(CUSTOMER_ID_PATTERN, self.id):
+            raise InvalidRequest(PATTERN_RULES[CUSTOMER_ID_PATTERN].format(value=self.id))
+        if self.email is not None and (
+            len(self.email) > MAX_EMAIL or not re.fullmatch(EMAIL_PATTERN, self.email)
+        ):
+            raise InvalidRequest(PATTERN_RULES[EMAIL_PATTERN].format(value=self.email))
 
 
 def get_or_create(engine: Engine, new: NewCustomer, now: datetime) -> CustomerInfo:
@@ -57,12 +67,12 @@ def get_or_create(engine: Engine, new: NewCustomer, now: datetime) -> CustomerIn
         except IntegrityError:
             continue  # another process made or claimed this id first: read it
         except OperationalError as exc:
-            if attempt + 1 == ATTEMPTS or not _conflict(exc):
+            if attempt + 1 == ATTEMPTS or not conflict(exc):
                 raise
     raise InvalidRequest(f"customer {new.id!r} could not be read nor created")
 
 
-def _conflict(exc: OperationalError) -> bool:
+def conflict(exc: OperationalError) -> bool:
     """A deadlock or lock timeout between concurrent writers (worth another try)."""
     text = str(exc.orig).lower()
     return "deadlock" in text or "lock" in text

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from autumn_sync.config.checks import did_you_mean
+
 
 class BillingError(Exception):
     """A runtime request that cannot be answered; the message says why."""
@@ -10,16 +14,17 @@ class BillingError(Exception):
 class UnknownCustomer(BillingError):
     """No customer has this id."""
 
-    def __init__(self, customer_id: str):
-        super().__init__(f"no customer with id {customer_id!r}")
+    def __init__(self, customer_id: str, known: Iterable[str] = ()):
+        super().__init__(f"no customer with id {customer_id!r}{did_you_mean(customer_id, known)}")
         self.customer_id = customer_id
 
 
 class UnknownFeature(BillingError):
     """The catalog has no feature with this id."""
 
-    def __init__(self, feature_id: str):
-        super().__init__(f"no feature {feature_id!r} in the catalog")
+    def __init__(self, feature_id: str, known: Iterable[str] = ()):
+        hint = did_you_mean(feature_id, known)
+        super().__init__(f"no feature {feature_id!r} in the catalog{hint}")
         self.feature_id = feature_id
 
 

@@ -18,6 +18,7 @@ from autumn_sync.runtime.entitlements import (
     GrantRow,
     Item,
 )
+from autumn_sync.runtime.errors import UnknownCustomer
 from autumn_sync.runtime.intervals import midnight, next_boundary, recurs
 from autumn_sync.runtime.results import CustomerInfo, PlanInfo
 
@@ -29,11 +30,28 @@ ACTIVE = "active"
 SCHEDULED = "scheduled"
 ENDED = "ended"
 CANCELED = "canceled"  # cancelled in Stripe: gives access until its `ends_at`
+CLOSE_CANDIDATES = 10_000  # customer ids an unknown id is compared with (did you mean)
 
 
 def customer_by_id(conn: Connection, customer_id: str) -> Row[Any] | None:
     c = t.customers
     return conn.execute(select(c).where(c.c.id == customer_id)).first()
+
+
+def known_customer(conn: Connection, customer_id: str) -> Row[Any]:
+    """The customer with `customer_id`, else `UnknownCustomer` naming a close id if there is
+    one among the CLOSE_CANDIDATES customers made last (a bounded read, on the error path)."""
+    row = customer_by_id(conn, customer_id)
+    if row is None:
+        c = t.customers
+        recent = (
+            select(c.c.id)
+            .where(c.c.id.is_not(None))
+            .order_by(c.c.internal_id.desc())
+            .limit(CLOSE_CANDIDATES)
+        )
+        raise UnknownCustomer(customer_id, conn.execute(recent).scalars())
+    return row
 
 
 def features(conn: Connection) -> dict[str, FeatureDef]:

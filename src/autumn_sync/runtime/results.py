@@ -57,7 +57,9 @@ class CheckResult:
 @dataclass(frozen=True)
 class TrackResult:
     """The answer of `track`: `value` units of `feature_id` recorded as `charged` units of
-    `charged_feature` (the feature itself, or a credit system), and that balance after it."""
+    `charged_feature` (the feature itself, or a credit system), and that balance after it.
+    `replayed`: the `idempotency_key` was recorded before: this is that event, nothing was
+    added, and `balance` is the balance now."""
 
     customer_id: str
     feature_id: str
@@ -65,15 +67,23 @@ class TrackResult:
     charged_feature: str
     charged: Decimal
     balance: FeatureBalance
+    idempotency_key: str | None = None
+    replayed: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         after = {k: v for k, v in self.balance.as_dict().items() if k not in ("feature_id", "type")}
+        keyed = (
+            {"idempotency_key": self.idempotency_key, "replayed": self.replayed}
+            if self.idempotency_key is not None
+            else {}
+        )
         return {
             "customer_id": self.customer_id,
             "feature_id": self.feature_id,
             "value": self.value,
             "charged_feature": self.charged_feature,
             "charged": self.charged,
+            **keyed,
             **after,
         }
 

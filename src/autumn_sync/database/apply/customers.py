@@ -72,7 +72,7 @@ def _delete_customer(tx: Transaction, _change: Delete, old: Customer) -> None:
     items = t.customer_plan_items
     conn.execute(delete(items).where(items.c.customer_plan_id.in_(plan_ids)))
     per_customer = (cp, t.entities, t.customer_rewards, t.customer_trials, t.balance_grants)
-    usage = (t.balances, t.usage_periods, t.usage_reports)
+    usage = (t.balances, t.usage_periods, t.usage_reports, t.usage_events)
     for table in (*per_customer, *usage):
         conn.execute(delete(table).where(table.c.customer_internal_id == iid))
     conn.execute(delete(t.customers).where(t.customers.c.internal_id == iid))

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, Select, func, insert, select, update
 
 from autumn_sync.database import schema as t
 from autumn_sync.metering.plan import BilledItem, MeterEvent, SeatItem, Tier
@@ -36,23 +36,9 @@ def billed_items(conn: Connection, customer_ids: Sequence[str] = ()) -> list[Bil
     Stripe (the customer's Stripe id and the plan's subscription recorded), one per
     customer and feature."""
     c, cp, pi, f = t.customers, t.customer_plans, t.plan_items, t.features
-    query = (
-        select(c.c.internal_id, c.c.id, c.c.stripe_id, cp.c.plan_id, cp.c.version, pi)
-        .join(cp, cp.c.customer_internal_id == c.c.internal_id)
-        .join(pi, (pi.c.plan_id == cp.c.plan_id) & (pi.c.version == cp.c.version))
-        .join(f, f.c.id == pi.c.feature_id)
-        .where(
-            (cp.c.entity_id == "")
-            & (pi.c.billing == PAY_PER_USE)
-            & ~_continuous(f)
-            & cp.c.status.in_(BILLING)
-            & cp.c.stripe_subscription_id.is_not(None)
-            & c.c.stripe_id.is_not(None)
-        )
-        .order_by(c.c.internal_id, pi.c.feature_id, cp.c.plan_id)
-    )
-    if customer_ids:
-        query = query.where(c.c.id.in_(customer_ids))
+    columns = (c.c.internal_id, c.c.id, c.c.stripe_id, cp.c.plan_id, cp.c.version, pi)
+    query = _priced_per_use(columns, customer_ids)
+    query = query.where(~_continuous(f) & cp.c.status.in_(BILLING))
     rows = conn.execute(query).all()
     tiers = _tiers(conn, {(r.plan_id, r.version) for r in rows})
     currency = _currency(conn)
@@ -62,6 +48,27 @@ def billed_items(conn: Connection, customer_ids: Sequence[str] = ()) -> list[Bil
         if key not in found:
             found[key] = _item(row, tiers.get((row.plan_id, row.version, row.feature_id)), currency)
     return list(found.values())
+
+
+def _priced_per_use(columns: Sequence[Any], customer_ids: Sequence[str]) -> Select[Any]:
+    """`columns` of the customers' own plans' items priced pay-per-use whose subscription is
+    in Stripe (the customer's Stripe id and the plan's subscription recorded), by customer,
+    feature and plan; only `customer_ids` when given."""
+    c, cp, pi, f = t.customers, t.customer_plans, t.plan_items, t.features
+    query = (
+        select(*columns)
+        .join(cp, cp.c.customer_internal_id == c.c.internal_id)
+        .join(pi, (pi.c.plan_id == cp.c.plan_id) & (pi.c.version == cp.c.version))
+        .join(f, f.c.id == pi.c.feature_id)
+        .where(
+            (cp.c.entity_id == "")
+            & (pi.c.billing == PAY_PER_USE)
+            & cp.c.stripe_subscription_id.is_not(None)
+            & c.c.stripe_id.is_not(None)
+        )
+        .order_by(c.c.internal_id, pi.c.feature_id, cp.c.plan_id)
+    )
+    return query.where(c.c.id.in_(customer_ids)) if customer_ids else query
 
 
 def _continuous(f: Any) -> Any:
@@ -74,33 +81,18 @@ def seat_items(conn: Connection, customer_ids: Sequence[str] = ()) -> list[SeatI
     is in Stripe (and takes changes), with the usage `track` recorded: one per customer and
     feature."""
     c, cp, pi, f, b = t.customers, t.customer_plans, t.plan_items, t.features, t.balances
-    query = (
-        select(
-            c.c.internal_id,
-            c.c.id,
-            cp.c.plan_id,
-            pi.c.feature_id,
-            cp.c.stripe_subscription_id,
-            b.c.usage,
-        )
-        .join(cp, cp.c.customer_internal_id == c.c.internal_id)
-        .join(pi, (pi.c.plan_id == cp.c.plan_id) & (pi.c.version == cp.c.version))
-        .join(f, f.c.id == pi.c.feature_id)
-        .outerjoin(
-            b, (b.c.customer_internal_id == c.c.internal_id) & (b.c.feature_id == pi.c.feature_id)
-        )
-        .where(
-            (cp.c.entity_id == "")
-            & (pi.c.billing == PAY_PER_USE)
-            & _continuous(f)
-            & cp.c.status.in_(RUNNING)
-            & cp.c.stripe_subscription_id.is_not(None)
-            & c.c.stripe_id.is_not(None)
-        )
-        .order_by(c.c.internal_id, pi.c.feature_id, cp.c.plan_id)
+    columns = (
+        c.c.internal_id,
+        c.c.id,
+        cp.c.plan_id,
+        pi.c.feature_id,
+        cp.c.stripe_subscription_id,
+        b.c.usage,
     )
-    if customer_ids:
-        query = query.where(c.c.id.in_(customer_ids))
+    query = _priced_per_use(columns, customer_ids).outerjoin(
+        b, (b.c.customer_internal_id == c.c.internal_id) & (b.c.feature_id == pi.c.feature_id)
+    )
+    query = query.where(_continuous(f) & cp.c.status.in_(RUNNING))
     found: dict[tuple[int, str], SeatItem] = {}
     for row in conn.execute(query):
         key = (row.internal_id, row.feature_id)

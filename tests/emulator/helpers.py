@@ -75,6 +75,14 @@ def advance_to(emu: Any, moment: int) -> None:
     emu.clock.advance(moment - emu.clock.now() + 1)
 
 
+def halfway(emu: Any, sub: Any) -> int:
+    """Move the clock to the middle of the subscription's period; returns that moment."""
+    item = sub["items"].data[0]
+    middle = item.current_period_start + (item.current_period_end - item.current_period_start) // 2
+    advance_to(emu, middle)
+    return int(middle)
+
+
 def subscribe(
     client: stripe.StripeClient, customer: str, *items: dict[str, Any], **extra: Any
 ) -> Any:

@@ -9,8 +9,7 @@ import stripe
 
 from autumn_sync.emulator import Emulator
 from tests.emulator.helpers import (
-    advance_to,
-    make_paying_customer,
+    halfway,
     make_price,
     make_product,
     seen,
@@ -18,28 +17,8 @@ from tests.emulator.helpers import (
 )
 
 
-@pytest.fixture
-def plans(client: stripe.StripeClient) -> dict[str, Any]:
-    """A customer with a card; $10 and $20 monthly prices and a $100 yearly one."""
-    product = make_product(client, "Pro")
-    return {
-        "customer": make_paying_customer(client, "jane@example.com"),
-        "product": product,
-        "basic": make_price(client, product.id, 1000),
-        "pro": make_price(client, product.id, 2000),
-        "yearly": make_price(client, product.id, 10000, recurring={"interval": "year"}),
-    }
-
-
 def preview(client: stripe.StripeClient, **params: Any) -> Any:
     return client.v1.invoices.create_preview(params=params)  # type: ignore[arg-type]
-
-
-def halfway(emu: Emulator, sub: Any) -> int:
-    item = sub["items"].data[0]
-    middle = item.current_period_start + (item.current_period_end - item.current_period_start) // 2
-    advance_to(emu, middle)
-    return int(middle)
 
 
 def amounts(invoice: Any) -> list[int]:

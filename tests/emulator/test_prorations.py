@@ -14,32 +14,12 @@ import stripe
 from autumn_sync.emulator import Emulator
 from tests.emulator.helpers import (
     advance_to,
-    make_paying_customer,
+    halfway,
     make_price,
     make_product,
     seen,
     subscribe,
 )
-
-
-@pytest.fixture
-def plans(client: stripe.StripeClient) -> dict[str, Any]:
-    """A customer with a card; $10 and $20 monthly prices and a $100 yearly price."""
-    product = make_product(client, "Pro")
-    return {
-        "customer": make_paying_customer(client, "jane@example.com"),
-        "basic": make_price(client, product.id, 1000),
-        "pro": make_price(client, product.id, 2000),
-        "yearly": make_price(client, product.id, 10000, recurring={"interval": "year"}),
-    }
-
-
-def halfway(emu: Emulator, sub: Any) -> int:
-    """Move the clock to the middle of the subscription's period; returns that moment."""
-    item = sub["items"].data[0]
-    middle = item.current_period_start + (item.current_period_end - item.current_period_start) // 2
-    advance_to(emu, middle)
-    return int(middle)
 
 
 def upgrade(client: stripe.StripeClient, sub: Any, price: str, **extra: Any) -> Any:

@@ -37,6 +37,7 @@ from autumn_sync.metering.plan import (
     MeterEvent,
     QuantityChange,
     SeatItem,
+    event_params,
     events,
     periods_of,
 )
@@ -247,12 +248,6 @@ def _mark(engine: Engine, identifiers: list[str], now: datetime) -> None:
 
 def _params(row: Any) -> dict[str, Any]:
     """The request of an event written down by an earlier run."""
-    return {
-        "event_name": row.event_name,
-        "identifier": row.identifier,
-        "timestamp": row.timestamp,
-        "payload": {
-            "stripe_customer_id": row.stripe_customer_id,
-            "value": format(row.value.normalize(), "f"),
-        },
-    }
+    return event_params(
+        row.event_name, row.identifier, row.timestamp, row.stripe_customer_id, row.value
+    )

@@ -113,15 +113,25 @@ class MeterEvent:
 
     def params(self) -> dict[str, object]:
         """The request's parameters (`POST /v1/billing/meter_events`)."""
-        return {
-            "event_name": self.item.event_name,
-            "identifier": self.identifier,
-            "timestamp": self.timestamp,
-            "payload": {
-                "stripe_customer_id": self.item.stripe_customer_id,
-                "value": format(self.value.normalize(), "f"),
-            },
-        }
+        item = self.item
+        return event_params(
+            item.event_name, self.identifier, self.timestamp, item.stripe_customer_id, self.value
+        )
+
+
+def event_params(
+    event_name: str, identifier: str, timestamp: int, stripe_customer_id: str, value: Decimal
+) -> dict[str, object]:
+    """The parameters of `POST /v1/billing/meter_events` for one event."""
+    return {
+        "event_name": event_name,
+        "identifier": identifier,
+        "timestamp": timestamp,
+        "payload": {
+            "stripe_customer_id": stripe_customer_id,
+            "value": format(value.normalize(), "f"),
+        },
+    }
 
 
 @dataclass(frozen=True)

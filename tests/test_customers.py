@@ -115,23 +115,22 @@ def internal_id(engine: Engine, **where: Any) -> int:
 
 
 def set_usage(engine: Engine, customer: int, feature: str, usage: Decimal) -> None:
-    """What the application's `track` does: the balance row gets the usage (made if absent)."""
-    b = t.balances
-    mine = (b.c.customer_internal_id == customer) & (b.c.feature_id == feature)
+    """What the application's `track` leaves: a source's row holds the usage (made if absent)."""
+    u = t.balance_usage
+    mine = (u.c.customer_internal_id == customer) & (u.c.feature_id == feature)
     with engine.begin() as conn:
-        if conn.execute(select(b.c.feature_id).where(mine)).first() is None:
-            conn.execute(
-                insert(b).values(customer_internal_id=customer, feature_id=feature, usage=usage)
-            )
+        if conn.execute(select(u.c.feature_id).where(mine)).first() is None:
+            row = {"customer_internal_id": customer, "feature_id": feature, "used": usage}
+            conn.execute(insert(u).values(**row, source="allowance"))
         else:
-            conn.execute(update(b).where(mine).values(usage=usage))
+            conn.execute(update(u).where(mine).values(used=usage))
 
 
 def usage(engine: Engine, customer: int, feature: str) -> Decimal:
-    b = t.balances
-    mine = (b.c.customer_internal_id == customer) & (b.c.feature_id == feature)
+    u = t.balance_usage
+    mine = (u.c.customer_internal_id == customer) & (u.c.feature_id == feature)
     with engine.connect() as conn:
-        return Decimal(conn.execute(select(b.c.usage).where(mine)).scalar_one())
+        return Decimal(conn.execute(select(func.sum(u.c.used)).where(mine)).scalar_one() or 0)
 
 
 def counts(engine: Engine) -> dict[str, int]:
@@ -201,16 +200,17 @@ def test_usage_survives_every_apply(engine: Engine) -> None:
     assert usage(engine, acme, "messages") == Decimal("1234.5")
     assert usage(engine, jane, "messages") == 42
 
-    # The declaration goes: the allowance and grants are emptied, the row and usage stay.
+    # The declaration goes: the allowance and grants are emptied, the usage stays.
     no_balances = ACME.split("    balances:")[0]
     changes = apply_text(engine, billing(upgraded, no_balances, price=25))
     assert kinds(changes) == [("Update", "balance[billing@acme.com].messages")]
     b = t.balances
-    kept = rows(engine, b, b.c.customer_internal_id, b.c.allowance, b.c.usage)
-    assert {iid: (allowance, used) for iid, allowance, used in kept} == {
-        acme: (None, Decimal("1234.5")),
-        jane: (None, Decimal(42)),
-    }
+    kept = rows(engine, b, b.c.customer_internal_id, b.c.allowance)
+    assert dict(kept) == {acme: None}
+    assert (usage(engine, acme, "messages"), usage(engine, jane, "messages")) == (
+        Decimal("1234.5"),
+        Decimal(42),
+    )
     assert rows(engine, t.balance_grants) == []
 
 

@@ -115,14 +115,15 @@ def customer_count(engine: Engine) -> int:
 
 
 def stored_usage(engine: Engine, customer_id: str, feature_id: str) -> Decimal:
-    b, c = t.balances, t.customers
+    """What the customer's rows hold as used of the feature, over every source."""
+    u, c = t.balance_usage, t.customers
     query = (
-        select(b.c.usage)
-        .join(c, c.c.internal_id == b.c.customer_internal_id)
-        .where((c.c.id == customer_id) & (b.c.feature_id == feature_id))
+        select(func.sum(u.c.used))
+        .join(c, c.c.internal_id == u.c.customer_internal_id)
+        .where((c.c.id == customer_id) & (u.c.feature_id == feature_id))
     )
     with engine.connect() as conn:
-        return Decimal(conn.execute(query).scalar_one())
+        return Decimal(conn.execute(query).scalar_one() or 0)
 
 
 # --- get_or_create -------------------------------------------------------------------------
@@ -371,8 +372,8 @@ def test_a_declared_allowance_applies_until_its_reset_date(
     assert (first.limit, first.next_reset) == (500, datetime(2026, 2, 1))
     clock.now = datetime(2026, 2, 1)
     after = billing.check("bob", "messages").balance
-    # the plan's included usage again; resets go on monthly from the declared date
-    assert (after.limit, after.usage, after.next_reset) == (100, 0, datetime(2026, 3, 1))
+    # the plan's included usage again; resets go on monthly on the plan's cycle (the 10th)
+    assert (after.limit, after.usage, after.next_reset) == (100, 0, datetime(2026, 2, 10, 12))
     engine.dispose()
 
 
@@ -400,9 +401,11 @@ def test_check_and_get_or_create_issue_a_fixed_number_of_statements(billing: Bil
     with count_statements(billing.engine) as found:
         billing.get_or_create("user_1")
     with count_statements(billing.engine) as tracks:
-        billing.track("jane", "messages", 1)  # first use: the balance row is made
-    assert (checks.count, found.count) == (8, 2)  # check: the `past_due` setting too
-    assert tracks.count == 8 + 1 + 4  # read; insert; event, lock, update, read back
+        billing.track("jane", "messages", 1)  # first use: the source's row is made
+    # check: the customer, its declared allowances, grants and usage rows, the features and
+    # their credit costs, the `past_due` setting, items and custom items, entities
+    assert (checks.count, found.count) == (10, 2)
+    assert tracks.count == 10 + 4  # read; event, lock, the feature's rows again, insert
 
 
 # --- idempotency, events, validation -------------------------------------------------------

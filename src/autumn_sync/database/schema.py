@@ -33,6 +33,7 @@ metadata = MetaData(
 )
 
 ID = 64
+SOURCE = 100  # a balance source's key: `rollover:<plan id>:<YYYYmmddHHMM>` at most
 CUSTOMER_PLAN_UNIQUE = "uq_customer_plans_entity_plan"
 USAGE_EVENT_KEY = "uq_usage_events_customer_key"
 
@@ -102,6 +103,12 @@ plan_items = Table(
     Column("price_per", Integer),
     Column("price_interval", String(20)),
     Column("tier_mode", String(20)),
+    Column("reset_count", Integer),  # resets every N reset intervals; null: 1
+    Column("rollover", Boolean, nullable=False, server_default=false()),
+    Column("rollover_max", Exact),  # the most units carried over; null: no cap in units
+    Column("rollover_max_percentage", Exact),  # … in % of the allowance; null: none
+    Column("rollover_months", Integer),  # how long carried units last; null: never expire
+    Column("max_purchase", Exact),  # the most units billed per use beyond the allowance
     ForeignKeyConstraint(
         ["plan_id", "version"], ["plan_versions.plan_id", "plan_versions.version"]
     ),
@@ -247,8 +254,8 @@ customer_rewards = Table(
     Column("reward_id", String(ID), primary_key=True),
 )
 
-# One row per customer and feature once anything is declared or used: the declared allowance
-# (the file's), the usage and its next reset (the application's, never reset by apply).
+# One row per customer and feature the file declares an allowance for (with the date it ends):
+# the file's, written by apply.
 balances = Table(
     "balances",
     metadata,
@@ -256,18 +263,35 @@ balances = Table(
     Column("feature_id", String(ID), primary_key=True),
     Column("allowance", Exact),
     Column("reset_at", Date),
-    Column("usage", Exact, nullable=False, server_default="0"),
-    Column("next_reset", DateTime),
 )
 
-# The usage of a feature a customer had when its period closed (`track` resets the balance):
-# what `usage report` still sends to Stripe for that period if it had not yet.
+# What was used of each source of a balance (`runtime.breakdown`): a plan item's allowance in
+# its current period (`plan:<plan>`, with the period's end), a grant for good (`grant:<id>`),
+# the declared allowance (`allowance`), and each rollover (`rollover:<plan>:<period end>`, with
+# the units it carried and when they expire). The application's: apply never resets it.
+balance_usage = Table(
+    "balance_usage",
+    metadata,
+    _customer_key(),
+    Column("entity_id", String(255), primary_key=True, server_default=""),
+    Column("feature_id", String(ID), primary_key=True),
+    Column("source", String(SOURCE), primary_key=True),
+    Column("used", Exact, nullable=False, server_default="0"),
+    Column("next_reset", DateTime),
+    Column("amount", Exact),
+    Column("expires", DateTime),
+)
+
+# The usage of a source of a customer's feature when its period closed (`track` or `check`
+# found it due): what `usage report` still sends to Stripe for that period if it had not yet.
+# `source` '' is a feature's whole usage, closed before balances had sources.
 usage_periods = Table(
     "usage_periods",
     metadata,
     _customer_key(),
     Column("feature_id", String(ID), primary_key=True),
     Column("period_end", DateTime, primary_key=True),
+    Column("source", String(SOURCE), primary_key=True, server_default=""),
     Column("usage", Exact, nullable=False),
 )
 
@@ -279,6 +303,7 @@ usage_events = Table(
     metadata,
     Column("internal_id", Integer, primary_key=True, autoincrement=True),
     Column("customer_internal_id", Integer, ForeignKey("customers.internal_id"), nullable=False),
+    Column("entity_id", String(255)),  # the entity the usage was of (null: the customer)
     Column("feature_id", String(ID), nullable=False),
     Column("value", Exact, nullable=False),
     Column("charged_feature_id", String(ID), nullable=False),

@@ -78,23 +78,16 @@ def _continuous(f: Any) -> Any:
 
 def seat_items(conn: Connection, customer_ids: Sequence[str] = ()) -> list[SeatItem]:
     """The continuous features of customers' own plans priced pay-per-use whose subscription
-    is in Stripe (and takes changes), with the usage `track` recorded: one per customer and
+    is in Stripe (and takes changes), with the usage `track` recorded (over every source of
+    the balance) and the customer's entities of the feature: one per customer and
     feature."""
-    c, cp, pi, f, b = t.customers, t.customer_plans, t.plan_items, t.features, t.balances
-    columns = (
-        c.c.internal_id,
-        c.c.id,
-        cp.c.plan_id,
-        pi.c.feature_id,
-        cp.c.stripe_subscription_id,
-        b.c.usage,
-    )
-    query = _priced_per_use(columns, customer_ids).outerjoin(
-        b, (b.c.customer_internal_id == c.c.internal_id) & (b.c.feature_id == pi.c.feature_id)
-    )
-    query = query.where(_continuous(f) & cp.c.status.in_(RUNNING))
+    c, cp, pi, f = t.customers, t.customer_plans, t.plan_items, t.features
+    columns = (c.c.internal_id, c.c.id, cp.c.plan_id, pi.c.feature_id, cp.c.stripe_subscription_id)
+    query = _priced_per_use(columns, customer_ids).where(_continuous(f) & cp.c.status.in_(RUNNING))
+    rows = conn.execute(query).all()
+    used = _used(conn, sorted({row.internal_id for row in rows}))
     found: dict[tuple[int, str], SeatItem] = {}
-    for row in conn.execute(query):
+    for row in rows:
         key = (row.internal_id, row.feature_id)
         if key not in found:
             found[key] = SeatItem(
@@ -102,9 +95,29 @@ def seat_items(conn: Connection, customer_ids: Sequence[str] = ()) -> list[SeatI
                 plan=row.plan_id,
                 feature=row.feature_id,
                 subscription=row.stripe_subscription_id,
-                usage=Decimal(row.usage or 0),
+                usage=used.get(key, ZERO),
             )
     return list(found.values())
+
+
+def _used(conn: Connection, customers: Sequence[int]) -> dict[tuple[int, str], Decimal]:
+    """Per customer and feature: the units used over the sources of its own balance, and one
+    per entity of the feature (two queries)."""
+    u, e = t.balance_usage, t.entities
+    found: dict[tuple[int, str], Decimal] = defaultdict(Decimal)
+    if not customers:
+        return found
+    mine = u.c.customer_internal_id.in_(customers) & (u.c.entity_id == "")
+    key = (u.c.customer_internal_id, u.c.feature_id)
+    for iid, fid, total in conn.execute(
+        select(*key, func.sum(u.c.used)).where(mine).group_by(*key)
+    ):
+        found[(iid, fid)] += Decimal(total or 0)
+    per_entity = (e.c.customer_internal_id, e.c.feature_id)
+    counted = select(*per_entity, func.count()).where(e.c.customer_internal_id.in_(customers))
+    for iid, fid, count in conn.execute(counted.group_by(*per_entity)):
+        found[(iid, fid)] += Decimal(count)
+    return found
 
 
 def _item(row: Row[Any], tiers: list[Row[Any]] | None, currency: str) -> BilledItem:
@@ -155,53 +168,62 @@ def _currency(conn: Connection) -> str:
 
 
 def usage_by_period(conn: Connection, items: Iterable[BilledItem], now: datetime) -> UsageByPeriod:
-    """Per customer and feature, the billable usage of each period: the balance's (its
-    period ends at its next reset) and those of the periods closed since (`usage_periods`),
-    less what `check` grants free beyond the price's included units (`free_beyond`)."""
+    """Per customer and feature, the billable usage of each period of the billed item's
+    source (`plan:<plan>`): its current period's (which ends at its next reset) and those
+    closed since (`usage_periods`), less what the customer's declared allowance gives free
+    beyond the price's included units (`free_beyond`). Grants and rollovers take usage
+    before the overage does: what the item's source holds is all Stripe bills."""
     listed = list(items)
-    wanted = {(i.customer_internal_id, i.feature) for i in listed}
-    customers = sorted({iid for iid, _ in wanted})
+    sources = {(i.customer_internal_id, i.feature): f"plan:{i.plan}" for i in listed}
+    customers = sorted({iid for iid, _ in sources})
     found: UsageByPeriod = defaultdict(dict)
     if not customers:
         return found
-    b, up = t.balances, t.usage_periods
-    query = select(
-        b.c.customer_internal_id, b.c.feature_id, b.c.usage, b.c.next_reset, b.c.allowance
-    ).add_columns(b.c.reset_at)
-    rows = conn.execute(query.where(b.c.customer_internal_id.in_(customers))).all()
-    free = free_beyond(conn, listed, rows, now)
-    for row in rows:
-        if (row.customer_internal_id, row.feature_id) in wanted and row.next_reset is not None:
-            found[(row.customer_internal_id, row.feature_id)][row.next_reset] = row.usage
+    u, up = t.balance_usage, t.usage_periods
+    mine = u.c.customer_internal_id.in_(customers) & (u.c.entity_id == "")
+    for row in conn.execute(select(u).where(mine)):
+        key = (row.customer_internal_id, row.feature_id)
+        if sources.get(key) == row.source and row.next_reset is not None:
+            found[key][row.next_reset] = row.used
+    legacy: dict[tuple[int, str], dict[datetime, Decimal]] = defaultdict(dict)
     for row in conn.execute(select(up).where(up.c.customer_internal_id.in_(customers))):
-        if (row.customer_internal_id, row.feature_id) in wanted:
-            found[(row.customer_internal_id, row.feature_id)][row.period_end] = row.usage
+        key = (row.customer_internal_id, row.feature_id)
+        if sources.get(key) == row.source:
+            found[key][row.period_end] = row.usage
+        elif key in sources and row.source == "":
+            legacy[key][row.period_end] = row.usage
+    free, granted = free_beyond(conn, listed, now)
     for key, periods in found.items():
         for end, used in periods.items():
             periods[end] = max(used - free.get(key, ZERO), ZERO)
+    for key, periods in legacy.items():  # a feature's whole usage, closed before sources
+        for end, used in periods.items():
+            before = used - free.get(key, ZERO) - granted.get(key, ZERO)
+            found[key].setdefault(end, max(before, ZERO))
     return found
 
 
 def free_beyond(
-    conn: Connection, items: Sequence[BilledItem], balances: Sequence[Row[Any]], now: datetime
-) -> dict[tuple[int, str], Decimal]:
-    """Per customer and feature, the units `check` grants free beyond those the price's
-    first tier holds free: a declared allowance above the plan's included usage (while it
-    applies), and the grants not expired. Stripe bills only the usage beyond those."""
+    conn: Connection, items: Sequence[BilledItem], now: datetime
+) -> tuple[dict[tuple[int, str], Decimal], dict[tuple[int, str], Decimal]]:
+    """Per customer and feature: the units a declared allowance gives beyond the price's
+    included units (while it applies; negative when it gives fewer), and the grants not
+    expired (which only periods closed before balances had sources need)."""
     included = {(i.customer_internal_id, i.feature): i.included for i in items}
+    customers = sorted({iid for iid, _ in included})
+    b, g = t.balances, t.balance_grants
     found: dict[tuple[int, str], Decimal] = {}
-    for row in balances:
+    for row in conn.execute(select(b).where(b.c.customer_internal_id.in_(customers))):
         key = (row.customer_internal_id, row.feature_id)
         if key in included and row.allowance is not None and _applies(row.reset_at, now):
             found[key] = Decimal(row.allowance) - included[key]
-    g = t.balance_grants
-    customers = sorted({iid for iid, _ in included})
+    granted: dict[tuple[int, str], Decimal] = {}
     grants = select(g.c.customer_internal_id, g.c.feature_id, g.c.amount, g.c.expires)
     for grant in conn.execute(grants.where(g.c.customer_internal_id.in_(customers))):
         key = (grant.customer_internal_id, grant.feature_id)
         if key in included and _applies(grant.expires, now):
-            found[key] = found.get(key, ZERO) + Decimal(grant.amount)
-    return found
+            granted[key] = granted.get(key, ZERO) + Decimal(grant.amount)
+    return found, granted
 
 
 def _applies(until: date | None, now: datetime) -> bool:

@@ -94,13 +94,22 @@ class Billing:
         new = NewCustomer(id=id, email=email, name=name, fingerprint=fingerprint)
         return get_or_create(self.engine, new, self.now())
 
-    def check(self, customer_id: str, feature_id: str, required: usage.Number = 1) -> CheckResult:
-        """Whether the customer may use `required` units of the feature now, with the balance
-        (limit, usage, next reset) it is checked against. Reads only: nothing is recorded."""
+    def check(
+        self,
+        customer_id: str,
+        feature_id: str,
+        required: usage.Number = 1,
+        entity_id: str | None = None,
+    ) -> CheckResult:
+        """Whether the customer (or its entity `entity_id`) may use `required` units of the
+        feature now, with the balance it is checked against: the total (limit, usage, next
+        reset) and the breakdown per source, in the order usage is taken. An entity's own
+        plans come first, then its customer's. Reads only: nothing is recorded."""
         needed = usage.amount(required, "required")
         if needed < 0:
             raise InvalidRequest(f"required must be 0 or more, not {needed}")
-        return usage.check(self.engine, customer_id, feature_id, needed, self.now())
+        entity = usage.entity_id(entity_id)
+        return usage.check(self.engine, customer_id, feature_id, needed, self.now(), entity)
 
     def track(
         self,
@@ -108,10 +117,16 @@ class Billing:
         feature_id: str,
         value: usage.Number,
         idempotency_key: str | None = None,
+        entity_id: str | None = None,
+        overage: str = "cap",
     ) -> TrackResult:
-        """Record `value` units of the feature used (negative values give usage back); a
-        feature counted in a credit system deducts `value × credit cost` credits. Usage never
-        goes below 0. Every track is kept as a usage event (`show` lists the recent ones).
+        """Record `value` units of the feature used by the customer (or its entity
+        `entity_id`; negative values give usage back); a feature counted in a credit system
+        deducts `value × credit cost` credits. The units are taken from the balance's sources
+        in order (`runtime.breakdown`); past them, a pay-per-use item takes them as overage
+        up to its `max_purchase` (`overage="allow"`: past it too), else they are not
+        recorded (`dropped`). Every track is kept as a usage event (`show` lists the recent
+        ones).
 
         With an `idempotency_key`, the event is recorded once per customer and key, also when
         processes track it at the same time: a repeat changes nothing and returns the first
@@ -119,7 +134,10 @@ class Billing:
         feature or value raises `InvalidRequest`."""
         used = usage.amount(value, "value")
         key = usage.idempotency_key(idempotency_key)
-        return usage.track(self.engine, customer_id, feature_id, used, self.now(), key)
+        entity = usage.entity_id(entity_id)
+        mode = usage.overage_mode(overage)
+        now = self.now()
+        return usage.track(self.engine, customer_id, feature_id, used, now, key, entity, mode)
 
     def customer(self, customer_id: str) -> CustomerInfo:
         """The customer with `customer_id` and its plans (`UnknownCustomer`)."""
@@ -127,13 +145,16 @@ class Billing:
             row = known_customer(conn, customer_id)
             return customer_info(conn, row, self.now())
 
-    def balances(self, customer_id: str) -> list[FeatureBalance]:
-        """Every feature the customer has an item, an allowance or a grant for, with its
-        balance now."""
+    def balances(self, customer_id: str, entity_id: str | None = None) -> list[FeatureBalance]:
+        """Every feature the customer (or its entity) has an item, an allowance or a grant
+        for, with its balance now."""
         now = self.now()
+        entity = usage.entity_id(entity_id)
         with self.engine.connect() as conn:
             row = known_customer(conn, customer_id)
-            ents = entitlements(conn, row, now)
+            if entity is not None:
+                usage.known_entity(conn, row, entity)
+            ents = entitlements(conn, row, now, entity or "")
         return [feature_balance(ents, fid, now) for fid in ents.shown_features()]
 
     def handle_stripe_event(self, payload: bytes | str, signature: str | None) -> WebhookResult:

@@ -1,41 +1,57 @@
-"""What a customer is entitled to, computed from the rows the database holds (pure: no I/O).
+"""What a customer (or one of its entities) is entitled to, computed from the rows the
+database holds (pure: no I/O).
 
 The rules, shared by `check`, `track` and `show`:
 
-- **Plans.** The customer's own plans (not its entities') whose status is active, trialing or
-  past due (or cancelled in Stripe, until its end) count, within their dates, each at the
-  version the customer is on; a custom item of the customer's
-  plan replaces the included usage and reset of that feature's item.
+- **Plans.** The customer's own plans (and, asked for an entity, the entity's plans too)
+  whose status is active, trialing or past due (or cancelled in Stripe, until its end)
+  count, within their dates, each at the version it is on; a custom item replaces the
+  included usage and reset of that feature's item.
 - **Boolean features** are allowed when some plan has the item.
-- **Limit** of a metered feature or credit system: the declared allowance (the file's
-  `balances.<feature>.allowance`) while it applies (no `reset_at`, or before it), else the
-  sum over the plans' items of their included usage (the prepaid units the customer bought,
-  `quantities`, when it did; a prepaid item without included usage gives `per` units for
-  each unit of the plan's quantity: Extra credits gives 1,000 credits);
-  plus every grant that has not expired (no `expires`, or before it). An item that says
-  `unlimited: true` is unlimited (unless an allowance is declared); one without included usage
-  gives none (a priced one as above). An item with a
-  pay-per-use price allows overage: usage beyond the limit is allowed (and billed).
-- **Credit systems.** A feature the customer has no item, allowance or grant for, but that a
-  credit system the customer has covers (`credit_costs`), is checked and tracked against the
-  credit system's balance, at its credit cost per unit.
-- **Resets.** A consumable feature (and a credit system) resets at the interval of its item
-  (`reset`, else its price's interval; the shortest if plans differ). The next reset is kept
-  with the balance: first the declared `reset_at` if it is still ahead, else the first period
-  boundary after now counted from the plan's start (its declared start, else when it was
-  attached). When now reaches it, usage is 0 again and the next reset moves on by whole
-  intervals past now. Continuous features (seats) never reset.
+- **Balances** of metered features and credit systems are a breakdown (`runtime.breakdown`):
+  one source per plan item (its included usage; the prepaid units bought, `quantities`;
+  a prepaid item without included usage gives `per` units for each unit of the plan's
+  quantity), per grant that has not expired, and per rollover. An item that says
+  `unlimited: true` makes the feature unlimited. The file's declared allowance
+  (`balances.<feature>.allowance`) replaces the included usage of the customer's plan
+  items while it applies (until `reset_at`): the first item in the order gets it, the others
+  none; with no item it is a source of its own.
+- **Resets.** An item of a consumable feature (or a credit system) resets at its `reset`
+  (else its price's interval) every `interval_count` intervals, counted from the billing
+  cycle when the plan has a price (a trial's end, else its start), else from its start.
+  Continuous features (seats) never reset; an entity of a feature counts as one unit of
+  the customer's usage of it.
+- **Credit systems.** A feature the customer has no source for, but that a credit system
+  the customer has covers (`credit_costs`), is checked and tracked against the credit
+  system's balance, at its credit cost per unit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from autumn_sync.runtime.intervals import DAYS, MONTHS, midnight, next_boundary, recurs
+from autumn_sync.runtime.breakdown import (
+    ALLOWANCE,
+    GRANT,
+    PLAN,
+    ROLLOVER,
+    Closed,
+    Entry,
+    Rollover,
+    Source,
+    Stored,
+    advance,
+    covers,
+    deduct,
+    entries_of,
+    ordered,
+    overage_target,
+)
+from autumn_sync.runtime.intervals import midnight, recurs
 
 BOOLEAN = "boolean"
 CREDIT_SYSTEM = "credit_system"
@@ -61,7 +77,7 @@ class FeatureDef:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """A plan item as one customer has it (custom items already applied)."""
+    """A plan item as one customer (or entity: `entity`) has it, custom items applied."""
 
     plan_id: str
     feature: str
@@ -72,8 +88,12 @@ class Item:
     price_interval: str | None = None
     quantity: int = 1
     units: int | None = None  # prepaid units bought (`quantities`), included ones counted
-    anchor: datetime | None = None  # when the customer's plan started
+    anchor: datetime | None = None  # where its periods are counted from
     unlimited: bool = False  # `unlimited: true` (a custom included usage ends it)
+    every: int = 1  # `interval_count`
+    rollover: Rollover | None = None
+    max_purchase: Decimal | None = None
+    entity: str = ""
 
     @property
     def allowance(self) -> Decimal:
@@ -87,18 +107,21 @@ class Item:
 
     @property
     def interval(self) -> str | None:
-        for interval in (self.reset, self.price_interval):
-            if recurs(interval):
-                return interval
-        return None
+        """The reset interval: `reset` (`one_off`: none), else the price's interval."""
+        if self.reset is not None:
+            return self.reset if recurs(self.reset) else None
+        return self.price_interval if recurs(self.price_interval) else None
 
 
 @dataclass(frozen=True, slots=True)
-class BalanceRow:
+class Declared:
+    """The file's allowance of a feature for a customer, until `reset_at`."""
+
     allowance: Decimal | None = None
     reset_at: date | None = None
-    usage: Decimal = ZERO
-    next_reset: datetime | None = None
+
+    def applies(self, now: datetime) -> bool:
+        return self.allowance is not None and (self.reset_at is None or now.date() < self.reset_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,34 +129,42 @@ class GrantRow:
     feature: str
     amount: Decimal
     expires: date | None = None
+    id: str = ""
 
 
 @dataclass(frozen=True)
 class Entitlements:
-    """Everything `check` needs about one customer, as read in one go."""
+    """Everything `check` needs about one customer (or one of its entities, `entity`), as
+    read in one go."""
 
     customer_id: str | None
     created_at: datetime
     features: Mapping[str, FeatureDef]
     items: tuple[Item, ...]
-    balances: Mapping[str, BalanceRow]
+    declared: Mapping[str, Declared]
     grants: tuple[GrantRow, ...]
+    stored: Mapping[tuple[str, str, str], Stored]  # (entity, feature, source key) → row
+    entity: str = ""
+    entity_counts: Mapping[str, int] | None = None  # feature → the customer's entities of it
 
     def items_for(self, feature: str) -> list[Item]:
         return [item for item in self.items if item.feature == feature]
 
     def holds(self, feature: str) -> bool:
         """Whether the customer has an item, a declared allowance or a grant for `feature`."""
-        row = self.balances.get(feature)
+        row = self.declared.get(feature)
         declared = row is not None and row.allowance is not None
         granted = any(g.feature == feature for g in self.grants)
         return bool(self.items_for(feature)) or declared or granted
 
     def shown_features(self) -> list[str]:
         """The features a customer view lists: those with an item, a balance or a grant."""
-        found = {i.feature for i in self.items} | set(self.balances)
+        found = {i.feature for i in self.items} | set(self.declared)
         found |= {g.feature for g in self.grants}
         return sorted(f for f in found if f in self.features)
+
+    def rows_of(self, feature: str) -> dict[tuple[str, str], Stored]:
+        return {(e, k): row for (e, f, k), row in self.stored.items() if f == feature}
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,39 +188,171 @@ def route(ents: Entitlements, feature_id: str) -> Route:
     return Route(feature_id)
 
 
+# --- sources -------------------------------------------------------------------------------
+
+
+def sources(ents: Entitlements, feature_id: str, now: datetime) -> list[Source]:
+    """The sources of `feature_id`'s balance at `now` (grants not expired; rollovers of items
+    still held)."""
+    feature = ents.features[feature_id]
+    plans = [_plan_source(ents, feature, item) for item in ents.items_for(feature_id)]
+    declared = ents.declared.get(feature_id)
+    if declared is not None and declared.applies(now):
+        plans = _declared(plans, declared)
+    grants = [_grant_source(g) for g in ents.grants if g.feature == feature_id]
+    live = [g for g in grants if g.expires is None or g.expires > now]
+    return plans + live + _rollovers(ents, feature_id, plans)
+
+
+def _plan_source(ents: Entitlements, feature: FeatureDef, item: Item) -> Source:
+    interval = item.interval if feature.resets else None
+    return Source(
+        key=f"{PLAN}:{item.plan_id}",
+        kind=PLAN,
+        entity=item.entity,
+        plan_id=item.plan_id,
+        granted=item.allowance,
+        unlimited=item.unlimited,
+        interval=interval,
+        every=item.every,
+        anchor=(item.anchor or ents.created_at) if interval else None,
+        priced=item.billing == PAY_PER_USE,
+        max_purchase=item.max_purchase if item.billing == PAY_PER_USE else None,
+        rollover=item.rollover,
+    )
+
+
+def _declared(plans: list[Source], declared: Declared) -> list[Source]:
+    """The plans' sources with the declared allowance in place of their included usage: the
+    customer's first (in order) gets it, the others none; none: a source of its own."""
+    assert declared.allowance is not None
+    mine = [s for s in ordered(Entry(s) for s in plans) if not s.source.entity]
+    ends = midnight(declared.reset_at) if declared.reset_at is not None else None
+    if not mine:
+        return [*plans, Source(ALLOWANCE, ALLOWANCE, granted=declared.allowance)]
+    first = mine[0].source
+    given = {first.key: declared.allowance}
+    return [_replace_granted(s, given.get(s.key, ZERO), ends) if not s.entity else s for s in plans]
+
+
+def _replace_granted(source: Source, granted: Decimal, ends: datetime | None) -> Source:
+    return replace(source, granted=granted, unlimited=False, first_reset=ends)
+
+
+def _grant_source(grant: GrantRow) -> Source:
+    expires = midnight(grant.expires) if grant.expires is not None else None
+    return Source(f"{GRANT}:{grant.id}", GRANT, granted=grant.amount, expires=expires)
+
+
+def _rollovers(ents: Entitlements, feature_id: str, plans: list[Source]) -> list[Source]:
+    """The stored rollovers of the items among `plans` (those of items no longer held wait)."""
+    held = {(s.entity, s.plan_id): s for s in plans if s.kind == PLAN}
+    found = []
+    for (entity, key), row in sorted(ents.rows_of(feature_id).items()):
+        if not key.startswith(f"{ROLLOVER}:"):
+            continue
+        plan = held.get((entity, key.split(":")[1]))
+        if plan is None or row.amount is None:
+            continue
+        found.append(
+            Source(
+                key=key,
+                kind=ROLLOVER,
+                entity=entity,
+                plan_id=plan.plan_id,
+                granted=row.amount,
+                interval=plan.interval,
+                every=plan.every,
+                expires=row.expires,
+            )
+        )
+    return found
+
+
+# --- balances ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class State:
+    """A feature's entries at a moment (due resets applied, not yet written), the periods
+    that closed, and the units its customer's entities take (seats)."""
+
+    feature: str
+    entries: list[Entry]
+    closed: list[Closed]
+    entities: Decimal = ZERO
+
+    def viewed(self) -> list[Entry]:
+        """The entries with the entities' units taken too (what `check` sees)."""
+        if not self.entities:
+            return self.entries
+        return deduct(self.entries, self.entities).entries
+
+
+def state(ents: Entitlements, feature_id: str, now: datetime) -> State:
+    """The feature's breakdown at `now`: resets that are due applied (not written)."""
+    found = entries_of(sources(ents, feature_id, now), ents.rows_of(feature_id))
+    entries, closed = advance(found, now)
+    counted = (ents.entity_counts or {}).get(feature_id, 0) if not ents.entity else 0
+    return State(feature_id, entries, closed, Decimal(counted))
+
+
 @dataclass(frozen=True, slots=True)
 class FeatureBalance:
-    """One feature's balance for one customer at a moment: `limit` is `included` (the
-    allowance, or the plans' included usage) plus `granted`; `balance` is `limit - usage`
-    (negative past the limit with overage). Unlimited features have no limit or balance."""
+    """One feature's balance at a moment: `limit` (`included` from plans + `rollover` +
+    `granted`) less `usage` is `balance` (negative in overage); `breakdown` is per source,
+    in the order usage is taken. Unlimited features have no limit or balance."""
 
     feature: str
     type: str
     access: bool
     unlimited: bool = False
-    included: Decimal | None = None
-    granted: Decimal = ZERO
-    usage: Decimal = ZERO
+    breakdown: tuple[Entry, ...] = ()
     overage_allowed: bool = False
-    next_reset: datetime | None = None
+    max_purchase: Decimal | None = None
+
+    def _total(self, *kinds: str) -> Decimal:
+        return sum((e.source.granted for e in self.breakdown if e.source.kind in kinds), ZERO)
+
+    @property
+    def included(self) -> Decimal | None:
+        return None if self.unlimited else self._total(PLAN, ALLOWANCE)
+
+    @property
+    def rollover(self) -> Decimal:
+        return self._total(ROLLOVER)
+
+    @property
+    def granted(self) -> Decimal:
+        return self._total(GRANT)
+
+    @property
+    def usage(self) -> Decimal:
+        return sum((e.used for e in self.breakdown), ZERO)
+
+    @property
+    def overage(self) -> Decimal:
+        return sum((e.overage for e in self.breakdown), ZERO)
 
     @property
     def limit(self) -> Decimal | None:
-        if self.unlimited or self.included is None:
+        if self.unlimited:
             return None
-        return self.included + self.granted
+        return self._total(PLAN, ALLOWANCE, ROLLOVER, GRANT)
 
     @property
     def balance(self) -> Decimal | None:
         limit = self.limit
         return None if limit is None else limit - self.usage
 
+    @property
+    def next_reset(self) -> datetime | None:
+        resets = [e.next_reset for e in self.breakdown if e.source.interval and e.next_reset]
+        return min(resets, default=None)
+
     def covers(self, needed: Decimal) -> bool:
         """Whether `needed` more units may be used now."""
-        if not self.access:
-            return False
-        balance = self.balance
-        return self.unlimited or self.overage_allowed or (balance is not None and balance >= needed)
+        return self.access and (self.type == BOOLEAN or covers(self.breakdown, needed))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -198,102 +361,55 @@ class FeatureBalance:
             "unlimited": self.unlimited,
             "limit": self.limit,
             "included": self.included,
+            "rollover": self.rollover,
             "granted": self.granted,
             "usage": self.usage,
             "balance": self.balance,
+            "overage": self.overage,
             "overage_allowed": self.overage_allowed,
+            "max_purchase": self.max_purchase,
             "next_reset": self.next_reset,
+            "breakdown": [entry_dict(e) for e in self.breakdown],
         }
+
+
+def entry_dict(entry: Entry) -> dict[str, Any]:
+    source = entry.source
+    return {
+        "source": source.key,
+        "kind": source.kind,
+        "entity_id": source.entity or None,
+        "plan_id": source.plan_id,
+        "granted": None if source.unlimited else source.granted,
+        "unlimited": source.unlimited,
+        "used": entry.used,
+        "remaining": None if source.unlimited else entry.remaining,
+        "overage": entry.overage,
+        "reset": source.interval,
+        "interval_count": source.every if source.interval else None,
+        "next_reset": entry.next_reset if source.interval else None,
+        "expires": source.expires,
+    }
 
 
 def feature_balance(ents: Entitlements, feature_id: str, now: datetime) -> FeatureBalance:
     """The balance of `feature_id` itself (no credit-system routing) at `now`."""
-    feature = ents.features[feature_id]
-    items = ents.items_for(feature_id)
+    return balance_of(ents, state(ents, feature_id, now))
+
+
+def balance_of(ents: Entitlements, found: State) -> FeatureBalance:
+    """`found` as the balance the runtime answers with."""
+    feature = ents.features[found.feature]
     if feature.type == BOOLEAN:
-        return FeatureBalance(feature_id, feature.type, access=bool(items))
-    usage, next_reset = period(ents, feature, now)
-    declared = _declared_allowance(ents.balances.get(feature_id), now)
-    unlimited = declared is None and any(item.unlimited for item in items)
-    included = declared if declared is not None else sum((i.allowance for i in items), ZERO)
+        return FeatureBalance(found.feature, feature.type, access=bool(ents.items_for(feature.id)))
+    entries = tuple(ordered(found.viewed()))
+    target = overage_target(entries)
     return FeatureBalance(
-        feature=feature_id,
+        feature=found.feature,
         type=feature.type,
-        access=ents.holds(feature_id),
-        unlimited=unlimited,
-        included=None if unlimited else included,
-        granted=_granted(ents, feature_id, now),
-        usage=usage,
-        overage_allowed=any(item.billing == PAY_PER_USE for item in items),
-        next_reset=next_reset,
+        access=ents.holds(found.feature),
+        unlimited=any(e.source.unlimited for e in entries),
+        breakdown=entries,
+        overage_allowed=target is not None,
+        max_purchase=None if target is None else target.source.max_purchase,
     )
-
-
-def _declared_allowance(row: BalanceRow | None, now: datetime) -> Decimal | None:
-    if row is None or row.allowance is None:
-        return None
-    if row.reset_at is not None and now.date() >= row.reset_at:
-        return None
-    return row.allowance
-
-
-def _granted(ents: Entitlements, feature_id: str, now: datetime) -> Decimal:
-    today = now.date()
-    live = (
-        g.amount
-        for g in ents.grants
-        if g.feature == feature_id and (g.expires is None or today < g.expires)
-    )
-    return sum(live, ZERO)
-
-
-# --- resets --------------------------------------------------------------------------------
-
-
-def reset_terms(ents: Entitlements, feature_id: str) -> tuple[str, datetime] | None:
-    """(interval, anchor) of the feature's resets: the shortest interval among its items,
-    anchored at that plan's start (the customer's creation when unknown); None when the
-    feature does not reset."""
-    if not ents.features[feature_id].resets:
-        return None
-    timed = [i for i in ents.items_for(feature_id) if i.interval is not None]
-    if not timed:
-        return None
-    item = min(timed, key=lambda i: (_length(i.interval or ""), i.anchor or ents.created_at))
-    assert item.interval is not None
-    return item.interval, item.anchor or ents.created_at
-
-
-def _length(interval: str) -> int:
-    return DAYS[interval] if interval in DAYS else MONTHS[interval] * 31
-
-
-def period(
-    ents: Entitlements, feature: FeatureDef, now: datetime
-) -> tuple[Decimal, datetime | None]:
-    """(usage, next reset) at `now`: usage is 0 once the stored next reset has passed."""
-    row = ents.balances.get(feature.id) or BalanceRow()
-    if not feature.resets:
-        return row.usage, None
-    if row.next_reset is None:
-        return row.usage, first_reset(ents, feature.id, row, now)
-    if now < row.next_reset:
-        return row.usage, row.next_reset
-    return ZERO, advance(ents, feature.id, row.next_reset, now)
-
-
-def first_reset(
-    ents: Entitlements, feature_id: str, row: BalanceRow, now: datetime
-) -> datetime | None:
-    """The next reset of a balance that has none yet: the declared `reset_at` if it is
-    ahead, else the next period boundary from the plan's start."""
-    if row.reset_at is not None and midnight(row.reset_at) > now:
-        return midnight(row.reset_at)
-    terms = reset_terms(ents, feature_id)
-    return None if terms is None else next_boundary(terms[1], terms[0], now)
-
-
-def advance(ents: Entitlements, feature_id: str, due: datetime, now: datetime) -> datetime | None:
-    """The reset after `due` (which `now` has reached): by whole intervals past now."""
-    terms = reset_terms(ents, feature_id)
-    return None if terms is None else next_boundary(due, terms[0], now)

@@ -35,3 +35,12 @@ class InvalidRequest(BillingError):
 class InvalidWebhook(BillingError):
     """A webhook delivery that is not a genuine Stripe event (a missing or wrong signature,
     a body that is no event): nothing was written."""
+
+
+class UnknownEntity(BillingError):
+    """The customer has no entity with this id."""
+
+    def __init__(self, customer_id: str, entity_id: str, known: Iterable[str] = ()):
+        hint = did_you_mean(entity_id, known)
+        super().__init__(f"customer {customer_id!r} has no entity {entity_id!r}{hint}")
+        self.entity_id = entity_id

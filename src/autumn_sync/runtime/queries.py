@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, Row, Select, func, select
 
 from autumn_sync.database import schema as t
+from autumn_sync.runtime.breakdown import Rollover, Stored
 from autumn_sync.runtime.entitlements import (
-    BalanceRow,
+    Declared,
     Entitlements,
     FeatureDef,
     GrantRow,
@@ -71,26 +72,63 @@ def features(conn: Connection) -> dict[str, FeatureDef]:
     }
 
 
-def entitlements(conn: Connection, customer: Row[Any], now: datetime) -> Entitlements:
-    """What `customer` (a `customers` row) is entitled to at `now`: seven queries."""
+def entitlements(
+    conn: Connection, customer: Row[Any], now: datetime, entity: str = ""
+) -> Entitlements:
+    """What `customer` (a `customers` row), or its entity `entity`, is entitled to at `now`:
+    eight queries."""
     iid = customer.internal_id
-    b, g = t.balances, t.balance_grants
-    balances = {
-        row.feature_id: BalanceRow(row.allowance, row.reset_at, row.usage, row.next_reset)
+    b, g, u = t.balances, t.balance_grants, t.balance_usage
+    declared = {
+        row.feature_id: Declared(row.allowance, row.reset_at)
         for row in conn.execute(select(b).where(b.c.customer_internal_id == iid))
     }
     grants = tuple(
-        GrantRow(row.feature_id, row.amount, row.expires)
+        GrantRow(row.feature_id, row.amount, row.expires, row.grant_id)
         for row in conn.execute(select(g).where(g.c.customer_internal_id == iid))
     )
+    scopes = ("", entity) if entity else ("",)
+    mine = (u.c.customer_internal_id == iid) & u.c.entity_id.in_(scopes)
+    stored = {
+        (row.entity_id, row.feature_id, row.source): stored_row(row)
+        for row in conn.execute(select(u).where(mine))
+    }
     return Entitlements(
         customer_id=customer.id,
         created_at=customer.created_at,
         features=features(conn),
-        items=_items(conn, iid, now.date(), entitled_statuses(conn)),
-        balances=balances,
+        items=_items(conn, iid, now.date(), entitled_statuses(conn), entity),
+        declared=declared,
         grants=grants,
+        stored=stored,
+        entity=entity,
+        entity_counts=None if entity else _entity_counts(conn, iid),
     )
+
+
+def stored_row(row: Row[Any]) -> Stored:
+    return Stored(
+        entity=row.entity_id,
+        feature=row.feature_id,
+        key=row.source,
+        used=row.used,
+        next_reset=row.next_reset,
+        amount=row.amount,
+        expires=row.expires,
+    )
+
+
+def _entity_counts(conn: Connection, iid: int) -> dict[str, int]:
+    """Feature → how many entities of it the customer has (each is a unit of its usage)."""
+    e = t.entities
+    query = select(e.c.feature_id, func.count()).where(e.c.customer_internal_id == iid)
+    return {fid: int(n) for fid, n in conn.execute(query.group_by(e.c.feature_id))}
+
+
+def entity_ids(conn: Connection, iid: int) -> list[str]:
+    e = t.entities
+    query = select(e.c.id).where(e.c.customer_internal_id == iid).order_by(e.c.id)
+    return list(conn.execute(query).scalars())
 
 
 def entitled_statuses(conn: Connection) -> tuple[str, ...]:
@@ -101,13 +139,15 @@ def entitled_statuses(conn: Connection) -> tuple[str, ...]:
 
 
 def _entitled_plans(
-    iid: int, today: date, statuses: tuple[str, ...] = ENTITLED
+    iid: int, today: date, statuses: tuple[str, ...] = ENTITLED, entity: str = ""
 ) -> ColumnElement[bool]:
-    """The customer's own plans that give access today: of an entitled status (`statuses`;
-    or cancelled in Stripe, until the end of what was paid), begun (a future start, a
-    downgrade's plan waiting for the period's end), not ended."""
+    """The customer's own plans (and those of its entity `entity`) that give access today:
+    of an entitled status (`statuses`; or cancelled in Stripe, until the end of what was
+    paid), begun (a future start, a downgrade's plan waiting for the period's end), not
+    ended."""
     cp = t.customer_plans
-    mine = (cp.c.customer_internal_id == iid) & (cp.c.entity_id == "")
+    scopes = ("", entity) if entity else ("",)
+    mine = (cp.c.customer_internal_id == iid) & cp.c.entity_id.in_(scopes)
     begun = cp.c.begins_at.is_(None) | (cp.c.begins_at <= today)
     running = cp.c.ends_at.is_(None) | (cp.c.ends_at > today)
     # cancelled in Stripe: paid until its end (a cancellation with no end gives nothing)
@@ -116,21 +156,41 @@ def _entitled_plans(
 
 
 def _items(
-    conn: Connection, iid: int, today: date, statuses: tuple[str, ...] = ENTITLED
+    conn: Connection,
+    iid: int,
+    today: date,
+    statuses: tuple[str, ...] = ENTITLED,
+    entity: str = "",
 ) -> tuple[Item, ...]:
-    """The items of the customer's own plans at their versions, custom items applied."""
-    cp, pi, ci = t.customer_plans, t.plan_items, t.customer_plan_items
+    """The items of the customer's own plans (and its entity's) at their versions, custom
+    items applied."""
+    cp, pi, ci, pv = t.customer_plans, t.plan_items, t.customer_plan_items, t.plan_versions
     found: dict[tuple[int, str], Item] = {}
     versions = (pi.c.plan_id == cp.c.plan_id) & (pi.c.version == cp.c.version)
     query = select(cp, pi.c.feature_id, pi.c.included, pi.c.reset_interval, pi.c.billing)
     query = query.add_columns(
         pi.c.unlimited, pi.c.price_per, pi.c.price_interval.label("item_interval")
     )
-    entitled = _entitled_plans(iid, today, statuses)
+    query = query.add_columns(
+        pi.c.reset_count,
+        pi.c.rollover,
+        pi.c.rollover_max,
+        pi.c.rollover_max_percentage,
+        pi.c.rollover_months,
+        pi.c.max_purchase,
+        pv.c.price_amount.label("version_amount"),
+        pv.c.price_interval.label("version_interval"),
+    )
+    query = query.join(pv, (pv.c.plan_id == cp.c.plan_id) & (pv.c.version == cp.c.version))
+    entitled = _entitled_plans(iid, today, statuses, entity)
     for row in conn.execute(query.join(pi, versions).where(entitled)):
         found[(row.internal_id, row.feature_id)] = _item(row)
     custom = select(cp, ci.c.feature_id, ci.c.included, ci.c.reset_interval.label("custom_reset"))
     custom = custom.add_columns(ci.c.quantity.label("units"))
+    custom = custom.add_columns(
+        pv.c.price_amount.label("version_amount"), pv.c.price_interval.label("version_interval")
+    )
+    custom = custom.join(pv, (pv.c.plan_id == cp.c.plan_id) & (pv.c.version == cp.c.version))
     custom = custom.join(ci, ci.c.customer_plan_id == cp.c.internal_id)
     for row in conn.execute(custom.where(entitled)):
         key = (row.internal_id, row.feature_id)
@@ -139,6 +199,7 @@ def _items(
 
 
 def _item(row: Row[Any]) -> Item:
+    rolls = bool(row.rollover)
     return Item(
         plan_id=row.plan_id,
         feature=row.feature_id,
@@ -148,8 +209,14 @@ def _item(row: Row[Any]) -> Item:
         per=row.price_per,
         price_interval=row.item_interval,
         quantity=row.quantity,
-        anchor=_plan_start(row),
+        anchor=_cycle_anchor(row),
         unlimited=bool(row.unlimited),
+        every=row.reset_count or 1,
+        rollover=Rollover(row.rollover_max, row.rollover_max_percentage, row.rollover_months)
+        if rolls
+        else None,
+        max_purchase=row.max_purchase,
+        entity=row.entity_id,
     )
 
 
@@ -164,12 +231,26 @@ def _custom_item(row: Row[Any], base: Item | None) -> Item:
             reset=row.custom_reset,
             quantity=row.quantity,
             units=row.units,
-            anchor=_plan_start(row),
+            anchor=_cycle_anchor(row),
+            entity=row.entity_id,
         )
     reset = row.custom_reset or base.reset
+    every = base.every if reset == base.reset else 1
     if row.included is None:
-        return replace(base, reset=reset, units=row.units)
-    return replace(base, included=row.included, unlimited=False, reset=reset, units=row.units)
+        return replace(base, reset=reset, units=row.units, every=every)
+    return replace(
+        base, included=row.included, unlimited=False, reset=reset, units=row.units, every=every
+    )
+
+
+def _cycle_anchor(row: Row[Any]) -> datetime | None:
+    """Where a plan's periods are counted from: its billing cycle when it has a price (the
+    end of its trial, else its start), else its start (declared, else when attached)."""
+    custom_price = row.price_amount is not None
+    amount = row.price_amount if custom_price else row.version_amount
+    if amount is not None and row.trial_ends_at is not None:
+        return midnight(row.trial_ends_at)
+    return _plan_start(row)
 
 
 def _plan_start(row: Row[Any]) -> datetime | None:

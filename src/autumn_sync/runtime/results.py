@@ -29,6 +29,7 @@ class CheckResult:
     balance: FeatureBalance
     credit_system: str | None = None
     credit_cost: Decimal | None = None
+    entity: str | None = None  # the entity checked (its balance, then its customer's)
 
     @property
     def needed(self) -> Decimal:
@@ -38,6 +39,7 @@ class CheckResult:
     def as_dict(self) -> dict[str, Any]:
         found: dict[str, Any] = {
             "customer_id": self.customer_id,
+            **({"entity_id": self.entity} if self.entity is not None else {}),
             "feature_id": self.feature_id,
             "allowed": self.allowed,
             "required": self.required,
@@ -59,7 +61,9 @@ class TrackResult:
     """The answer of `track`: `value` units of `feature_id` recorded as `charged` units of
     `charged_feature` (the feature itself, or a credit system), and that balance after it.
     `replayed`: the `idempotency_key` was recorded before: this is that event, nothing was
-    added, and `balance` is the balance now."""
+    added, and `balance` is the balance now. `recorded`: the units of `charged` the balance
+    took (given back, negative); `dropped`: those it did not (no overage allowed, or past
+    the cap)."""
 
     customer_id: str
     feature_id: str
@@ -69,9 +73,13 @@ class TrackResult:
     balance: FeatureBalance
     idempotency_key: str | None = None
     replayed: bool = False
+    entity: str | None = None
+    recorded: Decimal | None = None  # None: a replay (the first event's count is not kept)
+    dropped: Decimal = Decimal(0)
 
     def as_dict(self) -> dict[str, Any]:
         after = {k: v for k, v in self.balance.as_dict().items() if k not in ("feature_id", "type")}
+        counted = {} if self.recorded is None else {"recorded": self.recorded}
         keyed = (
             {"idempotency_key": self.idempotency_key, "replayed": self.replayed}
             if self.idempotency_key is not None
@@ -79,10 +87,13 @@ class TrackResult:
         )
         return {
             "customer_id": self.customer_id,
+            **({"entity_id": self.entity} if self.entity is not None else {}),
             "feature_id": self.feature_id,
             "value": self.value,
             "charged_feature": self.charged_feature,
             "charged": self.charged,
+            **counted,
+            "dropped": self.dropped,
             **keyed,
             **after,
         }

@@ -1,9 +1,11 @@
 """`check` and `track`: a customer's balances at run time (rules in `runtime.entitlements`).
 
-`track` adds to the usage with one atomic `UPDATE balances SET usage = usage + :value` under a
-row lock, after resetting the usage when its reset date has passed; the balance row is made
-on first use (a concurrent first use of the same balance is told apart by its primary key).
-Each track is kept as a usage event, written first in the same transaction: with an
+`track` takes the units from the balance's sources (`runtime.breakdown`) under a lock on the
+customer's row (`SELECT … FOR UPDATE`; on SQLite the event's insert takes the database's write
+lock first): it reads the feature's `balance_usage` rows again, closes the periods that ended,
+deducts, and writes the rows that changed. Each track is kept as a usage event (customer,
+entity, feature, value, the units charged, time, key), written first in the same
+transaction: with an
 idempotency key, the unique constraint on (customer, key) lets one of several processes
 tracking the same key at once record it; the others' transactions fail whole (nothing is
 added) and they return the event recorded.
@@ -12,28 +14,39 @@ added) and they return the event recorded.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, case, insert, literal_column, select, update
+from sqlalchemy import Connection, Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from autumn_sync.config.format import TEXT_PATTERN
 from autumn_sync.database import schema as t
+from autumn_sync.runtime.breakdown import (
+    ALLOW,
+    CAP,
+    Closed,
+    Deducted,
+    Entry,
+    Stored,
+    deduct,
+    row_changes,
+)
 from autumn_sync.runtime.customers import ATTEMPTS, conflict
 from autumn_sync.runtime.entitlements import (
     BOOLEAN,
-    BalanceRow,
     Entitlements,
-    advance,
+    State,
+    balance_of,
     feature_balance,
-    first_reset,
     route,
+    state,
 )
-from autumn_sync.runtime.errors import InvalidRequest, UnknownFeature
-from autumn_sync.runtime.queries import entitlements, known_customer
+from autumn_sync.runtime.errors import InvalidRequest, UnknownEntity, UnknownFeature
+from autumn_sync.runtime.queries import entitlements, entity_ids, known_customer, stored_row
 from autumn_sync.runtime.results import CheckResult, TrackResult
 
 Number = Decimal | int | str
@@ -73,35 +86,62 @@ def idempotency_key(key: str | None) -> str | None:
     return key
 
 
+def entity_id(entity: str | None) -> str | None:
+    """`entity` if it can be an entity's id (`InvalidRequest` for an empty one)."""
+    if entity is None:
+        return None
+    if not entity.strip() or not re.fullmatch(TEXT_PATTERN, entity) or len(entity) > MAX_KEY:
+        raise InvalidRequest(f"an entity id must be 1 to {MAX_KEY} characters, not {entity!r}")
+    return entity
+
+
 def load(
-    engine: Engine, customer_id: str, feature_id: str, now: datetime
+    engine: Engine, customer_id: str, feature_id: str, now: datetime, entity: str | None = None
 ) -> tuple[Row[Any], Entitlements]:
-    """The customer's row and entitlements at `now` (`UnknownCustomer`, `UnknownFeature`)."""
-    row, ents, _ = _load(engine, customer_id, feature_id, now, None)
+    """The customer's row and entitlements at `now`, for the customer or its entity `entity`
+    (`UnknownCustomer`, `UnknownEntity`, `UnknownFeature`)."""
+    row, ents, _ = _load(engine, customer_id, feature_id, now, None, entity)
     return row, ents
 
 
 def _load(
-    engine: Engine, customer_id: str, feature_id: str, now: datetime, key: str | None
+    engine: Engine,
+    customer_id: str,
+    feature_id: str,
+    now: datetime,
+    key: str | None,
+    entity: str | None,
 ) -> tuple[Row[Any], Entitlements, Row[Any] | None]:
     """`load`, and the customer's event recorded with `key` (read before the balances: a
     balance read after the event includes it)."""
     with engine.connect() as conn:
         row = known_customer(conn, customer_id)
+        if entity is not None:
+            known_entity(conn, row, entity)
         first = None if key is None else _recorded(conn, row.internal_id, key)
-        ents = entitlements(conn, row, now)
+        ents = entitlements(conn, row, now, entity or "")
     if feature_id not in ents.features:
         raise UnknownFeature(feature_id, ents.features)
     return row, ents, first
+
+
+def known_entity(conn: Connection, customer: Row[Any], entity: str) -> None:
+    """`UnknownEntity` unless the customer has an entity with this id."""
+    known = entity_ids(conn, customer.internal_id)
+    if entity not in known:
+        raise UnknownEntity(customer.id, entity, known)
 
 
 def evaluate(
     ents: Entitlements, customer_id: str, feature_id: str, required: Decimal, now: datetime
 ) -> CheckResult:
     """Whether `required` units of `feature_id` may be used at `now`."""
+    entity = ents.entity or None
     if ents.features[feature_id].type == BOOLEAN:
         balance = feature_balance(ents, feature_id, now)
-        return CheckResult(customer_id, feature_id, required, balance.access, balance)
+        return CheckResult(
+            customer_id, feature_id, required, balance.access, balance, entity=entity
+        )
     target = route(ents, feature_id)
     balance = feature_balance(ents, target.feature, now)
     cost = target.cost if target.credit_system else None
@@ -113,15 +153,28 @@ def evaluate(
         balance=balance,
         credit_system=target.credit_system,
         credit_cost=cost,
+        entity=entity,
     )
 
 
 def check(
-    engine: Engine, customer_id: str, feature_id: str, required: Decimal, now: datetime
+    engine: Engine,
+    customer_id: str,
+    feature_id: str,
+    required: Decimal,
+    now: datetime,
+    entity: str | None = None,
 ) -> CheckResult:
     """Read-only: a reset that is due shows as usage 0, without being written."""
-    _, ents = load(engine, customer_id, feature_id, now)
+    _, ents = load(engine, customer_id, feature_id, now, entity)
     return evaluate(ents, customer_id, feature_id, required, now)
+
+
+def overage_mode(overage: str) -> str:
+    """`overage` if it is one `track` takes (`InvalidRequest` else)."""
+    if overage not in (CAP, ALLOW):
+        raise InvalidRequest(f"overage must be {CAP!r} or {ALLOW!r}, not {overage!r}")
+    return overage
 
 
 def track(
@@ -131,22 +184,24 @@ def track(
     value: Decimal,
     now: datetime,
     key: str | None = None,
+    entity: str | None = None,
+    overage: str = CAP,
 ) -> TrackResult:
-    """Record `value` units of `feature_id` (negative gives usage back; usage never goes
-    below 0), counted in the credit system that covers the feature when the customer has no
-    item for it, and keep the event; with a `key` already recorded for the customer, the
-    recorded event instead (`InvalidRequest` if it is not this feature and value)."""
-    row, ents, first = _load(engine, customer_id, feature_id, now, key)
+    """Record `value` units of `feature_id` (negative gives usage back), taken from the
+    balance's sources in order (`runtime.breakdown`), counted in the credit system that
+    covers the feature when the customer has no source for it, and keep the event; with a
+    `key` already recorded for the customer, the recorded event instead (`InvalidRequest`
+    if it is not this feature and value)."""
+    row, ents, first = _load(engine, customer_id, feature_id, now, key, entity)
     if ents.features[feature_id].type == BOOLEAN:
         raise InvalidRequest(f"feature {feature_id!r} is boolean: there is no usage to track")
     if first is not None:
         return _replay(ents, customer_id, feature_id, value, first, now)
     target = route(ents, feature_id)
     charged = value * target.cost
-    if target.feature not in ents.balances:
-        _first_use(engine, row.internal_id, target.feature)
     event = {
         "customer_internal_id": row.internal_id,
+        "entity_id": entity,
         "feature_id": feature_id,
         "value": value,
         "charged_feature_id": target.feature,
@@ -158,29 +213,41 @@ def track(
         try:
             with engine.begin() as conn:
                 conn.execute(insert(t.usage_events).values(**event))
-                stored = _add(conn, ents, row.internal_id, target.feature, charged, now)
+                found, taken = _take(
+                    conn, ents, row.internal_id, target.feature, charged, now, overage
+                )
             break
         except IntegrityError:
             if key is None:
                 raise
-            # another process recorded this key first: its event, on the balance it made
-            _, ents, first = _load(engine, customer_id, feature_id, now, key)
+            # another process recorded this key first: its event, with the balance now
+            _, ents, first = _load(engine, customer_id, feature_id, now, key, entity)
             if first is None:
                 raise
             return _replay(ents, customer_id, feature_id, value, first, now)
         except OperationalError as exc:
             if attempt + 1 == ATTEMPTS or not conflict(exc):
                 raise
-    after = replace(ents, balances={**ents.balances, target.feature: stored})
     return TrackResult(
         customer_id=customer_id,
         feature_id=feature_id,
         value=value,
         charged_feature=target.feature,
         charged=charged,
-        balance=feature_balance(after, target.feature, now),
+        balance=balance_of(
+            found, State(target.feature, taken.entries, [], _entities(found, target.feature))
+        ),
         idempotency_key=key,
+        entity=entity,
+        recorded=taken.recorded,
+        dropped=taken.dropped,
     )
+
+
+def _entities(ents: Entitlements, feature: str) -> Decimal:
+    if ents.entity:
+        return Decimal(0)
+    return Decimal((ents.entity_counts or {}).get(feature, 0))
 
 
 def _recorded(conn: Connection, iid: int, key: str) -> Row[Any] | None:
@@ -214,51 +281,84 @@ def _replay(
         balance=feature_balance(ents, first.charged_feature_id, now),
         idempotency_key=first.idempotency_key,
         replayed=True,
+        entity=first.entity_id,
     )
 
 
-def _first_use(engine: Engine, iid: int, feature_id: str) -> None:
-    """Make the balance row (usage 0); another process may just have made it."""
-    try:
-        with engine.begin() as conn:
-            conn.execute(
-                insert(t.balances).values(customer_internal_id=iid, feature_id=feature_id, usage=0)
-            )
-    except IntegrityError:
-        pass
+def _take(
+    conn: Connection,
+    ents: Entitlements,
+    iid: int,
+    feature: str,
+    charged: Decimal,
+    now: datetime,
+    overage: str,
+) -> tuple[Entitlements, Deducted]:
+    """Under the customer's lock: the feature's rows read again, due resets applied,
+    `charged` taken, and the rows written."""
+    c, u = t.customers, t.balance_usage
+    conn.execute(select(c.c.internal_id).where(c.c.internal_id == iid).with_for_update())
+    scopes = ("", ents.entity) if ents.entity else ("",)
+    mine = (u.c.customer_internal_id == iid) & u.c.entity_id.in_(scopes)
+    rows = {
+        (r.entity_id, r.feature_id, r.source): stored_row(r)
+        for r in conn.execute(select(u).where(mine & (u.c.feature_id == feature)))
+    }
+    others = {k: v for k, v in ents.stored.items() if k[1] != feature}
+    fresh = replace(ents, stored={**others, **rows})
+    found = state(fresh, feature, now)
+    taken = deduct(found.entries, charged, overage)
+    before = {(k[0], k[2]): v for k, v in rows.items()}
+    write(conn, iid, feature, before, taken.entries, found.closed, now)
+    return fresh, taken
 
 
-def _close_period(conn: Connection, iid: int, feature_id: str, row: BalanceRow) -> None:
-    """Keep the usage of the period that ends, for `usage report` to send to Stripe."""
-    if row.usage and row.next_reset is not None:
-        closed = insert(t.usage_periods).values(
-            customer_internal_id=iid,
-            feature_id=feature_id,
-            period_end=row.next_reset,
-            usage=row.usage,
-        )
-        conn.execute(closed)
+def write(
+    conn: Connection,
+    iid: int,
+    feature: str,
+    before: Mapping[tuple[str, str], Stored],
+    entries: Sequence[Entry],
+    closed: Sequence[Closed],
+    now: datetime,
+) -> None:
+    """The rows of `entries` written where they changed (a rollover used up or expired
+    goes), and the usage of the priced periods that closed kept for `usage report`."""
+    u = t.balance_usage
+    plan = row_changes(feature, before, entries, now)
+    mine = (u.c.customer_internal_id == iid) & (u.c.feature_id == feature)
+    for entity, key in plan.gone:
+        conn.execute(delete(u).where(mine & (u.c.entity_id == entity) & (u.c.source == key)))
+    for row in plan.changed:
+        values = {"used": row.used, "next_reset": row.next_reset}
+        where = mine & (u.c.entity_id == row.entity) & (u.c.source == row.key)
+        conn.execute(update(u).where(where).values(**values))
+    if plan.new:
+        conn.execute(insert(u), [_values(iid, row) for row in plan.new])
+    priced = {e.source.key for e in entries if e.source.priced and not e.source.entity}
+    periods = [
+        {
+            "customer_internal_id": iid,
+            "feature_id": feature,
+            "period_end": c.end,
+            "source": c.key,
+            "usage": c.used,
+        }
+        for c in closed
+        if c.key in priced and not c.entity
+    ]
+    if periods:
+        conn.execute(insert(t.usage_periods), periods)
 
 
-def _add(
-    conn: Connection, ents: Entitlements, iid: int, feature_id: str, charged: Decimal, now: datetime
-) -> BalanceRow:
-    """Reset the usage if due, add `charged`, and return the row as it now stands."""
-    b = t.balances
-    mine = (b.c.customer_internal_id == iid) & (b.c.feature_id == feature_id)
-    locked = conn.execute(select(b).where(mine).with_for_update()).one()
-    row = BalanceRow(locked.allowance, locked.reset_at, locked.usage, locked.next_reset)
-    added = b.c.usage + charged
-    values: dict[str, Any] = {"usage": case((added < literal_column("0"), 0), else_=added)}
-    if ents.features[feature_id].resets:
-        if row.next_reset is None:
-            values["next_reset"] = first_reset(ents, feature_id, row, now)
-        elif now >= row.next_reset:
-            values = {
-                "usage": max(charged, Decimal(0)),
-                "next_reset": advance(ents, feature_id, row.next_reset, now),
-            }
-            _close_period(conn, iid, feature_id, row)
-    conn.execute(update(b).where(mine).values(**values))
-    fresh = conn.execute(select(b.c.usage, b.c.next_reset).where(mine)).one()
-    return replace(row, usage=fresh.usage, next_reset=fresh.next_reset)
+def _values(iid: int, row: Stored) -> dict[str, Any]:
+    return {
+        "customer_internal_id": iid,
+        "entity_id": row.entity,
+        "feature_id": row.feature,
+        "source": row.key,
+        "used": row.used,
+        "next_reset": row.next_reset,
+        "amount": row.amount,
+        "expires": row.expires,
+    }

@@ -72,7 +72,7 @@ def _delete_customer(tx: Transaction, _change: Delete, old: Customer) -> None:
     items = t.customer_plan_items
     conn.execute(delete(items).where(items.c.customer_plan_id.in_(plan_ids)))
     per_customer = (cp, t.entities, t.customer_rewards, t.customer_trials, t.balance_grants)
-    usage = (t.balances, t.usage_periods, t.usage_reports, t.usage_events)
+    usage = (t.balances, t.balance_usage, t.usage_periods, t.usage_reports, t.usage_events)
     for table in (*per_customer, *usage):
         conn.execute(delete(table).where(table.c.customer_internal_id == iid))
     conn.execute(delete(t.customers).where(t.customers.c.internal_id == iid))
@@ -302,8 +302,8 @@ def _update_balance(tx: Transaction, _change: Update, old: Balance, new: Balance
 
 
 def _set_balance(tx: Transaction, old: Balance | None, new: Balance) -> None:
-    """The declared allowance, reset date and grants of a balance; its usage is left alone
-    (a row the application made for usage is updated, not replaced)."""
+    """The declared allowance, reset date and grants of a balance; its usage (`balance_usage`,
+    the application's) is left alone: a grant given again under the same id is not new."""
     conn, now = tx.connection, tx.now
     iid = tx.created_customers.get(new.customer)
     fresh = iid is not None  # a customer made by this apply has no balance rows yet
@@ -313,7 +313,7 @@ def _set_balance(tx: Transaction, old: Balance | None, new: Balance) -> None:
     where = (b.c.customer_internal_id == iid) & (b.c.feature_id == new.feature)
     values = {"allowance": new.allowance, "reset_at": new.reset_at}
     if fresh or conn.execute(select(b.c.feature_id).where(where)).first() is None:
-        row = {"customer_internal_id": iid, "feature_id": new.feature, "usage": 0, **values}
+        row = {"customer_internal_id": iid, "feature_id": new.feature, **values}
         conn.execute(insert(b), row)
     else:
         conn.execute(update(b).where(where).values(**values))

@@ -1,0 +1,143 @@
+"""Balances as a breakdown through the runtime API, on real databases: one-time grants are
+used up for good, usage is taken in order, `check` answers with the breakdown, entities are
+enforced and count as their customer's usage, and usage from before the breakdown moves to
+the right source."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from autumn_sync import Billing
+from autumn_sync.database.engine import connect
+from autumn_sync.runtime.errors import InvalidRequest, UnknownEntity
+from tests.test_runtime import Clock, apply_file, write
+
+T0 = datetime(2027, 1, 1)
+
+FILE = """\
+version: 1
+features:
+  messages: {name: Messages, type: metered, consumable: true}
+  seats: {name: Seats, type: metered, consumable: false}
+  sso: {name: SSO, type: boolean}
+plans:
+  free:
+    name: Free
+    default: true
+    items:
+      - {feature: messages, included: 100, reset: month}
+  team:
+    name: Team
+    items:
+      - {feature: seats, included: 3}
+  seat:
+    name: Seat
+    items:
+      - {feature: messages, included: 20, reset: month}
+      - {feature: sso}
+customers:
+  - id: ann
+    plans: [free, team]
+    balances:
+      messages:
+        grants:
+          - {id: welcome, amount: 50}
+          - {id: spring, amount: 30, expires: 2027-03-01}
+    entities:
+      - {id: eu, feature: seats, name: Europe, plans: [seat]}
+      - {id: us, feature: seats, name: America}
+"""
+
+
+@pytest.fixture
+def billing(db_url: str, tmp_path: Path) -> Iterator[Billing]:
+    engine = connect(db_url)
+    clock = Clock(T0)
+    apply_file(engine, write(tmp_path, FILE), clock)
+    yield Billing(engine=engine, clock=clock)
+    engine.dispose()
+
+
+def at(billing: Billing, when: datetime) -> None:
+    billing.clock.now = when  # type: ignore[attr-defined]
+
+
+def used(billing: Billing, feature: str, entity: str | None = None) -> dict[str, Decimal]:
+    balance = billing.check("ann", feature, entity_id=entity).balance
+    return {e.source.key: e.used for e in balance.breakdown}
+
+
+def test_a_one_time_grant_is_used_up_for_good(billing: Billing) -> None:
+    # the issue's case: 100 included + grants, all used; two months later only the plan's
+    # allowance is back (the expiring grant first, then the one without expiry)
+    track = billing.track("ann", "messages", 150)
+    assert (track.recorded, track.dropped) == (150, 0)
+    assert used(billing, "messages") == {"plan:free": 100, "grant:spring": 30, "grant:welcome": 20}
+    at(billing, datetime(2027, 3, 2))  # two resets later; the spring grant has expired
+    check = billing.check("ann", "messages", required=131)
+    balance = check.balance
+    assert not check.allowed
+    assert (balance.limit, balance.usage, balance.balance) == (150, 20, 130)
+    assert used(billing, "messages") == {"plan:free": 0, "grant:welcome": 20}
+    assert billing.check("ann", "messages", required=130).allowed
+    # the app tracks more than is left: the balance stops at 0 and says what it dropped
+    over = billing.track("ann", "messages", 140)
+    assert (over.recorded, over.dropped, over.balance.balance) == (130, 10, 0)
+
+
+def test_check_returns_the_total_and_the_breakdown(billing: Billing) -> None:
+    billing.track("ann", "messages", 120)
+    document = billing.check("ann", "messages").as_dict()
+    assert (document["limit"], document["usage"], document["balance"]) == (180, 120, 60)
+    assert [
+        (b["source"], b["granted"], b["used"], b["remaining"]) for b in document["breakdown"]
+    ] == [
+        ("plan:free", 100, 100, 0),
+        ("grant:spring", 30, 20, 10),
+        ("grant:welcome", 50, 0, 50),
+    ]
+    assert document["breakdown"][0]["next_reset"] == datetime(2027, 2, 1)
+    assert document["breakdown"][1]["expires"] == datetime(2027, 3, 1)
+
+
+def test_entities_are_enforced_and_count_as_their_customers_usage(billing: Billing) -> None:
+    # the customer holds 3 seats; its two entities take 2
+    seats = billing.check("ann", "seats")
+    assert (seats.balance.limit, seats.balance.usage, seats.balance.balance) == (3, 2, 1)
+    assert billing.check("ann", "seats", required=1).allowed
+    assert not billing.check("ann", "seats", required=2).allowed
+    # an entity's own plan: sso and 20 messages a month, used before its customer's
+    assert billing.check("ann", "sso", entity_id="eu").allowed
+    assert not billing.check("ann", "sso").allowed
+    assert not billing.check("ann", "sso", entity_id="us").allowed
+    track = billing.track("ann", "messages", 25, entity_id="eu")
+    assert track.as_dict()["entity_id"] == "eu"
+    assert used(billing, "messages", "eu") == {
+        "plan:seat": 20,
+        "plan:free": 5,
+        "grant:spring": 0,
+        "grant:welcome": 0,
+    }
+    # the customer itself sees its own sources only (the 5 it gave the entity)
+    assert used(billing, "messages") == {"plan:free": 5, "grant:spring": 0, "grant:welcome": 0}
+    with pytest.raises(UnknownEntity, match=r"has no entity 'eux'.*did you mean 'eu'"):
+        billing.check("ann", "messages", entity_id="eux")
+    with pytest.raises(InvalidRequest, match="entity id"):
+        billing.track("ann", "messages", 1, entity_id=" ")
+
+
+def test_a_refund_gives_back_the_last_sources_first(billing: Billing) -> None:
+    billing.track("ann", "messages", 150)
+    back = billing.track("ann", "messages", -40)
+    assert back.recorded == -40
+    assert used(billing, "messages") == {"plan:free": 100, "grant:spring": 10, "grant:welcome": 0}
+
+
+def test_overage_must_be_cap_or_allow(billing: Billing) -> None:
+    with pytest.raises(InvalidRequest, match="overage must be 'cap' or 'allow'"):
+        billing.track("ann", "messages", 1, overage="sometimes")

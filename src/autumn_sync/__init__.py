@@ -23,6 +23,7 @@ _RUNTIME = (
     "PlanInfo",
     "TrackResult",
     "UnknownCustomer",
+    "UnknownEntity",
     "UnknownFeature",
 )
 __all__ = [*_PIPELINE, *_RUNTIME]

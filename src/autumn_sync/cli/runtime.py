@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from autumn_sync.database.engine import DatabaseError
 from autumn_sync.render.json import exact_json
 from autumn_sync.runtime import Billing, BillingError
+from autumn_sync.runtime.breakdown import ALLOW, CAP
 
 if TYPE_CHECKING:
     from autumn_sync.cli.common import Options
@@ -74,16 +75,28 @@ def get_or_create(
     emit(found.as_dict())
 
 
+ENTITY_OPTION = click.option(
+    "--entity",
+    "entity_id",
+    metavar="ID",
+    help="One of the customer's entities: its own plans first, then the customer's.",
+)
+
+
 @click.command()
 @click.argument("customer_id", metavar="CUSTOMER")
 @click.argument("feature_id", metavar="FEATURE")
 @click.option("--required", default="1", show_default=True, help="Units about to be used.")
+@ENTITY_OPTION
 @click.pass_obj
 @runtime_errors
-def check(options: Options, customer_id: str, feature_id: str, required: str) -> None:
-    """May CUSTOMER use FEATURE now? Prints allowed, limit, usage, balance, next reset (JSON).
-    Exit 0 whatever the answer; 1 on error."""
-    emit(billing(options).check(customer_id, feature_id, required).as_dict())
+def check(
+    options: Options, customer_id: str, feature_id: str, required: str, entity_id: str | None
+) -> None:
+    """May CUSTOMER (or its entity) use FEATURE now? Prints allowed, the balance (limit,
+    usage, next reset) and its breakdown per source (JSON). Exit 0 whatever the answer; 1 on
+    error."""
+    emit(billing(options).check(customer_id, feature_id, required, entity_id).as_dict())
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -94,6 +107,14 @@ def check(options: Options, customer_id: str, feature_id: str, required: str) ->
     "--idempotency-key",
     help="Records the event once: a repeat with this key changes nothing (replayed: true).",
 )
+@ENTITY_OPTION
+@click.option(
+    "--overage",
+    type=click.Choice([CAP, ALLOW]),
+    default=CAP,
+    show_default=True,
+    help="Overage of a pay-per-use item past its max_purchase: cap drops it, allow records it.",
+)
 @click.pass_obj
 @runtime_errors
 def track(
@@ -102,7 +123,12 @@ def track(
     feature_id: str,
     value: str,
     idempotency_key: str | None,
+    entity_id: str | None,
+    overage: str,
 ) -> None:
-    """Record VALUE units of FEATURE used by CUSTOMER (a negative VALUE gives usage back).
-    Prints the balance after it (JSON)."""
-    emit(billing(options).track(customer_id, feature_id, value, idempotency_key).as_dict())
+    """Record VALUE units of FEATURE used by CUSTOMER (or its entity; a negative VALUE gives
+    usage back). Prints what was recorded and dropped, and the balance after it (JSON)."""
+    found = billing(options).track(
+        customer_id, feature_id, value, idempotency_key, entity_id, overage
+    )
+    emit(found.as_dict())

@@ -11,6 +11,7 @@ from autumn_sync.runtime.errors import (
     InvalidRequest,
     InvalidWebhook,
     UnknownCustomer,
+    UnknownEntity,
     UnknownFeature,
 )
 from autumn_sync.runtime.results import CheckResult, CustomerInfo, PlanInfo, TrackResult
@@ -27,6 +28,7 @@ __all__ = [
     "PlanInfo",
     "TrackResult",
     "UnknownCustomer",
+    "UnknownEntity",
     "UnknownFeature",
     "WebhookResult",
     "utc_now",

@@ -46,8 +46,8 @@ class Billing:
     existing `engine` is used. `clock` returns now: an aware datetime (converted to UTC), or
     a naive one in UTC.
     `webhook_secret` verifies Stripe's webhooks (None: the `STRIPE_WEBHOOK_SECRET`
-    environment variable). Errors are `BillingError`s (`UnknownCustomer`, `UnknownFeature`,
-    `InvalidRequest`, `InvalidWebhook`).
+    environment variable). Errors are `BillingError`s (`UnknownCustomer`, `UnknownEntity`,
+    `UnknownFeature`, `InvalidRequest`, `InvalidWebhook`).
     """
 
     def __init__(

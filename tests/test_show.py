@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -14,10 +15,11 @@ from sqlalchemy import Engine, update
 from autumn_sync import Billing
 from autumn_sync.database import schema as t
 from autumn_sync.database.engine import connect
-from autumn_sync.render.show import text
-from autumn_sync.show import list_customers, show_address
-from tests.conftest import EXAMPLES, count_statements, run_cli
+from autumn_sync.render.show import breakdown, text
+from autumn_sync.show import ENTITY_BALANCES, list_customers, show_address
+from tests.conftest import EXAMPLES, count_statements, reset_database, run_cli
 from tests.test_runtime import CATALOG, Clock, apply_file, write
+from tests.test_runtime_breakdown import FILE
 
 TEAM = """\
   - id: team_co
@@ -45,8 +47,12 @@ Plans:
 Features:
   FEATURE   USAGE  LIMIT      BALANCE  NEXT RESET        NOTES
   credits   20     1000       980      2026-02-10 12:00
-  messages  10     1050000    1049990  2026-02-10 12:00  1000000 + 50000 granted, overage allowed
+    plan credit_pack: 20 of 1000 used, resets 2026-02-10 12:00 (month)
+  messages  10     1050000    1049990  2026-02-10 12:00  overage allowed
+    plan pro: 10 of 1000000 used, resets 2026-02-10 12:00 (month)
+    grant onboarding: 0 of 50000 used (one-time, expires 2027-01-01)
   seats     0      unlimited  -        -
+    plan pro: unlimited, 0 used
   sso       -      included   -        -
 
 Recent usage:
@@ -74,8 +80,16 @@ Features:
   (none)
 
 Entities:
-  ENTITY  FEATURE  NAME
-  team_a  seats    Team A
+  ENTITY  FEATURE  NAME    PLANS
+  team_a  seats    Team A  pro
+
+Features of entity team_a:
+  FEATURE   USAGE  LIMIT      BALANCE  NEXT RESET        NOTES
+  messages  0      1000       1000     2026-02-10 12:00  overage allowed
+    plan pro: 0 of 1000 used, resets 2026-02-10 12:00 (month)
+  seats     0      unlimited  -        -
+    plan pro: unlimited, 0 used
+  sso       -      included   -        -
 
 Recent usage:
   (none)
@@ -304,3 +318,156 @@ def test_unknown_addresses_are_errors(
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.startswith(message)
+
+
+# --- breakdowns and entities ---------------------------------------------------------------
+
+ANN = """\
+Features:
+  FEATURE   USAGE  LIMIT  BALANCE  NEXT RESET  NOTES
+  messages  125    180    55       2027-02-01
+    plan free: 100 of 100 used, resets 2027-02-01 (month)
+    grant spring: 25 of 30 used (one-time, expires 2027-03-01)
+    grant welcome: 0 of 50 used (one-time)
+  seats     2      3      1        -           counts 2 entities
+    plan team: 2 of 3 used
+
+Entities:
+  ENTITY  FEATURE  NAME     PLANS
+  eu      seats    Europe   seat
+  us      seats    America  -
+
+Features of entity eu:
+  FEATURE   USAGE  LIMIT     BALANCE  NEXT RESET  NOTES
+  messages  145    200       55       2027-02-01
+    plan seat: 20 of 20 used, resets 2027-02-01 (month)
+    then the customer's: 55 left
+  sso       -      included  -        -
+
+Recent usage:
+  TIME                 FEATURE   ENTITY  VALUE  CHARGED  IDEMPOTENCY KEY
+  2027-01-01 00:00:00  messages  eu      25              -
+  2027-01-01 00:00:00  messages  -       120             -
+"""
+
+
+def test_a_customer_shows_each_balance_by_source_and_its_entities(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Ann: 100 messages a month (free), grants of 30 (until March) and 50; 3 seats (team),
+    two taken by her entities; eu has 20 messages a month of its own (seat), used first.
+    120 used by Ann: 100 of free, 20 of spring; 25 by eu: its 20, then 5 more of spring."""
+    engine = connect(db_url)
+    clock = Clock(datetime(2027, 1, 1))
+    apply_file(engine, write(tmp_path, FILE), clock)
+    billing = Billing(engine=engine, clock=clock)
+    billing.track("ann", "messages", 120)
+    billing.track("ann", "messages", 25, entity_id="eu")
+    shown = shown_text(engine, "customer.ann", datetime(2027, 1, 15))
+    assert shown[shown.index("Features:") :] == ANN
+    with engine.connect() as conn:
+        doc = show_address(conn, "customer.ann", datetime(2027, 1, 15)).document
+    eu = doc["entities"][0]
+    assert [p["plan_id"] for p in eu["plans"]] == ["seat"] and doc["entities"][1]["plans"] == []
+    messages = eu["features"][0]
+    assert (messages["feature_id"], messages["limit"], messages["usage"]) == ("messages", 200, 145)
+    assert [(b["source"], b["entity_id"], b["used"]) for b in messages["breakdown"]] == [
+        ("plan:seat", "eu", 20),
+        ("plan:free", None, 100),
+        ("grant:spring", None, 25),
+        ("grant:welcome", None, 0),
+    ]
+    assert [e["entity_id"] for e in doc["usage_events"]] == ["eu", None]
+    engine.dispose()
+
+
+def test_overage_shows_under_the_item_that_bills_it(shop: tuple[Engine, Clock]) -> None:
+    """Jane's Pro: 1000 messages a month, then 5 per 100 (pay-per-use)."""
+    engine, clock = shop
+    Billing(engine=engine, clock=clock).track("jane", "messages", 1030)
+    shown = shown_text(engine, "customer.jane", clock.now)
+    assert (
+        "  messages  1030   1000       -30      2026-02-10 12:00  overage allowed\n"
+        "    plan pro: 1000 of 1000 used, resets 2026-02-10 12:00 (month)\n"
+        "    +30 overage (billed)\n"
+    ) in shown
+
+
+def test_breakdown_lines() -> None:
+    def entry(kind: str, source: str, **terms: object) -> dict[str, object]:
+        found = {
+            "source": source,
+            "kind": kind,
+            "entity_id": None,
+            "plan_id": source.split(":")[1] if ":" in source else None,
+            "granted": Decimal(100),
+            "unlimited": False,
+            "used": Decimal(0),
+            "remaining": Decimal(100),
+            "overage": Decimal(0),
+            "reset": None,
+            "interval_count": None,
+            "next_reset": None,
+            "expires": None,
+        }
+        return {**found, **terms}
+
+    feature = {
+        "overage_source": "plan:pro",
+        "max_purchase": Decimal(50),
+        "breakdown": [
+            entry(
+                "rollover",
+                "rollover:pro:202701010000",
+                remaining=Decimal(60),
+                used=Decimal(40),
+                expires=datetime(2027, 4, 1),
+                reset="month",
+                interval_count=1,
+            ),
+            entry(
+                "plan",
+                "plan:pro",
+                used=Decimal(120),
+                remaining=Decimal(0),
+                overage=Decimal(20),
+                reset="month",
+                interval_count=3,
+                next_reset=datetime(2027, 4, 1),
+            ),
+            entry("plan", "plan:old", used=Decimal(110), remaining=0, overage=Decimal(10)),
+            entry("allowance", "allowance", used=Decimal(5)),
+        ],
+    }
+    assert breakdown(feature) == [
+        "rollover from pro: 60 left, expires 2027-04-01",
+        "plan pro: 100 of 100 used, resets 2027-04-01 (every 3 months)",
+        "+20 overage (billed, cap 50)",
+        "plan old: 100 of 100 used",
+        "+10 overage (not billed)",
+        "allowance: 5 of 100 used",
+    ]
+
+
+def many_entities(count: int) -> str:
+    lines = [f"      - {{id: e{n}, feature: seats, plans: [seat]}}" for n in range(count)]
+    return FILE.split("    entities:\n")[0] + "    entities:\n" + "\n".join(lines) + "\n"
+
+
+def test_a_customer_is_a_bounded_number_of_queries_whatever_its_entities(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Eight more for each entity with plans, for the first ENTITY_BALANCES of them only."""
+    counts = []
+    for number in (1, ENTITY_BALANCES, ENTITY_BALANCES + 5):
+        reset_database(sqlite_url)
+        engine = connect(sqlite_url)
+        apply_file(engine, write(tmp_path, many_entities(number)), Clock(datetime(2027, 1, 1)))
+        with engine.connect() as conn, count_statements(engine) as counter:
+            doc = show_address(conn, "customer.ann", datetime(2027, 1, 2)).document
+        counts.append(counter.count)
+        read = [e["id"] for e in doc["entities"] if e["features"] is not None]
+        assert len(read) == min(number, ENTITY_BALANCES)
+        engine.dispose()
+    assert counts[1] - counts[0] == 8 * (ENTITY_BALANCES - 1)
+    assert counts[2] == counts[1]

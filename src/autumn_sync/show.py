@@ -2,14 +2,15 @@
 Stripe ids), the list of customers, a plan, a feature, a reward, or a summary. Each answer is
 a plain dict (decimals as `Decimal`, times as `datetime`), the same for JSON and text.
 
-Every read is a fixed number of `select()`s: listing customers is two queries whatever their
-number (customers, then the plans of those customers).
+Every read is a bounded number of `select()`s: listing customers is two queries whatever their
+number (customers, then the plans of those customers); a customer is a fixed number, plus
+those of the balances of its first ENTITY_BALANCES entities with plans of their own.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,11 +19,14 @@ from sqlalchemy import ColumnElement, Connection, Row, exists, func, or_, select
 
 from autumn_sync.database import schema as t
 from autumn_sync.model.address import Address, AddressError, Kind, customer_key, keyed, named
-from autumn_sync.runtime.entitlements import feature_balance
+from autumn_sync.runtime.breakdown import overage_target
+from autumn_sync.runtime.entitlements import Entitlements, feature_balance
 from autumn_sync.runtime.errors import BillingError
 from autumn_sync.runtime.queries import customer_info, entitlements, info_of, plans_by_customer
+from autumn_sync.runtime.results import PlanInfo
 
 RECENT_EVENTS = 20  # usage events shown with a customer
+ENTITY_BALANCES = 20  # entities with plans of their own whose balances are shown
 ADDRESSES = "customer.ID, customer[EMAIL], plan.ID, plan.ID.vN, feature.ID, reward.ID or customers"
 
 
@@ -84,13 +88,20 @@ def _customer_row(conn: Connection, address: Address) -> Row[Any]:
 
 def customer(conn: Connection, row: Row[Any], now: datetime) -> dict[str, Any]:
     """A customer: identity, plans (custom versions, status, next renewal, Stripe
-    subscription), features with usage, limit and next reset, entities, rewards and its
-    recent usage events."""
+    subscription), features with usage, limit, next reset and their breakdown per source,
+    entities (each with its own plans and their balances), rewards and its recent usage
+    events.
+
+    A fixed number of queries, plus `entitlements`' for each of the first ENTITY_BALANCES
+    entities with plans of their own: at most 8 × ENTITY_BALANCES more, whatever their
+    number."""
     info = customer_info(conn, row, now)
     ents = entitlements(conn, row, now)
     iid = row.internal_id
     e, r = t.entities, t.customer_rewards
-    entity_rows = conn.execute(select(e).where(e.c.customer_internal_id == iid).order_by(e.c.id))
+    entity_rows = conn.execute(
+        select(e).where(e.c.customer_internal_id == iid).order_by(e.c.id)
+    ).all()
     rewards = conn.execute(
         select(r.c.reward_id).where(r.c.customer_internal_id == iid).order_by(r.c.reward_id)
     ).scalars()
@@ -98,13 +109,63 @@ def customer(conn: Connection, row: Row[Any], now: datetime) -> dict[str, Any]:
         "address": info.address,
         "declared_as": keyed(Kind.CUSTOMER, row.file_key) if row.file_key else None,
         **info.as_dict(),
-        "features": [feature_balance(ents, f, now).as_dict() for f in ents.shown_features()],
-        "entities": [
-            {"id": ent.id, "feature_id": ent.feature_id, "name": ent.name} for ent in entity_rows
-        ],
+        "features": [balance_document(ents, f, now) for f in ents.shown_features()],
+        "entities": entities(conn, row, info.plans, entity_rows, now),
         "rewards": list(rewards),
         "usage_events": usage_events(conn, iid),
     }
+
+
+def balance_document(ents: Entitlements, feature_id: str, now: datetime) -> dict[str, Any]:
+    """The feature's balance as `check` answers it, and the source that takes its overage
+    (`overage_source`: the first item priced pay-per-use, None without one)."""
+    balance = feature_balance(ents, feature_id, now)
+    target = overage_target(balance.breakdown)
+    return {
+        **balance.as_dict(),
+        "overage_source": None if target is None else target.source.key,
+    }
+
+
+def entities(
+    conn: Connection,
+    row: Row[Any],
+    plans: Sequence[PlanInfo],
+    entity_rows: Sequence[Row[Any]],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The customer's entities, each with its own plans and the balances of the features
+    those plans have, as `check --entity` sees them (its sources, then the customer's):
+    for the first ENTITY_BALANCES entities with plans; None for the others (not read)."""
+    shown = []
+    with_plans = 0
+    for ent in entity_rows:
+        own = [plan for plan in plans if plan.entity_id == ent.id]
+        balances = None
+        if not own:
+            balances = []
+        elif with_plans < ENTITY_BALANCES:
+            with_plans += 1
+            balances = entity_balances(conn, row, ent.id, now)
+        shown.append(
+            {
+                "id": ent.id,
+                "feature_id": ent.feature_id,
+                "name": ent.name,
+                "plans": [plan.as_dict() for plan in own],
+                "features": balances,
+            }
+        )
+    return shown
+
+
+def entity_balances(
+    conn: Connection, row: Row[Any], entity_id: str, now: datetime
+) -> list[dict[str, Any]]:
+    """The balances of the features the entity's own plans have (8 queries)."""
+    ents = entitlements(conn, row, now, entity_id)
+    own = {item.feature for item in ents.items if item.entity == entity_id}
+    return [balance_document(ents, f, now) for f in sorted(own) if f in ents.features]
 
 
 def usage_events(conn: Connection, iid: int) -> list[dict[str, Any]]:
@@ -123,6 +184,7 @@ def usage_events(conn: Connection, iid: int) -> list[dict[str, Any]]:
             "value": row.value,
             "charged_feature": row.charged_feature_id,
             "charged": row.charged,
+            "entity_id": row.entity_id,
             "idempotency_key": row.idempotency_key,
         }
         for row in conn.execute(query)

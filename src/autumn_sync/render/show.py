@@ -6,7 +6,8 @@ Values: `-` for nothing, decimals with their exact digits, times as `YYYY-MM-DD`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -70,21 +71,44 @@ def customer(doc: Document) -> list[str]:
         ]
     )
     lines += ["", "Plans:", *_plans(doc["plans"])]
-    lines += ["", "Features:", *_features(doc["features"])]
+    counts = Counter(e["feature_id"] for e in doc["entities"])
+    lines += ["", "Features:", *_features(doc["features"], counts)]
     if doc["entities"]:
-        rows = [[e["id"], e["feature_id"], value(e["name"])] for e in doc["entities"]]
-        lines += ["", "Entities:", *table(["ENTITY", "FEATURE", "NAME"], rows)]
+        lines += ["", "Entities:", *_entities(doc["entities"], doc["id"])]
     lines += ["", "Recent usage:", *_events(doc["usage_events"])]
     return lines
+
+
+def _entities(entities: list[Document], customer_id: str | None) -> list[str]:
+    """The entities in a table, then the balances of each that has plans of its own."""
+    rows = [[e["id"], e["feature_id"], value(e["name"]), _plan_ids(e["plans"])] for e in entities]
+    lines = table(["ENTITY", "FEATURE", "NAME", "PLANS"], rows)
+    unread = [e["id"] for e in entities if e["features"] is None]
+    if unread:
+        lines.append(
+            f"  ({len(unread)} more with plans of their own: autumn-sync check "
+            f"{customer_id or 'CUSTOMER'} FEATURE --entity ID for their balances)"
+        )
+    for e in entities:
+        if e["features"]:
+            lines += ["", f"Features of entity {e['id']}:"]
+            lines += _features(e["features"], entity=e["id"])
+    return lines
+
+
+def _plan_ids(plans: list[Document]) -> str:
+    return ", ".join(p["plan_id"] for p in plans) or "-"
 
 
 def _events(events: list[Document]) -> list[str]:
     if not events:
         return ["  (none)"]
+    entities = any(e.get("entity_id") for e in events)
     rows = [
         [
             e["time"].strftime("%Y-%m-%d %H:%M:%S"),
             e["feature_id"],
+            *([value(e["entity_id"])] if entities else []),
             value(e["value"]),
             ""
             if e["charged_feature"] == e["feature_id"]
@@ -93,7 +117,8 @@ def _events(events: list[Document]) -> list[str]:
         ]
         for e in events
     ]
-    return table(["TIME", "FEATURE", "VALUE", "CHARGED", "IDEMPOTENCY KEY"], rows)
+    header = ["TIME", "FEATURE", *(["ENTITY"] if entities else []), "VALUE", "CHARGED"]
+    return table([*header, "IDEMPOTENCY KEY"], rows)
 
 
 def _plan_name(plan: Document) -> str:
@@ -136,21 +161,30 @@ def _plans(plans: list[Document]) -> list[str]:
     return table(header, rows)
 
 
-def _features(features: list[Document]) -> list[str]:
+def _features(
+    features: list[Document], entities: Mapping[str, int] | None = None, entity: str | None = None
+) -> list[str]:
+    """The features in a table, each metered one followed by its breakdown (for an entity:
+    its own sources, then its customer's in one line)."""
     if not features:
         return ["  (none)"]
-    rows = [_feature_row(f) for f in features]
-    return table(["FEATURE", "USAGE", "LIMIT", "BALANCE", "NEXT RESET", "NOTES"], rows)
+    rows = [_feature_row(f, (entities or {}).get(f["feature_id"], 0)) for f in features]
+    header, *lines = table(["FEATURE", "USAGE", "LIMIT", "BALANCE", "NEXT RESET", "NOTES"], rows)
+    shown = [header]
+    for f, line in zip(features, lines, strict=True):
+        shown += [line, *(f"    {said}" for said in breakdown(f, entity))]
+    return shown
 
 
-def _feature_row(f: Document) -> list[str]:
+def _feature_row(f: Document, entities: int = 0) -> list[str]:
     if f["type"] == "boolean":
         return [f["feature_id"], "-", "included", "-", "-", ""]
     notes = []
-    if f["granted"]:
-        notes.append(f"{value(f['included'])} + {value(f['granted'])} granted")
+    if entities:
+        notes.append(f"counts {entities} entit{'ies' if entities != 1 else 'y'}")
     if f["overage_allowed"]:
-        notes.append("overage allowed")
+        cap = f["max_purchase"]
+        notes.append("overage allowed" + (f" (cap {value(cap)})" if cap is not None else ""))
     limit = "unlimited" if f["unlimited"] else value(f["limit"])
     return [
         f["feature_id"],
@@ -160,6 +194,75 @@ def _feature_row(f: Document) -> list[str]:
         value(f["next_reset"]),
         ", ".join(notes),
     ]
+
+
+def breakdown(feature: Document, entity: str | None = None) -> list[str]:
+    """One line per source of a feature's balance, in the order usage is taken, an overage
+    after the source that holds it; for an entity, its own sources, then one line for what
+    its customer's have left."""
+    entries = feature.get("breakdown") or []
+    lines = []
+    for entry in (e for e in entries if e["entity_id"] == entity):
+        lines.append(_source(entry))
+        if entry["overage"]:
+            lines.append(_overage(entry, feature))
+    theirs = [e for e in entries if e["entity_id"] is None]
+    if entity is not None and theirs:
+        lines.append(f"then the customer's: {_left(theirs)}")
+    return lines
+
+
+def _source(entry: Document) -> str:
+    """`plan pro: 100 of 100 used, resets 2027-02-01 (month)`, `grant welcome: 20 of 50
+    used (one-time, expires 2027-03-01)`, `rollover from pro: 60 left, expires 2027-04-01`."""
+    kind = entry["kind"]
+    name = SOURCE_NAMES[kind](entry)
+    if kind == "rollover":
+        said = f"{name}: {value(entry['remaining'])} left"
+        return said + (f", expires {value(entry['expires'])}" if entry["expires"] else "")
+    if entry["unlimited"]:
+        said = f"{name}: unlimited, {value(entry['used'])} used"
+    else:
+        used = min(entry["used"], entry["granted"])
+        said = f"{name}: {value(used)} of {value(entry['granted'])} used"
+    if entry["next_reset"] is not None:
+        return f"{said}, resets {value(entry['next_reset'])} ({_every(entry)})"
+    if kind == "grant":
+        expiry = f", expires {value(entry['expires'])}" if entry["expires"] else ""
+        return f"{said} (one-time{expiry})"
+    return said
+
+
+SOURCE_NAMES: dict[str, Callable[[Document], str]] = {
+    "plan": lambda e: f"plan {e['plan_id']}",
+    "allowance": lambda e: "allowance",
+    "grant": lambda e: f"grant {e['source'].split(':', 1)[1]}",
+    "rollover": lambda e: f"rollover from {e['plan_id']}",
+}
+PLURALS = {"semi_annual": "half-years"}
+
+
+def _every(entry: Document) -> str:
+    """`month`, or `every 3 months` for an interval count above 1."""
+    interval, count = entry["reset"], entry["interval_count"] or 1
+    if count == 1:
+        return str(interval)
+    return f"every {count} {PLURALS.get(interval, interval + 's')}"
+
+
+def _overage(entry: Document, feature: Document) -> str:
+    """`+20 overage (billed, cap 50)`: billed on the feature's pay-per-use item, else not."""
+    if feature.get("overage_source") != entry["source"]:
+        return f"+{value(entry['overage'])} overage (not billed)"
+    cap = feature["max_purchase"]
+    terms = "billed" + (f", cap {value(cap)}" if cap is not None else "")
+    return f"+{value(entry['overage'])} overage ({terms})"
+
+
+def _left(entries: list[Document]) -> str:
+    if any(e["unlimited"] for e in entries):
+        return "unlimited"
+    return f"{value(sum((e['remaining'] for e in entries), Decimal(0)))} left"
 
 
 def customers(doc: Document) -> list[str]:

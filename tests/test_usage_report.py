@@ -182,7 +182,7 @@ def test_a_report_killed_anywhere_then_run_again_bills_the_usage_once(
 ) -> None:
     """Usage tracked in steps, each reported by a run killed after its `limit`-th write of
     the ledger (before it commits), then run again: Stripe holds every message once, and the
-    renewal bills exactly the messages beyond 1,000 at 5 cents."""
+    renewal bills exactly the messages beyond 1,000 in whole packs of 100 at 500 cents."""
     folder = tmp_path_factory.mktemp("killed")
     db = f"sqlite:///{folder / 'billing.db'}"
     engine = connect(db)
@@ -199,8 +199,10 @@ def test_a_report_killed_anywhere_then_run_again_bills_the_usage_once(
             assert process.exitcode in (0, -signal.SIGKILL)
             report(sync)
         total = sum(used)
-        assert sum(int(e["value"]) for e in meter_events(sync)) == total
-        assert renewal(sync, customer) == 2000 + 5 * max(total - 1000, 0)
+        packs = -(-max(total - 1000, 0) // 100)  # rounded up
+        held = total if total <= 1000 else 1000 + 100 * packs
+        assert sum(int(e["value"]) for e in meter_events(sync)) == held
+        assert renewal(sync, customer) == 2000 + 500 * packs
         with engine.connect() as conn:
             states = conn.execute(select(t.usage_reports.c.status)).scalars().all()
         assert set(states) <= {"sent"}
@@ -219,8 +221,9 @@ def test_half_december_usage_is_reported_at_the_time_it_is_sent(sync: Sync) -> N
 
 
 def test_usage_counted_in_credits_is_reported_in_credits(sync: Sync) -> None:
-    """A credit system priced per use: 100 credits included, then 10 cents a credit; Jane
-    sends 300 images at 0.5 credits each (150 credits): 50 credits beyond, 500 cents."""
+    """A credit system priced per use: 100 credits included, then $10 per 100 credits; Jane
+    sends 300 images at 0.5 credits each (150 credits): 50 credits beyond begin a pack of
+    100, reported as 200 credits: 1000 cents."""
     doc = billing("credits")
     doc["features"]["images"] = {"name": "Images", "type": "metered", "consumable": True}
     doc["features"]["credits"] = {
@@ -246,8 +249,8 @@ def test_usage_counted_in_credits_is_reported_in_credits(sync: Sync) -> None:
 
     (sent,) = report(sync).events
 
-    assert (sent.item.feature, sent.value, sent.amount) == ("credits", 150, 500)
-    assert renewal(sync, customer) == 2000 + 500
+    assert (sent.item.feature, sent.value, sent.amount) == ("credits", 200, 1000)
+    assert renewal(sync, customer) == 2000 + 1000
 
 
 @pytest.mark.parametrize(

@@ -345,3 +345,25 @@ def test_usage_priced_per_100_is_billed_in_whole_hundreds_rounded_up(
     assert (third.value, third.amount) == (100, 100)
     assert usage_line(sync, customer) == 300
     assert renewal(sync, customer) == 2000 + 300
+
+
+def test_a_grant_used_up_in_december_is_not_free_again_in_january(sync: Sync) -> None:
+    """A one-time grant of 200 messages. December: 1,300 used, 1,000 included and the 200
+    granted free, 100 beyond: one pack of 100 at 500 cents. January: 1,300 again, the grant
+    is used up: 300 beyond, 1500 cents (a grant that came back would bill 500 again)."""
+    doc = billing("pro")
+    doc["customers"][0]["balances"] = {"messages": {"grants": [{"id": "welcome", "amount": 200}]}}
+    customer = subscribed(sync, doc)
+    app = Billing(engine=sync.engine, clock=sync.clock)
+    app.track("user_1", "messages", 1300)
+    report(sync)
+    assert renewal(sync, customer) == 2000 + 500
+    sync.emu.clock.advance(JANUARY + DAY)
+    assert charged(sync, customer) == [2000, 2000 + 500]
+
+    january = app.track("user_1", "messages", 1300)
+    report(sync)
+
+    used = {e.source.key: e.used for e in january.balance.breakdown}
+    assert used == {"plan:pro": 1300, "grant:welcome": 200}
+    assert renewal(sync, customer) == 2000 + 1500

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select
 
 from autumn_sync.config.export import dump_state
 from autumn_sync.config.format import MAX_REDEMPTIONS
@@ -609,28 +609,31 @@ USAGE = Decimal("7.5")
 
 
 def use_balances(engine: Engine, state: State) -> None:
-    """What the application's `track` does: every balance row gets usage, and every managed
-    customer uses a metered feature it declares nothing for (a row of usage alone)."""
+    """What the application's `track` does: every declared balance gets usage, and every
+    managed customer uses a metered feature it declares nothing for (usage alone)."""
     metered = sorted(f for f, feature in state.features.items() if feature.type.value != "boolean")
-    b, c = t.balances, t.customers
+    b, c, u = t.balances, t.customers, t.balance_usage
     with engine.begin() as connection:
-        connection.execute(update(b).values(usage=USAGE))
-        if not metered:
-            return
         have = {(row.customer_internal_id, row.feature_id) for row in connection.execute(select(b))}
-        for (iid,) in connection.execute(select(c.c.internal_id).where(c.c.managed)):
-            if (iid, metered[0]) not in have:
-                connection.execute(
-                    insert(b).values(customer_internal_id=iid, feature_id=metered[0], usage=USAGE)
-                )
+        if metered:
+            for (iid,) in connection.execute(select(c.c.internal_id).where(c.c.managed)):
+                have.add((iid, metered[0]))
+        used = select(u.c.customer_internal_id, u.c.feature_id)
+        have -= {(row.customer_internal_id, row.feature_id) for row in connection.execute(used)}
+        rows = [
+            {"customer_internal_id": iid, "feature_id": fid, "source": "allowance", "used": USAGE}
+            for iid, fid in sorted(have)
+        ]
+        if rows:
+            connection.execute(insert(u), rows)
 
 
 def usage_rows(engine: Engine) -> dict[tuple[str, str], Decimal]:
     """(customer key, feature) → usage, for the managed customers."""
-    b, c = t.balances, t.customers
+    u, c = t.balance_usage, t.customers
     query = (
-        select(c.c.file_key, b.c.feature_id, b.c.usage)
-        .join(c, c.c.internal_id == b.c.customer_internal_id)
+        select(c.c.file_key, u.c.feature_id, u.c.used)
+        .join(c, c.c.internal_id == u.c.customer_internal_id)
         .where(c.c.managed)
     )
     with engine.connect() as connection:
@@ -639,10 +642,14 @@ def usage_rows(engine: Engine) -> dict[tuple[str, str], Decimal]:
 
 def app_balances(engine: Engine) -> list[tuple[tuple[str | None, str | None], Decimal, Decimal]]:
     """((id, email), usage, allowance) of the application's customers' balances."""
-    b, c = t.balances, t.customers
+    b, c, u = t.balances, t.customers, t.balance_usage
+    same = (u.c.customer_internal_id == b.c.customer_internal_id) & (
+        u.c.feature_id == b.c.feature_id
+    )
     query = (
-        select(c.c.id, c.c.email, b.c.usage, b.c.allowance)
-        .join(c, c.c.internal_id == b.c.customer_internal_id)
+        select(c.c.id, c.c.email, u.c.used, b.c.allowance)
+        .join(b, c.c.internal_id == b.c.customer_internal_id)
+        .join(u, same)
         .where(~c.c.managed)
     )
     with engine.connect() as connection:
@@ -663,9 +670,11 @@ def add_app_customers(engine: Engine, identities: list[tuple[str | None, str | N
         for cid, email in identities:
             row = {"id": cid, "email": email, "created_at": datetime(2026, 1, 1), "managed": False}
             iid = connection.execute(insert(t.customers).values(**row)).inserted_primary_key[0]  # type: ignore[index]
-            usage = {"customer_internal_id": iid, "feature_id": "f1", "usage": USAGE}
-            usage["allowance"] = Decimal(50)  # declared by the application itself
-            connection.execute(insert(t.balances).values(**usage))
+            mine = {"customer_internal_id": iid, "feature_id": "f1"}
+            # an allowance declared by the application itself, and usage
+            connection.execute(insert(t.balances).values(**mine, allowance=Decimal(50)))
+            used = {"source": "allowance", "used": USAGE}
+            connection.execute(insert(t.balance_usage).values(**mine, **used))
 
 
 def read_state_for(engine: Engine, desired: State) -> State:

@@ -246,7 +246,7 @@ plan.pro: Pro
 
 Items (version 1):
   FEATURE     INCLUDED  RESET  PRICE
-  messages    1000      month  pay_per_use: 5 per 100
+  messages    1000      month  pay_per_use: 5 per 100 (whole 100s, rounded up)
   seats       3         -      prepaid per month: up to 10 at 10, then 8 (graduated)
   sso         -         -      -
   storage_gb  50        -      -
@@ -292,6 +292,38 @@ def test_catalog_objects_and_the_summary(sqlite_url: str) -> None:
         "unique_fingerprint": True,
     }
     assert [v["customers"] for v in plan["versions"]] == [1]
+
+
+PACKS = """\
+version: 1
+features:
+  messages: {name: Messages, type: metered, consumable: true}
+  seats: {name: Seats, type: metered, consumable: false}
+plans:
+  pro:
+    name: Pro
+    items:
+      - {feature: messages, included: 1000, reset: month,
+         price: {billing: pay_per_use, per: 100,
+                 tiers: [{up_to: 5000, amount: 1}, {up_to: inf, amount: 0.5}]}}
+      - {feature: seats, price: {amount: 50, per: 5, billing: pay_per_use, interval: month}}
+"""
+
+
+def test_usage_billed_in_whole_packs_says_so(sqlite_url: str, tmp_path: Path) -> None:
+    """Tiers per 100 messages say per 100, and that usage is billed in whole 100s; seats
+    (continuous: billed as a quantity) stay per unit, and say nothing of packs."""
+    path = tmp_path / "billing.yaml"
+    path.write_text(PACKS, encoding="utf-8")
+    assert run_cli("apply", "-f", str(path), "--auto-approve", db=sqlite_url).exit_code == 0
+
+    shown = run_cli("show", "plan.pro", db=sqlite_url).stdout.splitlines()
+
+    assert shown[-2:] == [
+        "  messages  1000      month  pay_per_use: up to 5000 at 1, then 0.5 per 100 "
+        "(graduated, whole 100s, rounded up)",
+        "  seats     -         -      pay_per_use per month: 50 per 5",
+    ]
 
 
 @pytest.mark.parametrize(

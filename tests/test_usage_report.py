@@ -28,8 +28,19 @@ from autumn_sync.runtime.api import Billing
 from autumn_sync.stripe.gateway import Gateway, StripeConfig
 from tests.conftest import run_cli
 from tests.helpers import die_after
-from tests.test_money import DAY, HALF_DECEMBER, JANUARY, START, billing, charged, subscribed
+from tests.test_money import (
+    DAY,
+    HALF_DECEMBER,
+    JANUARY,
+    START,
+    billing,
+    charged,
+    client,
+    live_subscriptions,
+    subscribed,
+)
 from tests.test_money import next_invoice as renewal
+from tests.test_stripe_customers import the
 from tests.test_stripe_sync import Sync
 
 
@@ -182,7 +193,7 @@ def test_a_report_killed_anywhere_then_run_again_bills_the_usage_once(
 ) -> None:
     """Usage tracked in steps, each reported by a run killed after its `limit`-th write of
     the ledger (before it commits), then run again: Stripe holds every message once, and the
-    renewal bills exactly the messages beyond 1,000 at 5 cents."""
+    renewal bills exactly the messages beyond 1,000 in whole packs of 100 at 500 cents."""
     folder = tmp_path_factory.mktemp("killed")
     db = f"sqlite:///{folder / 'billing.db'}"
     engine = connect(db)
@@ -199,8 +210,10 @@ def test_a_report_killed_anywhere_then_run_again_bills_the_usage_once(
             assert process.exitcode in (0, -signal.SIGKILL)
             report(sync)
         total = sum(used)
-        assert sum(int(e["value"]) for e in meter_events(sync)) == total
-        assert renewal(sync, customer) == 2000 + 5 * max(total - 1000, 0)
+        packs = -(-max(total - 1000, 0) // 100)  # rounded up
+        held = total if total <= 1000 else 1000 + 100 * packs
+        assert sum(int(e["value"]) for e in meter_events(sync)) == held
+        assert renewal(sync, customer) == 2000 + 500 * packs
         with engine.connect() as conn:
             states = conn.execute(select(t.usage_reports.c.status)).scalars().all()
         assert set(states) <= {"sent"}
@@ -219,8 +232,9 @@ def test_half_december_usage_is_reported_at_the_time_it_is_sent(sync: Sync) -> N
 
 
 def test_usage_counted_in_credits_is_reported_in_credits(sync: Sync) -> None:
-    """A credit system priced per use: 100 credits included, then 10 cents a credit; Jane
-    sends 300 images at 0.5 credits each (150 credits): 50 credits beyond, 500 cents."""
+    """A credit system priced per use: 100 credits included, then $10 per 100 credits; Jane
+    sends 300 images at 0.5 credits each (150 credits): 50 credits beyond begin a pack of
+    100, reported as 200 credits: 1000 cents."""
     doc = billing("credits")
     doc["features"]["images"] = {"name": "Images", "type": "metered", "consumable": True}
     doc["features"]["credits"] = {
@@ -246,8 +260,8 @@ def test_usage_counted_in_credits_is_reported_in_credits(sync: Sync) -> None:
 
     (sent,) = report(sync).events
 
-    assert (sent.item.feature, sent.value, sent.amount) == ("credits", 150, 500)
-    assert renewal(sync, customer) == 2000 + 500
+    assert (sent.item.feature, sent.value, sent.amount) == ("credits", 200, 1000)
+    assert renewal(sync, customer) == 2000 + 1000
 
 
 @pytest.mark.parametrize(
@@ -274,3 +288,82 @@ def test_what_check_grants_free_is_not_billed(
     limits = app.check("user_1", "messages", 1).balance
     beyond = 1300 - (limits.included + limits.granted)  # what check counts as overage
     assert billed == 5 * max(beyond, 0)
+
+
+# --- usage priced per N units: whole packs of N, rounded up ------------------------------------
+
+
+def on_packs(sync: Sync, included: int) -> tuple[str, Billing]:
+    """Jane on Packs: $20 a month, `included` messages, then $1 per 100 messages."""
+    doc = billing("packs")
+    doc["plans"]["packs"] = {
+        "name": "Packs",
+        "group": "main",
+        "price": {"amount": 20, "interval": "month"},
+        "items": [
+            {
+                "feature": "messages",
+                "included": included,
+                "reset": "month",
+                "price": {"amount": 1, "per": 100, "billing": "pay_per_use"},
+            }
+        ],
+    }
+    return subscribed(sync, doc), Billing(engine=sync.engine, clock=sync.clock)
+
+
+def usage_line(sync: Sync, customer: str) -> int:
+    """The amount of the messages line of the customer's next invoice (Stripe's preview)."""
+    price = the(sync.emu, "price", "stripe_price.packs.messages")["id"]
+    (sub,) = live_subscriptions(sync, customer)
+    params = {"customer": customer, "subscription": sub["id"]}
+    preview = client(sync).v1.invoices.create_preview(params=params)  # type: ignore[arg-type]
+    (line,) = [x for x in preview.lines.data if x.pricing.price_details.price == price]
+    return int(line.amount)
+
+
+@pytest.mark.parametrize("included", [0, 500])
+def test_usage_priced_per_100_is_billed_in_whole_hundreds_rounded_up(
+    sync: Sync, included: int
+) -> None:
+    """101 messages beyond the included ones are 2 packs of 100: 200 cents, not 101; 99 more
+    (200 beyond) are still 2 packs, and nothing is sent; one more begins a third: 300."""
+    customer, app = on_packs(sync, included)
+    app.track("user_1", "messages", included + 101)
+
+    (first,) = report(sync).events
+
+    assert (first.value, first.amount) == (included + 200, 200)
+    assert usage_line(sync, customer) == 200
+
+    app.track("user_1", "messages", 99)
+    assert report(sync).events == []
+    assert usage_line(sync, customer) == 200
+
+    app.track("user_1", "messages", 1)
+    (third,) = report(sync).events
+    assert (third.value, third.amount) == (100, 100)
+    assert usage_line(sync, customer) == 300
+    assert renewal(sync, customer) == 2000 + 300
+
+
+def test_a_grant_used_up_in_december_is_not_free_again_in_january(sync: Sync) -> None:
+    """A one-time grant of 200 messages. December: 1,300 used, 1,000 included and the 200
+    granted free, 100 beyond: one pack of 100 at 500 cents. January: 1,300 again, the grant
+    is used up: 300 beyond, 1500 cents (a grant that came back would bill 500 again)."""
+    doc = billing("pro")
+    doc["customers"][0]["balances"] = {"messages": {"grants": [{"id": "welcome", "amount": 200}]}}
+    customer = subscribed(sync, doc)
+    app = Billing(engine=sync.engine, clock=sync.clock)
+    app.track("user_1", "messages", 1300)
+    report(sync)
+    assert renewal(sync, customer) == 2000 + 500
+    sync.emu.clock.advance(JANUARY + DAY)
+    assert charged(sync, customer) == [2000, 2000 + 500]
+
+    january = app.track("user_1", "messages", 1300)
+    report(sync)
+
+    used = {e.source.key: e.used for e in january.balance.breakdown}
+    assert used == {"plan:pro": 1300, "grant:welcome": 200}
+    assert renewal(sync, customer) == 2000 + 1500

@@ -266,7 +266,7 @@ def plan(conn: Connection, plan_id: str, version: int | None) -> dict[str, Any]:
 
 
 def _version(conn: Connection, row: Row[Any]) -> dict[str, Any]:
-    pi, tiers = t.plan_items, t.plan_item_tiers
+    pi, tiers, f = t.plan_items, t.plan_item_tiers, t.features
     of_version = (pi.c.plan_id == row.plan_id) & (pi.c.version == row.version)
     tier_rows: dict[str, list[dict[str, Any]]] = {}
     tier_query = select(tiers).where(
@@ -276,7 +276,13 @@ def _version(conn: Connection, row: Row[Any]) -> dict[str, Any]:
         tier_rows.setdefault(tier.feature_id, []).append(
             {"up_to": "inf" if tier.up_to is None else tier.up_to, "amount": tier.amount}
         )
-    items = conn.execute(select(pi).where(of_version).order_by(pi.c.feature_id))
+    continuous = (f.c.type == "metered") & (f.c.consumable == False)  # noqa: E712
+    items = conn.execute(
+        select(pi, continuous.label("continuous"))
+        .join(f, f.c.id == pi.c.feature_id)
+        .where(of_version)
+        .order_by(pi.c.feature_id)
+    )
     return {
         "version": row.version,
         "price": None
@@ -303,6 +309,7 @@ def _item(row: Row[Any], tiers: list[dict[str, Any]]) -> dict[str, Any]:
             "interval": row.price_interval,
             "tier_mode": row.tier_mode,
             "tiers": tiers,
+            "whole_packs": _whole_packs(row),
         }
     return {
         "feature_id": row.feature_id,
@@ -311,6 +318,14 @@ def _item(row: Row[Any], tiers: list[dict[str, Any]]) -> dict[str, Any]:
         "reset": row.reset_interval,
         "price": price,
     }
+
+
+def _whole_packs(row: Row[Any]) -> bool:
+    """Whether the item's usage beyond the included units is billed in whole packs of its
+    price's `per` units, rounded up: pay-per-use per N > 1 of a feature whose usage `usage
+    report` sends to a meter (not a continuous one's, billed as a quantity)."""
+    per = row.price_per or 1
+    return row.billing == "pay_per_use" and per > 1 and not row.continuous
 
 
 def feature(conn: Connection, feature_id: str) -> dict[str, Any]:

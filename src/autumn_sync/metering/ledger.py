@@ -143,6 +143,7 @@ def _item(row: Row[Any], tiers: list[Row[Any]] | None, currency: str) -> BilledI
         tiers=priced,
         volume=row.tier_mode == "volume",
         currency=currency,
+        per=int(per),
     )
 
 

@@ -3,11 +3,16 @@ item, per period, up to the usage `track` recorded, and what they cost. Pure: no
 
 A customer's usage of a feature priced pay-per-use is reported whole (the price's first
 tier, up to the included units, is free: Stripe bills only what is beyond), in whole units
-as Stripe's meters take them (a fraction of a unit used counts as a unit). Per period (the
-balance's, which ends at its reset), the units already reported (sent, or written down to
-send) are taken from the usage: the rest is one event. Its identifier names the customer,
-the feature, the period and the units reported before it, so the same event written again
-by a run that died is the same identifier, which Stripe counts once.
+as Stripe's meters take them (a fraction of a unit used counts as a unit). A price "amount
+per N units" bills the usage beyond the free tier in whole packs of N, rounded up: the units
+reported are the included ones and the packs begun, each counted as N units (101 beyond at
+$1 per 100 are reported as 200: Stripe, which prices each unit at amount / N, bills $2).
+Stripe's prices stay per unit: `transform_quantity` would round packs in Stripe, but it
+does not go with tiers, and the free tier is one. Per period (the balance's, which ends at
+its reset), the units already reported (sent, or written down to send) are taken from the
+units to report: the rest is one event. Its identifier names the customer, the feature,
+the period and the units reported before it, so the same event written again by a run that
+died is the same identifier, which Stripe counts once.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 WINDOW = timedelta(days=35)  # Stripe takes meter events up to 35 days old
 ZERO = Decimal(0)
@@ -30,7 +35,8 @@ class Tier:
 @dataclass(frozen=True)
 class BilledItem:
     """A customer's feature billed pay-per-use on a Stripe meter: who, which meter, and the
-    price (in minor units per unit, the included units a free first tier)."""
+    price (in minor units per unit, the included units a free first tier; the price is for
+    `per` units, so the usage beyond the free tier is billed in whole packs of `per`)."""
 
     customer_internal_id: int
     customer_id: str
@@ -43,20 +49,37 @@ class BilledItem:
     tiers: tuple[Tier, ...]
     volume: bool = False
     currency: str = "usd"
+    per: int = 1
+
+    @property
+    def free(self) -> Decimal:
+        """The units of the price's free first tier (Stripe's tiers end on whole units)."""
+        return whole(self.included)
+
+    def billed(self, usage: Decimal) -> Decimal:
+        """The units Stripe's meter should hold for `usage` in a period: the usage in whole
+        units, those beyond the free tier rounded up to whole packs of `per` (at 1 per 100
+        with 1,000 included, 1,101 are reported as 1,200: Stripe bills 2 packs)."""
+        used = whole(usage)
+        if used <= self.free:
+            return used
+        packs = ((used - self.free) / self.per).to_integral_value(rounding=ROUND_CEILING)
+        return self.free + packs * self.per
 
     def cost(self, units: Decimal) -> Decimal:
-        """What Stripe bills for `units` of usage in a period, in minor units."""
-        tiers = (Tier(self.included, ZERO), *self.tiers) if self.included else self.tiers
+        """What Stripe bills for `units` on the meter in a period: through the tiers, the
+        line rounded once to a whole minor unit (halves away from zero), as Stripe does."""
+        tiers = (Tier(self.free, ZERO), *self.tiers) if self.free else self.tiers
         if self.volume:
             tier = next((t for t in tiers if t.up_to is None or units <= t.up_to), tiers[-1])
-            return units * tier.amount
+            return _minor_units(units * tier.amount)
         total, floor = ZERO, ZERO
         for tier in tiers:
             top = units if tier.up_to is None else min(units, tier.up_to)
             if top > floor:
                 total += (top - floor) * tier.amount
             floor = max(floor, tier.up_to or floor)
-        return total
+        return _minor_units(total)
 
 
 @dataclass(frozen=True)
@@ -156,17 +179,18 @@ def identifier(item: BilledItem, period_end: datetime, before: Decimal) -> str:
 
 
 def events(periods: Iterable[Period], now: datetime) -> Iterator[MeterEvent | Late]:
-    """One event per period whose usage is above what was reported: timestamped now, or in
-    the last second of a period that ended."""
+    """One event per period whose units to report (`BilledItem.billed`) are above what was
+    reported: timestamped now, or in the last second of a period that ended."""
     for period in periods:
-        value = whole(period.usage) - period.reported
+        billed = period.item.billed(period.usage)
+        value = billed - period.reported
         if value <= 0:
             continue
         if period.end <= now - WINDOW:
             yield Late(period.item, period.end, value)
             continue
         moment = min(now, period.end - timedelta(seconds=1))
-        cost = period.item.cost(whole(period.usage)) - period.item.cost(period.reported)
+        cost = period.item.cost(billed) - period.item.cost(period.reported)
         yield MeterEvent(
             identifier=identifier(period.item, period.end, period.reported),
             item=period.item,
@@ -187,6 +211,10 @@ def periods_of(
         for end, used in sorted(usage.get((item.customer_internal_id, item.feature), {}).items()):
             done = reported.get((item.customer_internal_id, item.feature, end), ZERO)
             yield Period(item, end, used, done)
+
+
+def _minor_units(amount: Decimal) -> Decimal:
+    return amount.quantize(Decimal(1), rounding=ROUND_HALF_UP)
 
 
 def _epoch(moment: datetime) -> int:

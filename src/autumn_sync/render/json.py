@@ -9,14 +9,16 @@ inactive; only a delete has a null `after`); a plan's new version is `["update"]
 `action_reason: "unarchive"` (unless it also gets a new version); a Stripe price or coupon
 whose terms change is `["create", "delete"]` (create before delete: the old one is archived,
 or kept for `autumn_sync.old_kept_for`) with `action_reason: "replace_because_cannot_update"`
-and `change.replace_paths`. Decimal amounts are JSON numbers written with their exact digits
-(never rounded through a float).
+and `change.replace_paths`. A plan's pay-per-use item priced per N > 1 units carries
+`autumn_sync.remarks` at its `per`: usage billed in whole packs of N. Decimal amounts are
+JSON numbers written with their exact digits (never rounded through a float).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Set
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -30,6 +32,7 @@ from autumn_sync.model.state import Record
 from autumn_sync.model.stripe import AnyRecord
 from autumn_sync.plan.changes import Archive, Change, Replace, Update
 from autumn_sync.plan.plan import ChangePlan
+from autumn_sync.render.values import continuous_features, pack_remarks
 
 FORMAT_VERSION = "1.2"
 
@@ -41,12 +44,13 @@ def render_json(plan: ChangePlan) -> str:
 
 def plan_document(plan: ChangePlan) -> dict[str, Any]:
     summary = plan.summary()
+    continuous = continuous_features(plan)
     document = {
         "format_version": FORMAT_VERSION,
         "autumn_sync_version": __version__,
         "checksum": plan.checksum(),
         "resource_changes": [
-            *(_resource_change(c) for c in plan.changes),
+            *(_resource_change(c, continuous) for c in plan.changes),
             *(_no_op(r) for r in plan.unchanged),
         ],
         "summary": {
@@ -63,7 +67,7 @@ def plan_document(plan: ChangePlan) -> dict[str, Any]:
     return document
 
 
-def _resource_change(change: Change) -> dict[str, Any]:
+def _resource_change(change: Change, continuous: Set[str]) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "address": change.address,
         "type": change.kind.value,
@@ -91,6 +95,11 @@ def _resource_change(change: Change) -> dict[str, Any]:
             "customers": change.customers,
             "customers_move": change.moving,
         }
+    remarks = pack_remarks(change, continuous)
+    if remarks:  # a plan's items billed in whole packs
+        entry["autumn_sync"]["remarks"] = [
+            {"path": path, "message": f"usage billed in {text}"} for path, text in remarks.items()
+        ]
     reason = _action_reason(change)
     if reason:
         entry["action_reason"] = reason

@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Container, Sequence
+from collections.abc import Container, Sequence, Set
 from dataclasses import dataclass
 
 from autumn_sync.model.address import Target
 from autumn_sync.plan.changes import Archive, Change, Delete, Replace
 from autumn_sync.plan.plan import ChangePlan, resubscribes
-from autumn_sync.render.values import action_text, app_customers_line, detail_lines, no_changes
+from autumn_sync.render.values import (
+    action_text,
+    app_customers_line,
+    continuous_features,
+    detail_lines,
+    no_changes,
+)
 
 MARKER = "<!-- autumn-sync-plan -->"
 MAX_BODY = 65_536  # GitHub refuses a comment body this long or longer
@@ -114,8 +120,9 @@ def _layout(plan: ChangePlan) -> _Layout:
     head = [*_opening(plan), *_callout([*database, *stripe]), *_apps(plan)]
     if plan.stripe is None:
         head += [NOT_CONNECTED, ""]
+    continuous = continuous_features(plan)
     sections = [
-        _section(title, changes)
+        _section(title, changes, continuous)
         for title, changes in (("Billing database", database), ("Stripe", stripe))
         if changes
     ]
@@ -185,19 +192,21 @@ def _notes(plan: ChangePlan) -> list[str]:
     return [*lines, ""]
 
 
-def _section(title: str, changes: Sequence[Change]) -> _Section:
+def _section(title: str, changes: Sequence[Change], continuous: Set[str]) -> _Section:
     noun = "change" if len(changes) == 1 else "changes"
     rows = tuple(
         f"| `{c.symbol}` | {_cell(_code(c.address))} | {_cell(_inline(action_text(c)))} |"
         for c in changes
     )
     heading = (f"#### {title}: {len(changes)} {noun}", "", *_TABLE_HEAD)
-    details = tuple(_Block(lines, _removes(c)) for c in changes if (lines := _details(c)))
+    details = tuple(
+        _Block(lines, _removes(c)) for c in changes if (lines := _details(c, continuous))
+    )
     return _Section(heading, rows, details)
 
 
-def _details(change: Change) -> tuple[str, ...]:
-    body = detail_lines(change)
+def _details(change: Change, continuous: Set[str]) -> tuple[str, ...]:
+    body = detail_lines(change, continuous)
     if not body:
         return ()
     fence = _fence(body)

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from autumn_sync.model.money import canonical
+from autumn_sync.render.values import whole_packs
 
 Document = dict[str, Any]
 
@@ -331,10 +332,13 @@ def _trial(trial: Document) -> str:
 
 
 def _usage_price(price: Document | None) -> str:
-    """`pay_per_use: 5 per 100`, `prepaid per month: up to 10 at 10, then 8 (graduated)`."""
+    """`pay_per_use: 5 per 100 (whole 100s, rounded up)`, `prepaid per month: up to 10 at
+    10, then 8 (graduated)`; tiers priced per N > 1 units say `per N` after the last."""
     if price is None:
         return "-"
-    terms = f"{value(price['amount'])} per {price['per']}"
+    per = price["per"]
+    terms = f"{value(price['amount'])} per {per}"
+    remarks = [whole_packs(per)] if price["whole_packs"] else []
     if price["tiers"]:
         steps = [
             f"then {value(t['amount'])}"
@@ -342,9 +346,11 @@ def _usage_price(price: Document | None) -> str:
             else f"up to {value(t['up_to'])} at {value(t['amount'])}"
             for t in price["tiers"]
         ]
-        terms = f"{', '.join(steps)} ({price['tier_mode'] or 'graduated'})"
+        terms = ", ".join(steps) + (f" per {per}" if per != 1 else "")
+        remarks.insert(0, price["tier_mode"] or "graduated")
     interval = f" per {price['interval']}" if price["interval"] else ""
-    return f"{price['billing']}{interval}: {terms}"
+    said = f" ({', '.join(remarks)})" if remarks else ""
+    return f"{price['billing']}{interval}: {terms}{said}"
 
 
 def feature(doc: Document) -> list[str]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Replace, Update
 from autumn_sync.plan.plan import ChangePlan
 from autumn_sync.plan.registry import Registry
 from autumn_sync.render.values import (
     app_customers_line,
+    continuous_features,
     detail_lines,
     headline,
     no_changes,
@@ -38,18 +41,19 @@ def render_text(plan: ChangePlan, color: bool = False) -> str:
     if lines:
         lines.append("")
     lines += ["autumn-sync will perform the following actions:", ""]
+    continuous = continuous_features(plan)
     for change in plan.changes:
-        lines += _change_lines(change, color)
+        lines += _change_lines(change, color, continuous)
     lines += note_lines(plan)
     lines += app_customers_line(plan)
     lines.append(_paint(summary_line(plan.summary()), _BOLD, color))
     return "\n".join(lines) + "\n"
 
 
-def _change_lines(change: Change, color: bool) -> list[str]:
+def _change_lines(change: Change, color: bool, continuous: Set[str]) -> list[str]:
     symbol = _paint(change.symbol, _COLORS[type(change)], color)
     head = f"  {symbol} {_paint(headline(change), _BOLD, color)}"
-    return [head, *(f"      {line}" for line in detail_lines(change)), ""]
+    return [head, *(f"      {line}" for line in detail_lines(change, continuous)), ""]
 
 
 def _paint(text: str, code: str, color: bool) -> str:

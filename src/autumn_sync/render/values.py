@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -10,7 +11,7 @@ from autumn_sync.model.address import Target
 from autumn_sync.model.attributes import attributes, flatten
 from autumn_sync.model.customers import CHARGE_AUTOMATICALLY, Customer
 from autumn_sync.model.money import canonical
-from autumn_sync.model.records import Feature, FeatureType
+from autumn_sync.model.records import Feature, FeatureType, Plan, UsageModel
 from autumn_sync.model.stripe import AnyRecord, StripeCustomer, StripeSubscription
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Replace, Update
 from autumn_sync.plan.plan import ChangePlan
@@ -63,17 +64,63 @@ def action_text(change: Change) -> str:
     return words
 
 
-def detail_lines(change: Change) -> list[str]:
+def detail_lines(change: Change, continuous: Set[str] = frozenset()) -> list[str]:
     """`path: value` lines for a create (what is made) or a destroy (what goes), `path: old →
-    new` lines for an update."""
+    new` lines for an update; the `per` of a plan's item billed in whole packs says so
+    (`pack_remarks`: `continuous` are the features billed as a quantity, not in packs)."""
+    said = pack_remarks(change, continuous)
     if isinstance(change, Create | Delete):
         record = change.record
         shown = flatten(attributes(record)).items()
         fields = {k: v for k, v in shown if _shown_whole(record, k, v)}
         width = max((len(k) for k in fields), default=0) + 1
-        return [f"{path + ':':<{width}} {show(value)}" for path, value in fields.items()]
+        return [
+            f"{path + ':':<{width}} {show(value)}{_remark(said, path)}"
+            for path, value in fields.items()
+        ]
     width = max((len(f.path) for f in change.fields), default=0) + 1
-    return [f"{f.path + ':':<{width}} {show(f.before)} → {show(f.after)}" for f in change.fields]
+    return [
+        f"{f.path + ':':<{width}} {show(f.before)} → {show(f.after)}{_remark(said, f.path)}"
+        for f in change.fields
+    ]
+
+
+def _remark(remarks: dict[str, str], path: str) -> str:
+    return f" ({remarks[path]})" if path in remarks else ""
+
+
+def whole_packs(per: int) -> str:
+    """How usage priced per `per` units is billed: `whole 100s, rounded up`."""
+    return f"whole {per}s, rounded up"
+
+
+def pack_remarks(change: Change, continuous: Set[str]) -> dict[str, str]:
+    """Path → remark for a plan made or changed: each pay-per-use item priced per N > 1
+    units bills its usage beyond the included units in whole packs of N, rounded up
+    (`usage report` rounds what it sends), except a continuous feature's (`continuous`:
+    seats in use, billed as a subscription item's quantity)."""
+    plan = change.after if isinstance(change, Create | Update) else None
+    if not isinstance(plan, Plan):
+        return {}
+    return {
+        f"items[{item.feature}].price.per": whole_packs(item.price.per)
+        for item in plan.content.items
+        if item.price is not None
+        and item.price.billing is UsageModel.PAY_PER_USE
+        and item.price.per > 1
+        and item.feature not in continuous
+    }
+
+
+def continuous_features(plan: ChangePlan) -> frozenset[str]:
+    """The continuous metered features (seats in use) the plan holds, made, changed or
+    unchanged: their pay-per-use usage is a subscription item's quantity, not packs."""
+    records = [*plan.unchanged, *(c.after for c in plan.changes)]
+    return frozenset(
+        r.id
+        for r in records
+        if isinstance(r, Feature) and r.type is FeatureType.METERED and not r.consumable
+    )
 
 
 def _shown_whole(record: AnyRecord, path: str, value: Any) -> bool:

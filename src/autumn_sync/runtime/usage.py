@@ -1,8 +1,8 @@
 """`check` and `track`: a customer's balances at run time (rules in `runtime.entitlements`).
 
 `track` takes the units from the balance's sources (`runtime.breakdown`) under a lock on the
-customer's row (`SELECT … FOR UPDATE`; on SQLite the event's insert takes the database's write
-lock first): it reads the feature's `balance_usage` rows again, closes the periods that ended,
+customer's row (`SELECT … FOR UPDATE`, taken first; on SQLite the event's insert takes the
+database's write lock): it reads the feature's `balance_usage` rows again, closes the periods that ended,
 deducts, and writes the rows that changed. Each track is kept as a usage event (customer,
 entity, feature, value, the units charged, time, key), written first in the same
 transaction: with an
@@ -212,6 +212,7 @@ def track(
     for attempt in range(ATTEMPTS):
         try:
             with engine.begin() as conn:
+                _lock(conn, row.internal_id)
                 conn.execute(insert(t.usage_events).values(**event))
                 found, taken = _take(
                     conn, ents, row.internal_id, target.feature, charged, now, overage
@@ -285,6 +286,14 @@ def _replay(
     )
 
 
+def _lock(conn: Connection, iid: int) -> None:
+    """Lock the customer's row first (before the event's insert, whose foreign key check
+    shares the row: taking it for update after that would deadlock two tracks). SQLite
+    ignores it: the insert that follows takes the database's write lock."""
+    c = t.customers
+    conn.execute(select(c.c.internal_id).where(c.c.internal_id == iid).with_for_update())
+
+
 def _take(
     conn: Connection,
     ents: Entitlements,
@@ -296,8 +305,7 @@ def _take(
 ) -> tuple[Entitlements, Deducted]:
     """Under the customer's lock: the feature's rows read again, due resets applied,
     `charged` taken, and the rows written."""
-    c, u = t.customers, t.balance_usage
-    conn.execute(select(c.c.internal_id).where(c.c.internal_id == iid).with_for_update())
+    u = t.balance_usage
     scopes = ("", ents.entity) if ents.entity else ("",)
     mine = (u.c.customer_internal_id == iid) & u.c.entity_id.in_(scopes)
     rows = {

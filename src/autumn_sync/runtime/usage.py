@@ -3,12 +3,11 @@
 `track` takes the units from the balance's sources (`runtime.breakdown`) under a lock on the
 customer's row (`SELECT … FOR UPDATE`, taken first; on SQLite the event's insert takes the
 database's write lock): it reads the feature's `balance_usage` rows again, closes the periods
-that ended, deducts, and writes the rows that changed. Each track is kept as a usage event (customer,
-entity, feature, value, the units charged, time, key), written first in the same
-transaction: with an
-idempotency key, the unique constraint on (customer, key) lets one of several processes
-tracking the same key at once record it; the others' transactions fail whole (nothing is
-added) and they return the event recorded.
+that ended, deducts, and writes the rows that changed. Each track is kept as a usage event
+(customer, entity, feature, value, the units charged, time, key), written in the same
+transaction: with an idempotency key, the unique constraint on (customer, key) lets one of
+several processes tracking the same key at once record it; the others' transactions fail
+whole (nothing is added) and they return the event recorded.
 """
 
 from __future__ import annotations

@@ -6,11 +6,13 @@ the right source."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from autumn_sync import Billing
 from autumn_sync.database.engine import connect
@@ -222,3 +224,81 @@ def test_resets_every_six_hours_and_overage_stops_at_max_purchase(rolling: Billi
     at(rolling, datetime(2027, 1, 1, 6))  # the 6-hour allowance is back; the overage is not
     again = rolling.check("bo", "calls", required=10)
     assert again.allowed and not rolling.check("bo", "calls", required=11).allowed
+
+
+# --- property: any history of tracks, resets and grants ------------------------------------
+
+HISTORY = """\
+version: 1
+features:
+  messages: {name: Messages, type: metered, consumable: true}
+plans:
+  pro:
+    name: Pro
+    items:
+      - {feature: messages, included: 100, reset: week,
+         price: {amount: 1, billing: pay_per_use, interval: week}}
+customers:
+  - id: kim
+    plans: [pro]
+"""
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("track"), st.integers(-60, 250)),
+        st.tuples(st.just("wait"), st.integers(0, 20)),
+        st.tuples(st.just("grant"), st.integers(1, 90)),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@pytest.mark.slow
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(history=steps)
+def test_any_history_keeps_the_breakdown_whole(
+    sqlite_url: str, tmp_path: Path, history: list[tuple[str, int]]
+) -> None:
+    """Through the runtime API on a real database: no source ever goes below 0 (only the
+    pay-per-use item goes over), what a grant gave is never given back by a reset, and what
+    `track` says it recorded is what the sources hold."""
+    engine = connect(sqlite_url)
+    clock = Clock(T0)
+    grants: list[str] = []
+    text = HISTORY
+    apply_file(engine, write(tmp_path, text), clock)
+    app = Billing(engine=engine, clock=clock)
+    given_up: dict[str, Decimal] = {}
+    try:
+        for step, number in history:
+            if step == "wait":
+                clock.now += timedelta(days=number)
+            elif step == "grant":
+                grants.append(f"{{id: g{len(grants)}, amount: {number}}}")
+                text = (
+                    HISTORY
+                    + f"    balances:\n      messages:\n        grants: [{', '.join(grants)}]\n"
+                )
+                apply_file(engine, write(tmp_path, text), clock)
+            else:
+                before = app.check("kim", "messages").balance.usage
+                taken = app.track("kim", "messages", number)
+                assert taken.balance.usage - before == taken.recorded
+                if number >= 0:
+                    assert taken.recorded + taken.dropped == number
+            balance = app.check("kim", "messages").balance
+            for entry in balance.breakdown:
+                assert entry.used >= 0 and entry.remaining >= 0
+                if entry.source.kind == "grant":
+                    if step != "track" or number >= 0:  # only a refund gives a grant back
+                        assert entry.used >= given_up.get(entry.source.key, Decimal(0))
+                    given_up[entry.source.key] = entry.used
+                elif not entry.source.priced:
+                    assert entry.used <= entry.source.granted
+    finally:
+        engine.dispose()
+        for path in tmp_path.glob("*.db"):
+            path.unlink()

@@ -49,10 +49,10 @@ def as_lines(path: Path) -> list[str]:
 
 def test_the_corpus_is_complete_and_well_formed() -> None:
     assert len(CORPUS) >= 35
-    numbers = [path.name[:2] for path in CORPUS]
+    numbers = [int(path.name.split("-")[0]) for path in CORPUS]
     assert len(set(numbers)) == len(numbers), "two corpus files share a number"
     for path in CORPUS:
-        assert re.fullmatch(r"\d\d-[a-z0-9-]+\.yaml", path.name), path.name
+        assert re.fullmatch(r"\d{2,3}-[a-z0-9-]+\.yaml", path.name), path.name
         wanted = expected(path)
         assert wanted, f"{path.name} does not start with an '# expect:' line"
         assert wanted == sorted(wanted), f"{path.name}: list the expectations by location"
@@ -138,6 +138,9 @@ FINE = {
     "                tiers: [{up_to: 101, amount: 1}, {up_to: inf, amount: 0.5}]}\n",
     "credit costs on a consumable feature": FEATURES
     + "  credits: {name: Credits, type: credit_system, credit_costs: {messages: 1}}\n",
+    "hourly and one-off resets": FEATURES + "plans:\n  pro:\n    name: Pro\n    items:\n"
+    "      - {feature: messages, included: 100, reset: hour}\n"
+    "      - {feature: seats, included: 3, reset: one_off}\n",
     "one default per group": "plans:\n  free: {name: Free, group: a, default: true}\n"
     "  team: {name: Team, group: b, default: true}\n  solo: {name: Solo, default: true}\n",
     "duration in months": "rewards:\n"

@@ -134,6 +134,7 @@ def percents() -> st.SearchStrategy[Decimal]:
 
 
 intervals = st.sampled_from(PRICE_INTERVALS)
+BILLED_RESETS = tuple(r for r in RESET_INTERVALS if r not in ("hour", "one_off"))  # pay-per-use
 
 
 @st.composite
@@ -171,6 +172,8 @@ def items(draw: st.DrawFn, feature: Feature, places: int) -> PlanItem:
             price = replace(price, interval=None)
         if price.tier_mode is TierMode.VOLUME:  # volume tiers are for prepaid items
             price = replace(price, tier_mode=TierMode.GRADUATED)
+        if reset not in BILLED_RESETS:  # no price bills hourly, nor once
+            reset = None
         if price.interval is not None and reset is not None:  # it resets when it is billed
             reset = price.interval
     first = price.tiers[0].up_to if price is not None and price.tiers else None
@@ -182,7 +185,8 @@ def items(draw: st.DrawFn, feature: Feature, places: int) -> PlanItem:
         included = None if unlimited else Decimal(0)
     has_interval = price is not None and price.interval is not None
     if feature.consumable and reset is None and not has_interval:
-        reset = draw(st.sampled_from(RESET_INTERVALS))
+        billed = price is not None and price.billing is UsageModel.PAY_PER_USE
+        reset = draw(st.sampled_from(BILLED_RESETS if billed else RESET_INTERVALS))
     return PlanItem(feature.id, included=included, unlimited=unlimited, reset=reset, price=price)
 
 

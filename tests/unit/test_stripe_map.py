@@ -389,6 +389,15 @@ def test_a_usage_price_bills_on_its_interval_else_the_plans_else_the_reset(
     assert usage_price(item, owner=pro).recurring == recurring
 
 
+@pytest.mark.parametrize("reset", ["hour", "one_off"])
+def test_a_reset_stripe_has_no_interval_for_bills_monthly(reset: str) -> None:
+    """A prepaid price without an interval, on a plan without one, whose item resets every
+    hour (or never) bills monthly: Stripe has no hourly price."""
+    item = usage("messages", UsageModel.PREPAID, "10", per=1000, reset=reset)
+
+    assert usage_price(item).recurring == Recurring("month", 1)
+
+
 def test_a_one_off_prepaid_price_is_a_one_time_price() -> None:
     item = usage("messages", UsageModel.PREPAID, "10", per=1000, interval="one_off")
 

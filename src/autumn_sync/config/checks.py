@@ -244,6 +244,14 @@ def _first_tier(item: ItemSpec, here: Path, marks: Marks) -> Iterator[Problem]:
         )
 
 
+_PAY_PER_USE_RESET = {
+    "hour": "a pay-per-use item resets when its usage is billed, and no price bills hourly: "
+    "make its reset a price interval (week, month, …)",
+    "one_off": "a pay-per-use item resets when its usage is billed, each period: make its "
+    "reset a price interval (week, month, …), not one_off",
+}
+
+
 def _pay_per_use(item: ItemSpec, here: Path, marks: Marks) -> Iterator[Problem]:
     """Pay-per-use is billed in arrears each period, at the end of the period the usage
     resets; volume tiers (every unit at the rate of the tier reached) are for prepaid units."""
@@ -256,6 +264,8 @@ def _pay_per_use(item: ItemSpec, here: Path, marks: Marks) -> Iterator[Problem]:
             "pay-per-use is billed at the end of each period: give it a recurring interval "
             "(week, month, …) or make it prepaid",
         )
+    elif item.reset in ("hour", "one_off"):
+        yield marks.problem((*here, "reset"), _PAY_PER_USE_RESET[item.reset])
     elif price.interval is not None and item.reset is not None and item.reset != price.interval:
         yield marks.problem(
             (*here, "reset"),

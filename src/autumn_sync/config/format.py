@@ -68,7 +68,7 @@ Amount = Annotated[
     Decimal, Field(ge=0, description="Major units of the currency (20 = $20.00)."), STORABLE
 ]
 PriceInterval = Literal["one_off", "week", "month", "quarter", "semi_annual", "year"]
-ResetInterval = Literal["day", "week", "month", "quarter", "semi_annual", "year"]
+ResetInterval = Literal["hour", "day", "week", "month", "quarter", "semi_annual", "year", "one_off"]
 
 
 class Spec(BaseModel):
@@ -156,7 +156,10 @@ class ItemSpec(Spec):
             "says `included`, `unlimited: true` or has a price."
         ),
     ] = False
-    reset: ResetInterval | None = None
+    reset: Annotated[
+        ResetInterval | None,
+        Field(description="How often the allowance comes back whole; one_off: never."),
+    ] = None
     price: UsagePriceSpec | None = None
 
 

@@ -40,7 +40,7 @@ class RewardType(StrEnum):
 
 
 PRICE_INTERVALS = ("one_off", "week", "month", "quarter", "semi_annual", "year")
-RESET_INTERVALS = ("day", "week", "month", "quarter", "semi_annual", "year")
+RESET_INTERVALS = ("hour", "day", "week", "month", "quarter", "semi_annual", "year", "one_off")
 
 
 ALWAYS = "always"  # settings.stripe.create_customers: every customer in Stripe at once

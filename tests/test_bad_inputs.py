@@ -141,6 +141,18 @@ FINE = {
     "hourly and one-off resets": FEATURES + "plans:\n  pro:\n    name: Pro\n    items:\n"
     "      - {feature: messages, included: 100, reset: hour}\n"
     "      - {feature: seats, included: 3, reset: one_off}\n",
+    "resets every N intervals, rollovers, caps": FEATURES
+    + "  credits: {name: Credits, type: credit_system, credit_costs: {messages: 1}}\n"
+    "plans:\n  pro:\n    name: Pro\n    items:\n"
+    "      - {feature: messages, included: 100, reset: hour, interval_count: 6,\n"
+    "         rollover: {max: 50, expires_after: {months: 1}}}\n"
+    "      - {feature: credits, included: 10, reset: month, rollover: {max_percentage: 100}}\n"
+    "      - {feature: seats, included: 3, interval_count: 1, max_purchase: 10,\n"
+    "         price: {billing: pay_per_use, amount: 10, interval: month}}\n"
+    "  team:\n    name: Team\n    items:\n"
+    "      - {feature: messages, included: 5, reset: one_off}\n"
+    "      - {feature: credits, included: 10, reset: week, rollover: {expires_after: never},\n"
+    "         price: {billing: pay_per_use, amount: 1, interval: week}, max_purchase: 0.5}\n",
     "one default per group": "plans:\n  free: {name: Free, group: a, default: true}\n"
     "  team: {name: Team, group: b, default: true}\n  solo: {name: Solo, default: true}\n",
     "duration in months": "rewards:\n"

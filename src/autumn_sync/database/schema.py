@@ -102,6 +102,12 @@ plan_items = Table(
     Column("price_per", Integer),
     Column("price_interval", String(20)),
     Column("tier_mode", String(20)),
+    Column("reset_count", Integer),  # resets every N reset intervals; null: 1
+    Column("rollover", Boolean, nullable=False, server_default=false()),
+    Column("rollover_max", Exact),  # the most units carried over; null: no cap in units
+    Column("rollover_max_percentage", Exact),  # … in % of the allowance; null: none
+    Column("rollover_months", Integer),  # how long carried units last; null: never expire
+    Column("max_purchase", Exact),  # the most units billed per use beyond the allowance
     ForeignKeyConstraint(
         ["plan_id", "version"], ["plan_versions.plan_id", "plan_versions.version"]
     ),

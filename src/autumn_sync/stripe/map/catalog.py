@@ -257,7 +257,7 @@ def _add_usage(
 def _usage_interval(plan: Plan, item: PlanItem) -> str | None:
     """A usage price bills on its own interval, else the plan's, else the reset's (one
     Stripe has: not `hour` nor `one_off`), else monthly; a one-off prepaid price is a
-    one-time price."""
+    one-time price. The reset's `interval_count` is not Stripe's: it is left out."""
     assert item.price is not None
     own = item.price.interval
     if own == "one_off":

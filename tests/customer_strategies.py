@@ -32,6 +32,7 @@ from autumn_sync.model.customers import (
 from autumn_sync.model.money import exponent
 from autumn_sync.model.records import (
     PRICE_INTERVALS,
+    RECURRING_RESETS,
     RESET_INTERVALS,
     FeatureType,
     FixedPrice,
@@ -67,6 +68,16 @@ def amounts(places: int, signed: bool = False) -> st.SearchStrategy[Decimal]:
     )
 
 
+def own_resets(item: PlanItem) -> tuple[str, ...]:
+    """The resets a customer's own version may give the plan's `item`: one a price has for
+    a pay-per-use item, one that recurs where the item counts resets or rolls over."""
+    if item.price is not None and item.price.billing is UsageModel.PAY_PER_USE:
+        return tuple(r for r in RESET_INTERVALS if r not in ("hour", "one_off"))
+    if item.interval_count != 1 or item.rollover is not None:
+        return RECURRING_RESETS
+    return RESET_INTERVALS
+
+
 @st.composite
 def customer_plan(draw: st.DrawFn, plan: Plan, catalog: State, places: int) -> CustomerPlan:
     """`plan` as it is, or with terms and a custom version (price, included usage)."""
@@ -82,7 +93,7 @@ def customer_plan(draw: st.DrawFn, plan: Plan, catalog: State, places: int) -> C
         PlanItem(
             item.feature,
             included=draw(st.none() | amounts(6)),
-            reset=draw(st.none() | st.sampled_from(RESET_INTERVALS)),
+            reset=draw(st.none() | st.sampled_from(own_resets(item))),
         )
         for item in sorted(chosen, key=lambda i: i.feature)
     )

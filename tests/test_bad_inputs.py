@@ -49,10 +49,10 @@ def as_lines(path: Path) -> list[str]:
 
 def test_the_corpus_is_complete_and_well_formed() -> None:
     assert len(CORPUS) >= 35
-    numbers = [path.name[:2] for path in CORPUS]
+    numbers = [int(path.name.split("-")[0]) for path in CORPUS]
     assert len(set(numbers)) == len(numbers), "two corpus files share a number"
     for path in CORPUS:
-        assert re.fullmatch(r"\d\d-[a-z0-9-]+\.yaml", path.name), path.name
+        assert re.fullmatch(r"\d{2,3}-[a-z0-9-]+\.yaml", path.name), path.name
         wanted = expected(path)
         assert wanted, f"{path.name} does not start with an '# expect:' line"
         assert wanted == sorted(wanted), f"{path.name}: list the expectations by location"
@@ -138,6 +138,21 @@ FINE = {
     "                tiers: [{up_to: 101, amount: 1}, {up_to: inf, amount: 0.5}]}\n",
     "credit costs on a consumable feature": FEATURES
     + "  credits: {name: Credits, type: credit_system, credit_costs: {messages: 1}}\n",
+    "hourly and one-off resets": FEATURES + "plans:\n  pro:\n    name: Pro\n    items:\n"
+    "      - {feature: messages, included: 100, reset: hour}\n"
+    "      - {feature: seats, included: 3, reset: one_off}\n",
+    "resets every N intervals, rollovers, caps": FEATURES
+    + "  credits: {name: Credits, type: credit_system, credit_costs: {messages: 1}}\n"
+    "plans:\n  pro:\n    name: Pro\n    items:\n"
+    "      - {feature: messages, included: 100, reset: hour, interval_count: 6,\n"
+    "         rollover: {max: 50, expires_after: {months: 1}}}\n"
+    "      - {feature: credits, included: 10, reset: month, rollover: {max_percentage: 100}}\n"
+    "      - {feature: seats, included: 3, interval_count: 1, max_purchase: 10,\n"
+    "         price: {billing: pay_per_use, amount: 10, interval: month}}\n"
+    "  team:\n    name: Team\n    items:\n"
+    "      - {feature: messages, included: 5, reset: one_off}\n"
+    "      - {feature: credits, included: 10, reset: week, rollover: {expires_after: never},\n"
+    "         price: {billing: pay_per_use, amount: 1, interval: week}, max_purchase: 0.5}\n",
     "one default per group": "plans:\n  free: {name: Free, group: a, default: true}\n"
     "  team: {name: Team, group: b, default: true}\n  solo: {name: Solo, default: true}\n",
     "duration in months": "rewards:\n"

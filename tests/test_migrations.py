@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
-from sqlalchemy import Engine, column, insert, select, table, update
+from sqlalchemy import Engine, column, insert, inspect, select, table, update
 
 from autumn_sync.config import load_text
 from autumn_sync.database import engine as db
@@ -134,3 +134,51 @@ def _internal_ids(engine: Engine) -> dict[str, int]:
         return {
             row.id: row.internal_id for row in connection.execute(select(c.c.id, c.c.internal_id))
         }
+
+
+RULES = """\
+version: 1
+features:
+  messages: {name: Messages, type: metered, consumable: true}
+  seats: {name: Seats, type: metered, consumable: false}
+plans:
+  pro:
+    name: Pro
+    items:
+      - {feature: messages, included: 1000, reset: month, interval_count: 3,
+         rollover: {max: 500, expires_after: {months: 2}}}
+      - {feature: seats, included: 3, max_purchase: 20,
+         price: {billing: pay_per_use, amount: 10, interval: month}}
+"""
+RULE_COLUMNS = {
+    "reset_count",
+    "rollover",
+    "rollover_max",
+    "rollover_max_percentage",
+    "rollover_months",
+    "max_purchase",
+}
+
+
+def test_0014_items_before_it_have_no_rules_and_it_downgrades(db_url: str) -> None:
+    """0014 on a database with items (SQLite's batch mode, PostgreSQL, MariaDB): they read
+    as items without rules, so the file that has them updates the plan in place and then
+    plans nothing; 0014 downgrades, dropping its columns, and upgrades again."""
+    engine = connect(db_url)
+    desired = load_text(RULES)
+    apply_plan(engine, make_plan(engine, desired))
+    _migrate(engine, "0013", down=True)
+    assert not RULE_COLUMNS & {c["name"] for c in inspect(engine).get_columns("plan_items")}
+    _migrate(engine, head_revision())
+    plan = make_plan(engine, desired)
+    (change,) = plan.changes
+    assert change.address == "plan.pro" and change.reason is None
+    assert [f.path for f in change.fields] == [
+        "items[messages].interval_count",
+        "items[messages].rollover.max",
+        "items[messages].rollover.expires_months",
+        "items[seats].max_purchase",
+    ]
+    apply_plan(engine, plan)
+    assert make_plan(engine, desired).empty
+    engine.dispose()

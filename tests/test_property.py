@@ -38,6 +38,7 @@ from autumn_sync.model.customers import Customer, Lookup
 from autumn_sync.model.money import canonical, exponent
 from autumn_sync.model.records import (
     PRICE_INTERVALS,
+    RECURRING_RESETS,
     RESET_INTERVALS,
     UNRESTRICTED,
     CodeRestrictions,
@@ -51,6 +52,7 @@ from autumn_sync.model.records import (
     PlanItem,
     Reward,
     RewardType,
+    Rollover,
     Settings,
     Tier,
     TierMode,
@@ -134,6 +136,7 @@ def percents() -> st.SearchStrategy[Decimal]:
 
 
 intervals = st.sampled_from(PRICE_INTERVALS)
+BILLED_RESETS = tuple(r for r in RESET_INTERVALS if r not in ("hour", "one_off"))  # pay-per-use
 
 
 @st.composite
@@ -171,6 +174,8 @@ def items(draw: st.DrawFn, feature: Feature, places: int) -> PlanItem:
             price = replace(price, interval=None)
         if price.tier_mode is TierMode.VOLUME:  # volume tiers are for prepaid items
             price = replace(price, tier_mode=TierMode.GRADUATED)
+        if reset not in BILLED_RESETS:  # no price bills hourly, nor once
+            reset = None
         if price.interval is not None and reset is not None:  # it resets when it is billed
             reset = price.interval
     first = price.tiers[0].up_to if price is not None and price.tiers else None
@@ -182,8 +187,34 @@ def items(draw: st.DrawFn, feature: Feature, places: int) -> PlanItem:
         included = None if unlimited else Decimal(0)
     has_interval = price is not None and price.interval is not None
     if feature.consumable and reset is None and not has_interval:
-        reset = draw(st.sampled_from(RESET_INTERVALS))
-    return PlanItem(feature.id, included=included, unlimited=unlimited, reset=reset, price=price)
+        billed = price is not None and price.billing is UsageModel.PAY_PER_USE
+        reset = draw(st.sampled_from(BILLED_RESETS if billed else RESET_INTERVALS))
+    item = PlanItem(feature.id, included=included, unlimited=unlimited, reset=reset, price=price)
+    return draw(item_rules(item, feature))
+
+
+@st.composite
+def item_rules(draw: st.DrawFn, item: PlanItem, feature: Feature) -> PlanItem:
+    """`item` with, where the rules allow them, a reset every N intervals, a rollover and a
+    cap on the units billed per use."""
+    recurring = item.reset in RECURRING_RESETS
+    pay_per_use = item.price is not None and item.price.billing is UsageModel.PAY_PER_USE
+    count = draw(st.integers(1, 12)) if recurring and not pay_per_use else 1
+    rollover = None
+    if feature.consumable and item.included and recurring:
+        rollover = draw(st.none() | rollovers())
+    cap = draw(st.none() | decimals(QUANTITY_PLACES, 1)) if pay_per_use else None
+    return replace(item, interval_count=count, rollover=rollover, max_purchase=cap)
+
+
+def rollovers() -> st.SearchStrategy[Rollover]:
+    """A rollover capped in units, in % of the allowance or not at all, expiring or not."""
+    months = st.none() | st.integers(1, 120)
+    return (
+        st.builds(Rollover, expires_months=months)
+        | st.builds(Rollover, max=decimals(QUANTITY_PLACES, 1), expires_months=months)
+        | st.builds(Rollover, max_percentage=percents(), expires_months=months)
+    )
 
 
 @st.composite
@@ -412,6 +443,8 @@ LONG_NUMBERS = State(
                             tiers=(Tier(LONGEST, Decimal("0.001")), Tier(None, Decimal(0))),
                             tier_mode=TierMode.GRADUATED,
                         ),
+                        rollover=Rollover(max=BELOW_LONGEST, expires_months=120),
+                        max_purchase=BELOW_LONGEST,
                     ),
                 ),
             ),

@@ -1,4 +1,4 @@
-"""Entities at run time: what is known to be wrong, as strict xfails (the customer Ann of
+"""Entities at run time, found wrong once and fixed (the customer Ann of
 `test_runtime_breakdown`: 3 seats of Team, two entities of seats, eu and us)."""
 
 from __future__ import annotations
@@ -24,35 +24,16 @@ def billing(db_url: str, tmp_path: Path) -> Iterator[Billing]:
     engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: `track` deducts from the stored usage without the entities (usage.track "
-    "→ _take: `deduct(found.entries, …)`, not `found.viewed()`), while the balance it answers "
-    "with counts them: 3 seats, 2 entities, track 2 → recorded 2, dropped 0, usage 3 (one "
-    "unit silently lost; a later refund of 1 changes nothing visible)",
-)
 def test_a_track_of_seats_counts_the_seats_entities_take(billing: Billing) -> None:
     track = billing.track("ann", "seats", 2)  # 3 included, 2 taken by eu and us: 1 left
     assert (track.recorded, track.dropped, track.balance.usage) == (1, 1, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an entity's view of its customer's seats does not count the customer's "
-    "entities (entitlements.state: `counted = 0` when `ents.entity`): Ann sees 1 seat left of "
-    "3, her entity eu sees 2",
-)
 def test_an_entity_sees_its_customers_seats_as_the_customer_does(billing: Billing) -> None:
     seats = billing.check("ann", "seats", entity_id="eu").balance
     assert (seats.limit, seats.usage, seats.balance) == (3, 2, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a repeat of an idempotency key for another entity (or none) is replayed as "
-    "the first event (usage._replay compares feature and value only), with the first "
-    "event's entity and the balance of the entity asked for",
-)
 def test_an_idempotency_key_used_for_another_entity_is_refused(billing: Billing) -> None:
     billing.track("ann", "messages", 5, idempotency_key="k", entity_id="eu")
     with pytest.raises(InvalidRequest, match="was used for another event"):

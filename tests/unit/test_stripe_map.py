@@ -22,6 +22,7 @@ from autumn_sync.model.records import (
     PlanItem,
     Reward,
     RewardType,
+    Rollover,
     Settings,
     Tier,
     TierMode,
@@ -387,6 +388,18 @@ def test_a_usage_price_bills_on_its_interval_else_the_plans_else_the_reset(
     )
 
     assert usage_price(item, owner=pro).recurring == recurring
+
+
+@pytest.mark.parametrize("reset", ["hour", "one_off"])
+def test_a_reset_stripe_has_no_interval_for_bills_monthly(reset: str) -> None:
+    """A prepaid price without an interval, on a plan without one, whose item resets every
+    hour (or never) bills monthly: Stripe has no hourly price. The rules the billing
+    database keeps (a count of resets, a rollover, a cap) change nothing in Stripe."""
+    item = usage("messages", UsageModel.PREPAID, "10", per=1000, reset=reset)
+    ruled = replace(item, interval_count=6, rollover=Rollover(max=Decimal(5)))
+
+    assert usage_price(item).recurring == Recurring("month", 1)
+    assert usage_price(ruled) == usage_price(item)
 
 
 def test_a_one_off_prepaid_price_is_a_one_time_price() -> None:

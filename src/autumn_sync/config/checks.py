@@ -19,6 +19,7 @@ from autumn_sync.config.format import (
     UsagePriceSpec,
     digits,
 )
+from autumn_sync.config.item_rules import item_rules, pay_per_use_rules, set_fields
 from autumn_sync.config.problems import Problem
 from autumn_sync.config.yamlfile import Marks, Path
 from autumn_sync.model.money import exponent, is_currency
@@ -187,13 +188,13 @@ def _item(ctx: FileView, item: ItemSpec, here: Path) -> Iterator[Problem]:
         yield marks.problem((*here, "feature"), message)
         return
     if feature.type == "boolean":
-        for key in ("included", "unlimited", "reset", "price"):
-            if getattr(item, key) not in (None, False):
-                yield marks.problem(
-                    (*here, key),
-                    f"feature {item.feature!r} is boolean and takes no '{key}': remove it",
-                    key=True,
-                )
+        keys = ("included", "unlimited", "reset", "price")
+        for key in [*(k for k in keys if getattr(item, k) not in (None, False)), *set_fields(item)]:
+            yield marks.problem(
+                (*here, key),
+                f"feature {item.feature!r} is boolean and takes no '{key}': remove it",
+                key=True,
+            )
         return
     kind = "a credit system" if feature.type == "credit_system" else "metered"
     yield from _allowance(item, kind, here, marks)
@@ -209,14 +210,15 @@ def _item(ctx: FileView, item: ItemSpec, here: Path) -> Iterator[Problem]:
     if item.price is not None:
         yield from _usage_price(ctx, item.price, (*here, "price"))
         yield from _first_tier(item, (*here, "price"), marks)
-        yield from _pay_per_use(item, here, marks)
+        yield from pay_per_use_rules(item, here, marks)
+    yield from item_rules(item, feature, here, marks)
 
 
 def _allowance(item: ItemSpec, kind: str, here: Path, marks: Marks) -> Iterator[Problem]:
     """A metered item says what it allows: `included: N`, `unlimited: true`, or a price (an
     omitted `included` is never unlimited)."""
     if item.unlimited:
-        for key in ("included", "price"):
+        for key in ("included", "price", "rollover"):
             if getattr(item, key) is not None:
                 yield marks.problem(
                     (*here, key),
@@ -241,33 +243,6 @@ def _first_tier(item: ItemSpec, here: Path, marks: Marks) -> Iterator[Problem]:
             (*here, "tiers", 0, "up_to"),
             f"the first tier must go above the included amount: {tiers[0].up_to} is not above "
             f"included {item.included} (tiers count every unit, the free included ones first)",
-        )
-
-
-def _pay_per_use(item: ItemSpec, here: Path, marks: Marks) -> Iterator[Problem]:
-    """Pay-per-use is billed in arrears each period, at the end of the period the usage
-    resets; volume tiers (every unit at the rate of the tier reached) are for prepaid units."""
-    price = item.price
-    if price is None or price.billing != "pay_per_use":
-        return
-    if price.interval == "one_off":
-        yield marks.problem(
-            (*here, "price", "interval"),
-            "pay-per-use is billed at the end of each period: give it a recurring interval "
-            "(week, month, …) or make it prepaid",
-        )
-    elif price.interval is not None and item.reset is not None and item.reset != price.interval:
-        yield marks.problem(
-            (*here, "reset"),
-            "a pay-per-use item resets when its usage is billed: make its reset "
-            f"({item.reset!r}) its price's interval ({price.interval!r})",
-        )
-    if price.tier_mode == "volume":
-        yield marks.problem(
-            (*here, "price", "tier_mode"),
-            "volume tiers are only for prepaid items: use graduated tiers for pay-per-use, "
-            "or make it prepaid",
-            key=True,
         )
 
 

@@ -14,6 +14,7 @@ from autumn_sync.config.format import (
     PlanSpec,
     PromoCodeRef,
     RewardSpec,
+    RolloverSpec,
     TierSpec,
     UsagePriceSpec,
 )
@@ -43,6 +44,7 @@ from autumn_sync.model.records import (
     PlanItem,
     Reward,
     RewardType,
+    Rollover,
     Settings,
     Tier,
     TierMode,
@@ -111,6 +113,18 @@ def _item(spec: ItemSpec) -> PlanItem:
         unlimited=spec.unlimited,
         reset=spec.reset,
         price=_usage_price(spec.price) if spec.price else None,
+        interval_count=spec.interval_count,
+        rollover=_rollover(spec.rollover) if spec.rollover else None,
+        max_purchase=canonical(spec.max_purchase) if spec.max_purchase is not None else None,
+    )
+
+
+def _rollover(spec: RolloverSpec) -> Rollover:
+    expiry = spec.expires_after
+    return Rollover(
+        max=canonical(spec.max) if spec.max is not None else None,
+        max_percentage=canonical(spec.max_percentage) if spec.max_percentage is not None else None,
+        expires_months=None if isinstance(expiry, str) else expiry.months,
     )
 
 

@@ -15,6 +15,7 @@ from autumn_sync.config.format import (
     PlanRef,
     PlanSpec,
 )
+from autumn_sync.config.item_rules import custom_reset
 from autumn_sync.config.problems import Problem
 from autumn_sync.config.yamlfile import Path
 from autumn_sync.model.money import canonical
@@ -173,10 +174,15 @@ def _custom(ctx: FileView, ref: CustomerPlanSpec, here: Path) -> Iterator[Proble
         return
     yield from _quantity(ctx, ref, plan, here)
     yield from _quantities(ctx, ref, plan, here)
-    features = {item.feature for item in plan.items}
+    features = {item.feature: item for item in plan.items}
     seen: set[str] = set()
     for index, item in enumerate(ref.items):
         where: Path = (*here, "items", index, "feature")
+        base = features.get(item.feature)
+        if base is not None and item.reset is not None and item.feature not in seen:
+            message = custom_reset(base, item.reset)
+            if message:
+                yield ctx.marks.problem((*here, "items", index, "reset"), message)
         if item.feature in seen:
             yield ctx.marks.problem(where, f"feature {item.feature!r} is listed twice")
         elif item.feature not in features:

@@ -21,7 +21,15 @@ from autumn_sync.model.customers import (
     Entity,
 )
 from autumn_sync.model.money import canonical
-from autumn_sync.model.records import Feature, FeatureType, Plan, PlanItem, Reward, UsagePrice
+from autumn_sync.model.records import (
+    Feature,
+    FeatureType,
+    Plan,
+    PlanItem,
+    Reward,
+    Rollover,
+    UsagePrice,
+)
 from autumn_sync.model.state import State
 
 HEADER = "# Written by `autumn-sync import`: the catalog as the billing database holds it.\n"
@@ -102,8 +110,22 @@ def _item(item: PlanItem) -> dict[str, Any]:
         data["unlimited"] = True
     if item.reset is not None:
         data["reset"] = item.reset
+    if item.interval_count != 1:
+        data["interval_count"] = item.interval_count
+    if item.rollover is not None:
+        data["rollover"] = _rollover(item.rollover)
     if item.price is not None:
         data["price"] = _usage_price(item.price)
+    if item.max_purchase is not None:
+        data["max_purchase"] = item.max_purchase
+    return data
+
+
+def _rollover(rollover: Rollover) -> dict[str, Any]:
+    caps = {"max": rollover.max, "max_percentage": rollover.max_percentage}
+    data: dict[str, Any] = {k: v for k, v in caps.items() if v is not None}
+    months = rollover.expires_months
+    data["expires_after"] = "never" if months is None else {"months": months}
     return data
 
 

@@ -68,7 +68,8 @@ Amount = Annotated[
     Decimal, Field(ge=0, description="Major units of the currency (20 = $20.00)."), STORABLE
 ]
 PriceInterval = Literal["one_off", "week", "month", "quarter", "semi_annual", "year"]
-ResetInterval = Literal["day", "week", "month", "quarter", "semi_annual", "year"]
+MAX_INTERVAL_COUNT = 1000  # intervals between resets (`interval_count`)
+ResetInterval = Literal["hour", "day", "week", "month", "quarter", "semi_annual", "year", "one_off"]
 
 
 class Spec(BaseModel):
@@ -143,6 +144,35 @@ class UsagePriceSpec(Spec):
     interval: PriceInterval | None = None
 
 
+class MonthsSpec(Spec):
+    months: Annotated[int, Field(ge=1, le=120)]
+
+
+class RolloverSpec(Spec):
+    """What of an item's unused allowance carries over at a reset, and for how long."""
+
+    max: Annotated[
+        Annotated[Decimal, Field(gt=0), STORABLE] | None,
+        Field(description="The most units the carried-over balance may hold."),
+    ] = None
+    max_percentage: Annotated[
+        Annotated[Decimal, Field(gt=0, le=100), STORABLE] | None,
+        Field(description="The most the carried-over balance may hold, in % of the allowance."),
+    ] = None
+    expires_after: Annotated[
+        Literal["never"] | MonthsSpec,
+        Field(description="How long carried-over units last: never, or {months: N}."),
+    ] = "never"
+
+    @field_validator("expires_after", mode="before")
+    @classmethod
+    def _expiry_form(cls, value: Any) -> Any:
+        """One message naming both forms, instead of one per member of the union."""
+        if value == "never" or (isinstance(value, dict) and set(value) == {"months"}):
+            return value
+        raise ValueError("use 'never' or {months: N}")
+
+
 class ItemSpec(Spec):
     feature: Id
     included: Annotated[
@@ -156,8 +186,34 @@ class ItemSpec(Spec):
             "says `included`, `unlimited: true` or has a price."
         ),
     ] = False
-    reset: ResetInterval | None = None
+    reset: Annotated[
+        ResetInterval | None,
+        Field(description="How often the allowance comes back whole; one_off: never."),
+    ] = None
+    interval_count: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=MAX_INTERVAL_COUNT,
+            description="The allowance resets every N reset intervals (`reset: month` and 3: "
+            "each quarter); more than 1 needs a recurring reset and no pay-per-use price.",
+        ),
+    ] = 1
+    rollover: Annotated[
+        RolloverSpec | None,
+        Field(
+            description="Unused allowance carries over at each reset (consumable features and "
+            "credit systems with included usage and a recurring reset)."
+        ),
+    ] = None
     price: UsagePriceSpec | None = None
+    max_purchase: Annotated[
+        Annotated[Decimal, Field(gt=0), STORABLE] | None,
+        Field(
+            description="The most units billed beyond the allowance in a period (items with a "
+            "pay-per-use price only)."
+        ),
+    ] = None
 
 
 class FixedPriceSpec(Spec):
@@ -209,10 +265,6 @@ class PlanSpec(Spec):
     price: FixedPriceSpec | None = None
     free_trial: FreeTrialSpec | None = None
     items: list[ItemSpec] = []
-
-
-class MonthsSpec(Spec):
-    months: Annotated[int, Field(ge=1, le=120)]
 
 
 PromoCodeText = Annotated[str, StringConstraints(pattern=PROMO_CODE_PATTERN, max_length=64)]

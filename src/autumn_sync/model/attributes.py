@@ -133,8 +133,12 @@ def _without(data: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _item(item: dict[str, Any]) -> dict[str, Any] | bool:
-    """An item without its unset fields (`unlimited` only when true); a bare item (a boolean
-    feature) is `True`."""
+    """An item without its unset fields (`unlimited` only when true, `interval_count` only
+    when above 1, a rollover with what it sets); a bare item (a boolean feature) is `True`."""
+    if item.get("interval_count") == 1:
+        item = _without(item, "interval_count")
+    if item.get("rollover") is not None:
+        item = {**item, "rollover": _item(item["rollover"])}
     kept = {key: value for key, value in item.items() if value not in (None, False)}
     return kept or True
 

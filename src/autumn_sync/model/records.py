@@ -40,7 +40,8 @@ class RewardType(StrEnum):
 
 
 PRICE_INTERVALS = ("one_off", "week", "month", "quarter", "semi_annual", "year")
-RESET_INTERVALS = ("day", "week", "month", "quarter", "semi_annual", "year")
+RESET_INTERVALS = ("hour", "day", "week", "month", "quarter", "semi_annual", "year", "one_off")
+RECURRING_RESETS = RESET_INTERVALS[:-1]  # all but one_off (never resets)
 
 
 ALWAYS = "always"  # settings.stripe.create_customers: every customer in Stripe at once
@@ -106,12 +107,26 @@ class UsagePrice:
 
 
 @dataclass(frozen=True, slots=True)
+class Rollover:
+    """Unused allowance carried over at each reset: the carried balance holds at most `max`
+    units or `max_percentage` % of the allowance (neither: no cap), and each carried amount
+    lasts `expires_months` months (None: for good)."""
+
+    max: Decimal | None = None
+    max_percentage: Decimal | None = None
+    expires_months: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class PlanItem:
     feature: str
     included: Decimal | None = None
     unlimited: bool = False  # no limit, said explicitly (an item without `included` has none)
     reset: str | None = None
     price: UsagePrice | None = None
+    interval_count: int = 1  # the allowance resets every `interval_count` resets
+    rollover: Rollover | None = None
+    max_purchase: Decimal | None = None  # the most units billed per use beyond the allowance
 
 
 @dataclass(frozen=True, slots=True)

@@ -125,7 +125,7 @@ def ordered(entries: Iterable[Entry]) -> list[Entry]:
 
 def advance(entries: Sequence[Entry], now: datetime) -> tuple[list[Entry], list[Closed]]:
     """The entries at `now`: every period that ended closed (usage 0 again, rollovers carried,
-    expired rollovers gone), and the periods closed with usage."""
+    rollovers expired or used up gone), and the periods closed with usage."""
     result = [e for e in entries if e.source.kind != ROLLOVER]
     rollovers = [e for e in entries if e.source.kind == ROLLOVER]
     closed: list[Closed] = []
@@ -140,8 +140,12 @@ def advance(entries: Sequence[Entry], now: datetime) -> tuple[list[Entry], list[
         closed.extend(
             Closed(entry.source.entity, entry.source.key, end, used) for end, used in ends
         )
-    live = [r for r in rollovers if r.source.expires is None or r.source.expires > now]
+    live = [r for r in rollovers if _lasts(r, now) and r.remaining > 0]
     return result + live, closed
+
+
+def _lasts(entry: Entry, now: datetime) -> bool:
+    return entry.source.expires is None or entry.source.expires > now
 
 
 def _carried_by(rollover: Entry, entry: Entry) -> bool:
@@ -191,7 +195,7 @@ def _carry(source: Source, rollovers: list[Entry], used: Decimal, end: datetime)
     the item's cap on what its live rollovers hold."""
     rule = source.rollover
     assert rule is not None
-    live = [r for r in rollovers if r.source.expires is None or r.source.expires > end]
+    live = [r for r in rollovers if _lasts(r, end)]
     unused = max(source.granted - used, ZERO)
     cap = rule.cap(source.granted)
     room = unused if cap is None else min(unused, cap - sum((r.remaining for r in live), ZERO))
@@ -354,7 +358,8 @@ def row_changes(
         after[key] = row
     for key, row in before.items():
         expired = row.expires is not None and row.expires <= now
-        if key[1].startswith(f"{ROLLOVER}:") and key not in after and expired:
+        spent = row.amount is not None and row.used >= row.amount
+        if key[1].startswith(f"{ROLLOVER}:") and key not in after and (expired or spent):
             gone.append(key)
     new = [
         row

@@ -283,17 +283,20 @@ class State:
     entities: Decimal = ZERO
 
     def viewed(self) -> list[Entry]:
-        """The entries with the entities' units taken too (what `check` sees)."""
+        """The entries with the units the customer's entities take from its own sources
+        (not from an entity's): what `check` sees."""
         if not self.entities:
             return self.entries
-        return deduct(self.entries, self.entities).entries
+        own = [e for e in self.entries if e.source.entity]
+        shared = [e for e in self.entries if not e.source.entity]
+        return own + deduct(shared, self.entities).entries
 
 
 def state(ents: Entitlements, feature_id: str, now: datetime) -> State:
     """The feature's breakdown at `now`: resets that are due applied (not written)."""
     found = entries_of(sources(ents, feature_id, now), ents.rows_of(feature_id))
     entries, closed = advance(found, now)
-    counted = (ents.entity_counts or {}).get(feature_id, 0) if not ents.entity else 0
+    counted = (ents.entity_counts or {}).get(feature_id, 0)
     return State(feature_id, entries, closed, Decimal(counted))
 
 

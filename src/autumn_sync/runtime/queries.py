@@ -102,7 +102,7 @@ def entitlements(
         grants=grants,
         stored=stored,
         entity=entity,
-        entity_counts=None if entity else _entity_counts(conn, iid),
+        entity_counts=_entity_counts(conn, iid),
     )
 
 

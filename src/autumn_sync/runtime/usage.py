@@ -2,13 +2,12 @@
 
 `track` takes the units from the balance's sources (`runtime.breakdown`) under a lock on the
 customer's row (`SELECT … FOR UPDATE`, taken first; on SQLite the event's insert takes the
-database's write lock): it reads the feature's `balance_usage` rows again, closes the periods that ended,
-deducts, and writes the rows that changed. Each track is kept as a usage event (customer,
-entity, feature, value, the units charged, time, key), written first in the same
-transaction: with an
-idempotency key, the unique constraint on (customer, key) lets one of several processes
-tracking the same key at once record it; the others' transactions fail whole (nothing is
-added) and they return the event recorded.
+database's write lock): it reads the feature's `balance_usage` rows again, closes the periods
+that ended, deducts, and writes the rows that changed. Each track is kept as a usage event
+(customer, entity, feature, value, the units charged, time, key), written in the same
+transaction: with an idempotency key, the unique constraint on (customer, key) lets one of
+several processes tracking the same key at once record it; the others' transactions fail
+whole (nothing is added) and they return the event recorded.
 """
 
 from __future__ import annotations
@@ -196,7 +195,7 @@ def track(
     if ents.features[feature_id].type == BOOLEAN:
         raise InvalidRequest(f"feature {feature_id!r} is boolean: there is no usage to track")
     if first is not None:
-        return _replay(ents, customer_id, feature_id, value, first, now)
+        return _replay(ents, customer_id, feature_id, value, first, now, entity)
     target = route(ents, feature_id)
     charged = value * target.cost
     event = {
@@ -214,7 +213,7 @@ def track(
             with engine.begin() as conn:
                 _lock(conn, row.internal_id)
                 conn.execute(insert(t.usage_events).values(**event))
-                found, taken = _take(
+                found, after, taken = _take(
                     conn, ents, row.internal_id, target.feature, charged, now, overage
                 )
             break
@@ -225,7 +224,7 @@ def track(
             _, ents, first = _load(engine, customer_id, feature_id, now, key, entity)
             if first is None:
                 raise
-            return _replay(ents, customer_id, feature_id, value, first, now)
+            return _replay(ents, customer_id, feature_id, value, first, now, entity)
         except OperationalError as exc:
             if attempt + 1 == ATTEMPTS or not conflict(exc):
                 raise
@@ -235,20 +234,12 @@ def track(
         value=value,
         charged_feature=target.feature,
         charged=charged,
-        balance=balance_of(
-            found, State(target.feature, taken.entries, [], _entities(found, target.feature))
-        ),
+        balance=balance_of(found, after),
         idempotency_key=key,
         entity=entity,
         recorded=taken.recorded,
         dropped=taken.dropped,
     )
-
-
-def _entities(ents: Entitlements, feature: str) -> Decimal:
-    if ents.entity:
-        return Decimal(0)
-    return Decimal((ents.entity_counts or {}).get(feature, 0))
 
 
 def _recorded(conn: Connection, iid: int, key: str) -> Row[Any] | None:
@@ -265,13 +256,17 @@ def _replay(
     value: Decimal,
     first: Row[Any],
     now: datetime,
+    entity: str | None,
 ) -> TrackResult:
-    """The event recorded under the key of this repeat, with the balance now."""
-    if first.feature_id != feature_id or Decimal(first.value) != value:
+    """The event recorded under the key of this repeat (`InvalidRequest` if it was of another
+    feature, value or entity), with the balance now."""
+    same = (first.feature_id, Decimal(first.value), first.entity_id) == (feature_id, value, entity)
+    if not same:
+        of = f" of entity {first.entity_id}" if first.entity_id is not None else ""
         raise InvalidRequest(
             f"idempotency key {first.idempotency_key!r} was used for another event "
-            f"({first.feature_id} {Decimal(first.value).normalize():f} at {first.created_at}): "
-            "use a new key for a new event"
+            f"({first.feature_id} {Decimal(first.value).normalize():f}{of} at "
+            f"{first.created_at}): use a new key for a new event"
         )
     return TrackResult(
         customer_id=customer_id,
@@ -302,9 +297,10 @@ def _take(
     charged: Decimal,
     now: datetime,
     overage: str,
-) -> tuple[Entitlements, Deducted]:
+) -> tuple[Entitlements, State, Deducted]:
     """Under the customer's lock: the feature's rows read again, due resets applied,
-    `charged` taken, and the rows written."""
+    `charged` taken, and the rows written. The units the customer's entities take (seats)
+    are in use: what they leave is what a track may take (they are not written)."""
     u = t.balance_usage
     scopes = ("", ents.entity) if ents.entity else ("",)
     mine = (u.c.customer_internal_id == iid) & u.c.entity_id.in_(scopes)
@@ -316,9 +312,13 @@ def _take(
     fresh = replace(ents, stored={**others, **rows})
     found = state(fresh, feature, now)
     taken = deduct(found.entries, charged, overage)
+    if found.entities and charged > 0:
+        allowed = deduct(found.viewed(), charged, overage)
+        stored = deduct(found.entries, allowed.recorded, ALLOW).entries
+        taken = Deducted(stored, allowed.recorded, allowed.dropped)
     before = {(k[0], k[2]): v for k, v in rows.items()}
     write(conn, iid, feature, before, taken.entries, found.closed, now)
-    return fresh, taken
+    return fresh, replace(found, entries=taken.entries, closed=[]), taken
 
 
 def write(

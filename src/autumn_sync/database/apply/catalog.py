@@ -10,7 +10,7 @@ from sqlalchemy import and_, delete, insert, update
 from autumn_sync.database import schema as t
 from autumn_sync.database.apply.transaction import APPLIERS, Transaction
 from autumn_sync.database.read.catalog import CREATE_CUSTOMERS, PAST_DUE, UPGRADES
-from autumn_sync.model.records import Feature, Plan, PlanContent, Reward, Settings
+from autumn_sync.model.records import Feature, Plan, PlanContent, PlanItem, Reward, Settings
 from autumn_sync.plan.changes import Archive, Create, Delete, Update
 
 
@@ -126,6 +126,7 @@ def _insert_items(tx: Transaction, plan_id: str, version: int, content: PlanCont
                 "price_per": price.per if price else None,
                 "price_interval": price.interval if price else None,
                 "tier_mode": price.tier_mode.value if price and price.tier_mode else None,
+                **_item_rules(item),
             }
         )
         for position, tier in enumerate(price.tiers if price else ()):
@@ -143,6 +144,19 @@ def _insert_items(tx: Transaction, plan_id: str, version: int, content: PlanCont
         tx.connection.execute(insert(t.plan_items), items)
     if tiers:
         tx.connection.execute(insert(t.plan_item_tiers), tiers)
+
+
+def _item_rules(item: PlanItem) -> dict[str, object]:
+    """The `plan_items` columns of an item's reset count, rollover and overage cap."""
+    rollover = item.rollover
+    return {
+        "reset_count": item.interval_count if item.interval_count != 1 else None,
+        "rollover": rollover is not None,
+        "rollover_max": rollover.max if rollover else None,
+        "rollover_max_percentage": rollover.max_percentage if rollover else None,
+        "rollover_months": rollover.expires_months if rollover else None,
+        "max_purchase": item.max_purchase,
+    }
 
 
 def _delete_versions(tx: Transaction, plan_id: str, version: int | None = None) -> None:

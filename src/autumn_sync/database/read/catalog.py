@@ -25,6 +25,7 @@ from autumn_sync.model.records import (
     PlanItem,
     Reward,
     RewardType,
+    Rollover,
     Settings,
     Tier,
     TierMode,
@@ -205,9 +206,22 @@ def _items(connection: Connection, scope: Subquery) -> dict[VersionKey, list[Pla
                 unlimited=row.unlimited,
                 reset=row.reset_interval,
                 price=_usage_price(row, item_tiers),
+                interval_count=row.reset_count or 1,
+                rollover=_rollover(row),
+                max_purchase=row.max_purchase,
             )
         )
     return result
+
+
+def _rollover(row: Row[Any]) -> Rollover | None:
+    if not row.rollover:
+        return None
+    return Rollover(
+        max=row.rollover_max,
+        max_percentage=row.rollover_max_percentage,
+        expires_months=row.rollover_months,
+    )
 
 
 def _usage_price(row: Row[Any], tiers: Iterable[Tier]) -> UsagePrice | None:

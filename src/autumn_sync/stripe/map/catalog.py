@@ -255,15 +255,16 @@ def _add_usage(
 
 
 def _usage_interval(plan: Plan, item: PlanItem) -> str | None:
-    """A usage price bills on its own interval, else the plan's, else the reset's, else
-    monthly; a one-off prepaid price is a one-time price."""
+    """A usage price bills on its own interval, else the plan's, else the reset's (one
+    Stripe has: not `hour` nor `one_off`), else monthly; a one-off prepaid price is a
+    one-time price. The reset's `interval_count` is not Stripe's: it is left out."""
     assert item.price is not None
     own = item.price.interval
     if own == "one_off":
         return None if item.price.billing is UsageModel.PREPAID else "month"
     plan_interval = plan.content.price.interval if plan.content.price else None
     for candidate in (own, plan_interval, item.reset):
-        if candidate and candidate != "one_off":
+        if candidate in INTERVALS:
             return candidate
     return "month"
 

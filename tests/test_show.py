@@ -10,12 +10,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from autumn_sync import Billing
 from autumn_sync.database import schema as t
 from autumn_sync.database.engine import connect
 from autumn_sync.render.show import breakdown, text
+from autumn_sync.runtime.queries import entitlements
 from autumn_sync.show import ENTITY_BALANCES, list_customers, show_address
 from tests.conftest import EXAMPLES, count_statements, reset_database, run_cli
 from tests.test_runtime import CATALOG, Clock, apply_file, write
@@ -489,8 +490,9 @@ def many_entities(count: int) -> str:
 def test_a_customer_is_a_bounded_number_of_queries_whatever_its_entities(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    """Eight more for each entity with plans, for the first ENTITY_BALANCES of them only."""
-    counts = []
+    """One `entitlements` read more for each entity with plans, for the first ENTITY_BALANCES
+    of them only."""
+    counts, each = [], 0
     for number in (1, ENTITY_BALANCES, ENTITY_BALANCES + 5):
         reset_database(sqlite_url)
         engine = connect(sqlite_url)
@@ -500,6 +502,11 @@ def test_a_customer_is_a_bounded_number_of_queries_whatever_its_entities(
         counts.append(counter.count)
         read = [e["id"] for e in doc["entities"] if e["features"] is not None]
         assert len(read) == min(number, ENTITY_BALANCES)
+        with engine.connect() as conn:
+            row = conn.execute(select(t.customers).where(t.customers.c.id == "ann")).one()
+            with count_statements(engine) as one:
+                entitlements(conn, row, datetime(2027, 1, 2), "e0")
+        each = one.count
         engine.dispose()
-    assert counts[1] - counts[0] == 8 * (ENTITY_BALANCES - 1)
+    assert counts[1] - counts[0] == each * (ENTITY_BALANCES - 1)
     assert counts[2] == counts[1]

@@ -92,9 +92,8 @@ def customer(conn: Connection, row: Row[Any], now: datetime) -> dict[str, Any]:
     entities (each with its own plans and their balances), rewards and its recent usage
     events.
 
-    A fixed number of queries, plus `entitlements`' for each of the first ENTITY_BALANCES
-    entities with plans of their own: at most 8 × ENTITY_BALANCES more, whatever their
-    number."""
+    A fixed number of queries, plus one `entitlements` read (a fixed number too) for each of
+    the first ENTITY_BALANCES entities with plans of their own, whatever their number."""
     info = customer_info(conn, row, now)
     ents = entitlements(conn, row, now)
     iid = row.internal_id
@@ -162,7 +161,7 @@ def entities(
 def entity_balances(
     conn: Connection, row: Row[Any], entity_id: str, now: datetime
 ) -> list[dict[str, Any]]:
-    """The balances of the features the entity's own plans have (8 queries)."""
+    """The balances of the features the entity's own plans have (one `entitlements` read)."""
     ents = entitlements(conn, row, now, entity_id)
     own = {item.feature for item in ents.items if item.entity == entity_id}
     return [balance_document(ents, f, now) for f in sorted(own) if f in ents.features]

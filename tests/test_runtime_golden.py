@@ -63,7 +63,7 @@ def outputs(script: dict[str, Any]) -> set[str]:
 
 
 def test_cases_are_complete() -> None:
-    assert {"breakdowns", "entities"} <= set(CASES)
+    assert {"breakdowns", "entities", "rollovers_and_caps"} <= set(CASES)
     for case in CASES:
         script = load_script(case)
         for step in script["steps"]:

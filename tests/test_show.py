@@ -458,6 +458,7 @@ def test_breakdown_lines() -> None:
                 reset="month",
                 interval_count=1,
             ),
+            entry("rollover", "rollover:pro:202702010000", reset="month", interval_count=1),
             entry(
                 "plan",
                 "plan:pro",
@@ -473,7 +474,8 @@ def test_breakdown_lines() -> None:
         ],
     }
     assert breakdown(feature) == [
-        "rollover from pro: 60 left, expires 2027-04-01",
+        "rollover from pro: 60 of 100 left, expires 2027-04-01",
+        "rollover from pro: 100 left",
         "plan pro: 100 of 100 used, resets 2027-04-01 (every 3 months)",
         "+20 overage (billed, cap 50)",
         "plan old: 100 of 100 used",

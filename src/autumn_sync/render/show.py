@@ -215,11 +215,13 @@ def breakdown(feature: Document, entity: str | None = None) -> list[str]:
 
 def _source(entry: Document) -> str:
     """`plan pro: 100 of 100 used, resets 2027-02-01 (month)`, `grant welcome: 20 of 50
-    used (one-time, expires 2027-03-01)`, `rollover from pro: 60 left, expires 2027-04-01`."""
+    used (one-time, expires 2027-03-01)`, `rollover from pro: 60 left, expires 2027-04-01`
+    (`30 of 80 left` once some is used)."""
     kind = entry["kind"]
     name = SOURCE_NAMES[kind](entry)
     if kind == "rollover":
-        said = f"{name}: {value(entry['remaining'])} left"
+        of = f" of {value(entry['granted'])}" if entry["used"] else ""
+        said = f"{name}: {value(entry['remaining'])}{of} left"
         return said + (f", expires {value(entry['expires'])}" if entry["expires"] else "")
     if entry["unlimited"]:
         said = f"{name}: unlimited, {value(entry['used'])} used"

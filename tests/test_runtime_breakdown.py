@@ -302,3 +302,42 @@ def test_any_history_keeps_the_breakdown_whole(
         engine.dispose()
         for path in tmp_path.glob("*.db"):
             path.unlink()
+
+
+UPGRADE = """\
+version: 1
+features:
+  messages: {name: Messages, type: metered, consumable: true}
+plans:
+  free:
+    name: Free
+    group: main
+    items:
+      - {feature: messages, included: 100, reset: month}
+  plus:
+    name: Plus
+    group: main
+    items:
+      - {feature: messages, included: 1000, reset: month}
+customers:
+  - id: lee
+    plans: [PLAN]
+"""
+
+
+def test_a_new_plan_starts_from_the_usage_of_the_one_it_replaced(
+    db_url: str, tmp_path: Path
+) -> None:
+    engine = connect(db_url)
+    clock = Clock(T0)
+    apply_file(engine, write(tmp_path, UPGRADE.replace("PLAN", "free")), clock)
+    app = Billing(engine=engine, clock=clock)
+    app.track("lee", "messages", 80)
+    clock.now = datetime(2027, 1, 15)
+    apply_file(engine, write(tmp_path, UPGRADE.replace("PLAN", "plus")), clock)
+    balance = app.check("lee", "messages").balance
+    assert (balance.limit, balance.usage, balance.balance) == (1000, 80, 920)
+    after = app.track("lee", "messages", 20).balance
+    assert [(e.source.key, e.used) for e in after.breakdown] == [("plan:plus", 100)]
+    assert app.check("lee", "messages").balance.usage == 100  # carried once, not again
+    engine.dispose()

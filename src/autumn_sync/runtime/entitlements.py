@@ -16,6 +16,8 @@ The rules, shared by `check`, `track` and `show`:
   (`balances.<feature>.allowance`) replaces the included usage of the customer's plan
   items while it applies (until `reset_at`): the first item in the order gets it, the others
   none; with no item it is a source of its own.
+- **Plan changes.** The usage of the current period of a plan the customer left goes to the
+  first item of the plan that replaced it: a new plan starts from it, not from 0.
 - **Resets.** An item of a consumable feature (or a credit system) resets at its `reset`
   (else its price's interval) every `interval_count` intervals, counted from the billing
   cycle when the plan has a price (a trial's end, else its start), else from its start.
@@ -294,10 +296,38 @@ class State:
 
 def state(ents: Entitlements, feature_id: str, now: datetime) -> State:
     """The feature's breakdown at `now`: resets that are due applied (not written)."""
-    found = entries_of(sources(ents, feature_id, now), ents.rows_of(feature_id))
+    rows = ents.rows_of(feature_id)
+    found = carried_over(entries_of(sources(ents, feature_id, now), rows), rows, now)
     entries, closed = advance(found, now)
     counted = (ents.entity_counts or {}).get(feature_id, 0)
     return State(feature_id, entries, closed, Decimal(counted))
+
+
+def carried_over(
+    entries: list[Entry], rows: Mapping[tuple[str, str], Stored], now: datetime
+) -> list[Entry]:
+    """`entries` with the usage of the current period of plans left (a plan changed within
+    its group) carried to the first item of the plans held that has no row yet: a new plan
+    starts from the usage of the one it replaced, not from 0."""
+    held = {(e.source.entity, e.source.key) for e in entries}
+    left: dict[str, Decimal] = {}
+    for (entity, key), row in rows.items():
+        running = row.next_reset is None or row.next_reset > now
+        if key.startswith(f"{PLAN}:") and (entity, key) not in held and running and row.used:
+            left[entity] = left.get(entity, ZERO) + row.used
+    result = list(entries)
+    for entity, used in left.items():
+        fresh = [
+            e
+            for e in ordered(result)
+            if e.source.kind == PLAN
+            and e.source.entity == entity
+            and (entity, e.source.key) not in rows
+        ]
+        if fresh:
+            index = result.index(fresh[0])
+            result[index] = replace(fresh[0], used=fresh[0].used + used)
+    return result
 
 
 @dataclass(frozen=True, slots=True)

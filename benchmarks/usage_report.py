@@ -114,9 +114,13 @@ def _seed(engine: Engine, emu: Emulator, count: int, now: datetime) -> None:
         plan = {"plan_id": "pro", "version": version, "status": "active", "attached_at": now}
         rows = [{"customer_internal_id": i, "stripe_subscription_id": f"s{i}", **plan} for i in ids]
         conn.execute(insert(t.customer_plans), rows)
-        used = {"feature_id": "messages", "next_reset": now + timedelta(days=30)}
-        usage = [{"customer_internal_id": i, "usage": 1000 + i, **used} for i in ids]
-        conn.execute(insert(t.balances), usage)
+        used = {
+            "feature_id": "messages",
+            "source": "plan:pro",
+            "next_reset": now + timedelta(days=30),
+        }
+        usage = [{"customer_internal_id": i, "used": 1000 + i, **used} for i in ids]
+        conn.execute(insert(t.balance_usage), usage)
     for i in range(first, first + count):
         emu.add_customer(f"cus_b{i}", email=f"user_{i}@example.com")
 

@@ -183,6 +183,7 @@ def usage_events(conn: Connection, iid: int) -> list[dict[str, Any]]:
             "value": row.value,
             "charged_feature": row.charged_feature_id,
             "charged": row.charged,
+            "dropped": row.dropped,
             "entity_id": row.entity_id,
             "idempotency_key": row.idempotency_key,
         }

@@ -308,6 +308,8 @@ usage_events = Table(
     Column("value", Exact, nullable=False),
     Column("charged_feature_id", String(ID), nullable=False),
     Column("charged", Exact, nullable=False),
+    Column("recorded", Exact),  # the units of `charged` the balance took (null: before 0015)
+    Column("dropped", Exact),  # those it did not: no overage allowed, or past the cap
     Column("created_at", DateTime, nullable=False),
     Column("idempotency_key", String(255)),
     UniqueConstraint("customer_internal_id", "idempotency_key", name=USAGE_EVENT_KEY),

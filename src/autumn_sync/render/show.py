@@ -110,7 +110,7 @@ def _events(events: list[Document]) -> list[str]:
             e["time"].strftime("%Y-%m-%d %H:%M:%S"),
             e["feature_id"],
             *([value(e["entity_id"])] if entities else []),
-            value(e["value"]),
+            value(e["value"]) + (f" ({value(e['dropped'])} dropped)" if e.get("dropped") else ""),
             ""
             if e["charged_feature"] == e["feature_id"]
             else f"{value(e['charged'])} {e['charged_feature']}",

@@ -418,6 +418,7 @@ def entry_dict(entry: Entry) -> dict[str, Any]:
         "used": entry.used,
         "remaining": None if source.unlimited else entry.remaining,
         "overage": entry.overage,
+        "billed": source.priced,  # priced pay-per-use: its overage is billed
         "reset": source.interval,
         "interval_count": source.every if source.interval else None,
         "next_reset": entry.next_reset if source.interval else None,

@@ -1,13 +1,13 @@
 """`check` and `track`: a customer's balances at run time (rules in `runtime.entitlements`).
 
-`track` takes the units from the balance's sources (`runtime.breakdown`) under a lock on the
-customer's row (`SELECT … FOR UPDATE`, taken first; on SQLite the event's insert takes the
-database's write lock): it reads the feature's `balance_usage` rows again, closes the periods
-that ended, deducts, and writes the rows that changed. Each track is kept as a usage event
-(customer, entity, feature, value, the units charged, time, key), written in the same
-transaction: with an idempotency key, the unique constraint on (customer, key) lets one of
-several processes tracking the same key at once record it; the others' transactions fail
-whole (nothing is added) and they return the event recorded.
+`track` takes the units from the balance's sources (`runtime.breakdown`) under a lock taken
+first (the customer's row, `SELECT … FOR UPDATE`; SQLite's write lock, `BEGIN IMMEDIATE`): it
+reads the feature's `balance_usage` rows again, closes the periods that ended, deducts, and
+writes the rows that changed. Each track is kept as a usage event (customer, entity, feature,
+value, the units charged, what the balance took of them and dropped, time, key), written in
+the same transaction: with an idempotency key, the unique constraint on (customer, key) lets
+one of several processes tracking the same key at once record it; the others' transactions
+fail whole (nothing is added) and they return the event recorded.
 """
 
 from __future__ import annotations
@@ -212,10 +212,11 @@ def track(
         try:
             with engine.begin() as conn:
                 _lock(conn, row.internal_id)
-                conn.execute(insert(t.usage_events).values(**event))
                 found, after, taken = _take(
                     conn, ents, row.internal_id, target.feature, charged, now, overage
                 )
+                counted = {"recorded": taken.recorded, "dropped": taken.dropped}
+                conn.execute(insert(t.usage_events).values(**event, **counted))
             break
         except IntegrityError:
             if key is None:
@@ -278,13 +279,19 @@ def _replay(
         idempotency_key=first.idempotency_key,
         replayed=True,
         entity=first.entity_id,
+        recorded=first.recorded,
+        dropped=first.dropped if first.dropped is not None else Decimal(0),
     )
 
 
 def _lock(conn: Connection, iid: int) -> None:
-    """Lock the customer's row first (before the event's insert, whose foreign key check
-    shares the row: taking it for update after that would deadlock two tracks). SQLite
-    ignores it: the insert that follows takes the database's write lock."""
+    """Lock the customer's row before anything is read or written (the event's insert checks
+    its foreign key by sharing the row: taking it for update after that would deadlock two
+    tracks). SQLite locks the whole database for writing instead, at once (the driver would
+    begin the transaction only at the first write, after the reads)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        return
     c = t.customers
     conn.execute(select(c.c.internal_id).where(c.c.internal_id == iid).with_for_update())
 

@@ -1,7 +1,7 @@
 """Balances as a breakdown: what was used of each source of a customer's balance
 (`balance_usage`: a plan item's allowance per period, a grant for good, a rollover), instead
 of one usage per feature; `usage_periods` says which source a closed period was; a usage
-event says which entity it was of.
+event says which entity it was of, and what the balance took of it and dropped.
 
 The usage each balance held moves to the source that would have given it first: the
 customer's plan item of the feature with the shortest reset (its period's end kept), else
@@ -64,6 +64,8 @@ def upgrade() -> None:
     _periods_by_source()
     with op.batch_alter_table("usage_events") as batch:
         batch.add_column(sa.Column("entity_id", sa.String(255)))
+        batch.add_column(sa.Column("recorded", Exact))
+        batch.add_column(sa.Column("dropped", Exact))
 
 
 def _balances() -> sa.TableClause:
@@ -161,6 +163,8 @@ def _periods_by_source() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("usage_events") as batch:
+        batch.drop_column("dropped")
+        batch.drop_column("recorded")
         batch.drop_column("entity_id")
     with op.batch_alter_table("balances") as batch:
         batch.add_column(sa.Column("usage", Exact, nullable=False, server_default="0"))

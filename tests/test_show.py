@@ -327,6 +327,44 @@ def test_usage_billed_in_whole_packs_says_so(sqlite_url: str, tmp_path: Path) ->
     ]
 
 
+ITEM_TERMS = """\
+version: 1
+features:
+  messages: {name: Messages, type: metered, consumable: true}
+  calls: {name: Calls, type: metered, consumable: true}
+plans:
+  pro:
+    name: Pro
+    price: {amount: 20, interval: month}
+    items:
+      - {feature: messages, included: 100, reset: month,
+         rollover: {max_percentage: 50, expires_after: {months: 3}}}
+      - {feature: calls, included: 10, reset: hour, interval_count: 6}
+  metered:
+    name: Metered
+    items:
+      - {feature: calls, included: 0, max_purchase: 50,
+         price: {amount: 1, billing: pay_per_use, interval: month}}
+"""
+
+
+def test_a_plan_shows_its_items_resets_rollovers_and_caps(sqlite_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "billing.yaml"
+    path.write_text(ITEM_TERMS, encoding="utf-8")
+    assert run_cli("apply", "-f", str(path), "--auto-approve", db=sqlite_url).exit_code == 0
+    pro = run_cli("show", "plan.pro", db=sqlite_url).stdout.splitlines()
+    assert pro[-3:] == [
+        "  FEATURE   INCLUDED  RESET          PRICE  TERMS",
+        "  calls     10        every 6 hours  -",
+        "  messages  100       month          -      rollover up to 50%, expires after 3 months",
+    ]
+    metered = run_cli("show", "plan.metered", db=sqlite_url).stdout.splitlines()
+    assert (
+        metered[-1]
+        == "  calls    0         -      pay_per_use per month: 1 per 1  overage up to 50"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

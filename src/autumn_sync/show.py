@@ -316,7 +316,20 @@ def _item(row: Row[Any], tiers: list[dict[str, Any]]) -> dict[str, Any]:
         "included": row.included,
         "unlimited": row.unlimited,
         "reset": row.reset_interval,
+        "interval_count": row.reset_count or 1,
+        "rollover": _rollover(row),
+        "max_purchase": row.max_purchase,
         "price": price,
+    }
+
+
+def _rollover(row: Row[Any]) -> dict[str, Any] | None:
+    if not row.rollover:
+        return None
+    return {
+        "max": row.rollover_max,
+        "max_percentage": row.rollover_max_percentage,
+        "expires_after_months": row.rollover_months,
     }
 
 

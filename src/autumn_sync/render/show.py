@@ -311,13 +311,38 @@ def plan(doc: Document) -> list[str]:
             ("free trial", _trial(trial) if trial else None),
         ]
     )
+    items = version["items"]
+    terms = any(_terms(i) for i in items)  # the column only when some item has terms
     rows = [
-        [i["feature_id"], _included(i), value(i["reset"]), _usage_price(i["price"])]
-        for i in version["items"]
+        [i["feature_id"], _included(i), _reset(i), _usage_price(i["price"])]
+        + ([_terms(i)] if terms else [])
+        for i in items
     ]
     lines += ["", f"Items (version {version['version']}):"]
-    lines += table(["FEATURE", "INCLUDED", "RESET", "PRICE"], rows) if rows else ["  (none)"]
+    header = ["FEATURE", "INCLUDED", "RESET", "PRICE"] + (["TERMS"] if terms else [])
+    lines += table(header, rows) if rows else ["  (none)"]
     return lines
+
+
+def _reset(item: Document) -> str:
+    count = item.get("interval_count") or 1
+    return value(item["reset"]) if count == 1 else f"every {count} {item['reset']}s"
+
+
+def _terms(item: Document) -> str:
+    """`rollover up to 500, expires after 2 months`, `overage up to 50`."""
+    said = []
+    rollover = item.get("rollover")
+    if rollover is not None:
+        cap = rollover["max"]
+        if rollover["max_percentage"] is not None:
+            cap = f"{value(rollover['max_percentage'])}%"
+        words = "rollover" if cap is None else f"rollover up to {value(cap)}"
+        months = rollover["expires_after_months"]
+        said.append(words + (f", expires after {months} months" if months else ""))
+    if item.get("max_purchase") is not None:
+        said.append(f"overage up to {value(item['max_purchase'])}")
+    return "; ".join(said)
 
 
 def _included(item: Document) -> str:

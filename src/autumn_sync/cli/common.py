@@ -18,7 +18,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from autumn_sync.config import ConfigError
 from autumn_sync.database.diff.catalog import PlanConflict
-from autumn_sync.database.engine import DatabaseError, connect, database_identity
+from autumn_sync.database.engine import (
+    DatabaseError,
+    connect,
+    database_identity,
+    database_url,
+)
 from autumn_sync.database.lock import LockError, LockHeld, LockInfo, locked
 from autumn_sync.pipeline import ApplyRefused
 from autumn_sync.plan.saved import SavedPlanError
@@ -74,12 +79,17 @@ class Options:
     color: bool
     stripe: StripeConfig | None
 
+    def url(self) -> str:
+        """The billing database's URL; `DatabaseError` when it is empty, or unnamed while a
+        Stripe key is set."""
+        return database_url(self.database_url, stripe_connected=self.stripe is not None)
+
     def engine(self) -> Engine:
-        return connect(self.database_url)
+        return connect(self.url())
 
     def database(self) -> str:
         """The identity a saved plan records of the database (no password in it)."""
-        return database_identity(self.database_url)
+        return database_identity(self.url())
 
     def gateway(self) -> Gateway | None:
         """The Stripe gateway, or None (said once on stderr) without an API key."""

@@ -164,7 +164,7 @@ def _check_out(out: Path, path: Path, options: Options) -> None:
     """Fail unless `--out` may be written: never the billing file, the database, or a file
     autumn-sync did not save (it is checked before planning, and again before the rename)."""
     protected = {"the billing file itself": path}
-    database = sqlite_path(database_url(options.database_url))
+    database = sqlite_path(options.url())
     if database is not None:
         protected["the billing database"] = database
     try:

@@ -36,9 +36,26 @@ class DatabaseError(Exception):
     """The database cannot be opened or migrated; the message is safe to print."""
 
 
-def database_url(explicit: str | None = None) -> str:
-    """The URL to use: the given one, else `AUTUMN_SYNC_DATABASE_URL`, else a local SQLite file."""
-    return explicit or os.environ.get(ENV_VAR) or DEFAULT_URL
+NAME_IT = f"name the billing database with --database-url or {ENV_VAR}"
+
+
+def database_url(explicit: str | None = None, stripe_connected: bool = False) -> str:
+    """The URL to use: the given one, else `AUTUMN_SYNC_DATABASE_URL`, else the local SQLite
+    file `autumn-sync.db`, which only a run without Stripe may fall back to (a run with a
+    Stripe key against a new, empty database would plan to re-make the live catalog). An
+    empty URL is refused, never taken for "unset"."""
+    named = explicit if explicit is not None else os.environ.get(ENV_VAR)
+    if named is not None and not named.strip():
+        where = "--database-url" if explicit is not None else ENV_VAR
+        raise DatabaseError(f"the database URL is empty ({where}=''): {NAME_IT}.")
+    if named is not None:
+        return named.strip()
+    if stripe_connected:
+        raise DatabaseError(
+            "a Stripe key is set but no billing database is named: "
+            f"{NAME_IT} (the local {DEFAULT_URL} is used only without Stripe)."
+        )
+    return DEFAULT_URL
 
 
 def open_engine(url: str) -> Engine:
@@ -81,9 +98,13 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def url_secrets(url: str | None = None) -> list[str]:
-    """The password in the database URL (see `database_url`), to keep out of logs."""
+    """The password in the database URL (`url`, else `AUTUMN_SYNC_DATABASE_URL`), to keep
+    out of logs."""
+    named = url if url is not None else os.environ.get(ENV_VAR)
+    if not named:
+        return []
     try:
-        password = make_url(database_url(url)).password
+        password = make_url(named).password
     except ArgumentError:
         return []
     return [str(password)] if password else []

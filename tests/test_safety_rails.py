@@ -3,10 +3,12 @@ and nothing surprises (issue 14)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
+from autumn_sync.cli.common import parse_duration
 from tests.conftest import EXAMPLES, run_cli
 
 EXAMPLE = str(EXAMPLES / "billing.yaml")
@@ -70,3 +72,100 @@ def test_without_stripe_or_url_the_local_sqlite_file_is_used(workdir: Path) -> N
     result = run_cli("plan", "-f", EXAMPLE)
     assert result.exit_code == 0, result.output
     assert (workdir / "autumn-sync.db").exists()
+
+
+# -- Every failure explained -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "shown", "install"),
+    [
+        (
+            "postgresql+psycopg://u:secret@127.0.0.1:1/billing",
+            "psycopg",
+            "postgresql+psycopg://u:***@127.0.0.1:1/billing",
+            "pip install 'autumn-sync[postgresql]' (psycopg)",
+        ),
+        (
+            "postgres://u@127.0.0.1:1/billing",
+            "psycopg",
+            "postgresql+psycopg://u@127.0.0.1:1/billing",
+            "pip install 'autumn-sync[postgresql]' (psycopg)",
+        ),
+        (
+            "mysql://root@127.0.0.1:1/billing",
+            "pymysql",
+            "mysql+pymysql://root@127.0.0.1:1/billing",
+            "pip install 'autumn-sync[mysql]' (PyMySQL)",
+        ),
+        (
+            "mysql+mysqldb://root@127.0.0.1:1/billing",
+            "MySQLdb",
+            "mysql+mysqldb://root@127.0.0.1:1/billing",
+            "pip install mysqlclient, or use mysql+pymysql:// with pip install "
+            "'autumn-sync[mysql]'",
+        ),
+    ],
+)
+def test_a_missing_driver_names_what_to_install(
+    workdir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    module: str,
+    shown: str,
+    install: str,
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
+    result = run_cli("plan", "-f", EXAMPLE, db=url)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: the database driver {module} for {shown} is not installed: {install}.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "understood"),
+    [
+        ("postgres://u@127.0.0.1:1/billing", "postgresql+psycopg://u@127.0.0.1:1/billing"),
+        ("postgresql://u@127.0.0.1:1/billing", "postgresql+psycopg://u@127.0.0.1:1/billing"),
+        ("mysql://root@127.0.0.1:1/billing", "mysql+pymysql://root@127.0.0.1:1/billing"),
+        ("mariadb://root@127.0.0.1:1/billing", "mariadb+pymysql://root@127.0.0.1:1/billing"),
+    ],
+)
+def test_a_url_without_a_driver_gets_the_installed_one(
+    workdir: Path, url: str, understood: str
+) -> None:
+    result = run_cli("plan", "-f", EXAMPLE, db=url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot open database {understood}: "), result.stderr
+    assert "Can't load plugin" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("0", 0.0), ("30", 30.0), ("2.5", 2.5), ("30s", 30.0), ("5m", 300.0), ("1h", 3600.0)],
+)
+def test_durations_take_seconds_minutes_and_hours(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["5m", "1h", "30s", "30"])
+def test_lock_timeout_accepts_a_duration(sqlite_url: str, tmp_path: Path, text: str) -> None:
+    saved = tmp_path / "plan.json"
+    result = run_cli(
+        "plan", "-f", EXAMPLE, "--out", str(saved), "--lock-timeout", text, db=sqlite_url
+    )
+    assert result.exit_code == 0, result.output
+    assert saved.exists()
+
+
+@pytest.mark.parametrize("text", ["5x", "-1", "m", "1.5.2s", "inf", "nan", "5 minutes"])
+def test_lock_timeout_refuses_what_is_not_a_duration(sqlite_url: str, text: str) -> None:
+    result = run_cli(
+        "apply", "-f", EXAMPLE, "--auto-approve", "--lock-timeout", text, db=sqlite_url
+    )
+    assert result.exit_code == 1
+    assert (
+        f"Invalid value for '--lock-timeout': {text!r} is not a duration: use seconds (30, 2.5) "
+        "or a number with s, m or h (30s, 5m, 1h)." in result.stderr
+    )

@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 
 from autumn_sync.cli.common import parse_duration
+from autumn_sync.cli.main import GlobalOptions, cli, globals_first
 from tests.conftest import EXAMPLES, run_cli
 
 EXAMPLE = str(EXAMPLES / "billing.yaml")
@@ -169,3 +171,45 @@ def test_lock_timeout_refuses_what_is_not_a_duration(sqlite_url: str, text: str)
         f"Invalid value for '--lock-timeout': {text!r} is not a duration: use seconds (30, 2.5) "
         "or a number with s, m or h (30s, 5m, 1h)." in result.stderr
     )
+
+
+# -- No surprises ----------------------------------------------------------------------------
+
+
+def _invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_global_options_may_follow_the_command(workdir: Path) -> None:
+    url = f"sqlite:///{workdir / 'after.db'}"
+    result = _invoke("plan", "-f", EXAMPLE, "--no-color", "-v", "--database-url", url)
+    assert result.exit_code == 0, result.output
+    assert (workdir / "after.db").exists()
+    assert not (workdir / "autumn-sync.db").exists()
+    assert "INFO autumn_sync.database.engine: database sqlite:///" in result.stderr
+    assert "Plan: 17 to add" in result.stdout
+
+
+def test_global_options_after_a_nested_command_and_with_equals(workdir: Path) -> None:
+    url = f"sqlite:///{workdir / 'nested.db'}"
+    result = _invoke(
+        "customer", "get-or-create", "--id", "user_9", f"--database-url={url}", "--no-color"
+    )
+    assert result.exit_code == 0, result.output
+    assert (workdir / "nested.db").exists()
+
+
+def test_what_follows_a_double_dash_is_left_alone() -> None:
+    options = GlobalOptions(flags={"--no-color", "-v"}, valued={"--database-url"})
+    args = ["plan", "-vv", "--database-url", "u", "-f", "x", "--", "--no-color"]
+    assert globals_first(args, options) == [
+        "-vv",
+        "--database-url",
+        "u",
+        "plan",
+        "-f",
+        "x",
+        "--",
+        "--no-color",
+    ]
+    assert globals_first(["--no-color", "plan"], options) == ["--no-color", "plan"]

@@ -23,7 +23,8 @@ Expected = tuple[int, int, str]
 def expected(path: Path) -> list[Expected]:
     """The `# expect:` lines at the top of `path`, as (line, column, message)."""
     found = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    text = path.read_bytes().decode("utf-8", errors="replace")  # one file is Latin-1
+    for line in text.splitlines():
         match = EXPECT.fullmatch(line)
         if match is None:
             break

@@ -147,7 +147,7 @@ def test_force_unlock_on_the_command_line(db_url: str, engine: Engine) -> None:
             f"Error: no lock with id 0badc0de; the current lock is {info.lock_id} held by "
             f"{info.describe()}\n"
         )
-        right = autumn_sync(db_url, "force-unlock", holder.lock_id)
+        right = autumn_sync(db_url, "force-unlock", holder.lock_id, "--force")
         assert right.returncode == 0, right.stderr
         assert right.stdout == f"Lock {info.lock_id} (held by {info.describe()}) released.\n"
         applied = autumn_sync(db_url, "apply", "-f", str(EXAMPLE), "--auto-approve")
@@ -180,7 +180,9 @@ def test_force_unlock_command(db_url: str, engine: Engine) -> None:
             f"Error: no lock with id nope; the current lock is {info.lock_id} held by "
             f"{info.describe()}\n",
         )
-        right = runner.invoke(group, ["--database-url", db_url, "force-unlock", info.lock_id])
+        right = runner.invoke(
+            group, ["--database-url", db_url, "force-unlock", info.lock_id, "--force"]
+        )
         assert (right.exit_code, right.output) == (
             0,
             f"Lock {info.lock_id} (held by {info.describe()}) released.\n",
@@ -188,3 +190,42 @@ def test_force_unlock_command(db_url: str, engine: Engine) -> None:
         assert current_lock(engine) is None
     gone = runner.invoke(group, ["--database-url", db_url, "force-unlock", info.lock_id])
     assert (gone.exit_code, gone.output) == (1, "Error: the billing database is not locked\n")
+
+
+def test_force_unlock_without_a_terminal_needs_force(db_url: str, engine: Engine) -> None:
+    with locked(engine, "apply") as info:
+        refused = CliRunner().invoke(
+            group, ["--database-url", db_url, "force-unlock", info.lock_id]
+        )
+        assert (refused.exit_code, refused.output) == (
+            1,
+            f"Error: no terminal to confirm on: re-run with --force to release lock "
+            f"{info.lock_id} (held by {info.describe()}).\n",
+        )
+        assert current_lock(engine) == info
+
+
+@pytest.mark.parametrize(("typed", "released"), [("same", True), ("0badc0de", False), ("", False)])
+def test_force_unlock_on_a_terminal_asks_for_the_lock_id(
+    db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch, typed: str, released: bool
+) -> None:
+    monkeypatch.setattr("autumn_sync.cli.lock.on_terminal", lambda: True)
+    with locked(engine, "apply") as info:
+        answer = info.lock_id if typed == "same" else typed
+        result = CliRunner().invoke(
+            group, ["--database-url", db_url, "force-unlock", info.lock_id], input=f"{answer}\n"
+        )
+        assert f"Lock {info.lock_id} is held by {info.describe()}. If that run" in result.stderr
+        assert "Type the lock id to release it: " in result.stdout
+        if released:
+            assert result.exit_code == 0, result.output
+            assert result.stdout.endswith(
+                f"Lock {info.lock_id} (held by {info.describe()}) released.\n"
+            )
+            assert current_lock(engine) is None
+        else:
+            assert result.exit_code == 1
+            assert result.stderr.endswith(
+                f"Error: {answer or 'nothing'} is not {info.lock_id}: the lock was not released.\n"
+            )
+            assert current_lock(engine) == info

@@ -4,6 +4,7 @@ pipeline's known errors into `Error: …` and exit code 1 (never a traceback).""
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +19,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from autumn_sync.config import ConfigError
 from autumn_sync.database.diff.catalog import PlanConflict
-from autumn_sync.database.engine import DatabaseError, connect, database_identity
+from autumn_sync.database.engine import (
+    DatabaseError,
+    connect,
+    database_identity,
+    database_url,
+)
 from autumn_sync.database.lock import LockError, LockHeld, LockInfo, locked
 from autumn_sync.pipeline import ApplyRefused
 from autumn_sync.plan.saved import SavedPlanError
@@ -45,13 +51,36 @@ TARGET_OPTION = click.option(
     help="Limit the plan to this object and what it depends on (repeatable); the plan is "
     "then partial.",
 )
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)")
+DURATION_RULE = "use seconds (30, 2.5) or a number with s, m or h (30s, 5m, 1h)"
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in `text` (`30`, `2.5`, `30s`, `5m`, `1h`), or None if it is not a duration
+    (negative, not a number, or another unit)."""
+    found = _DURATION.fullmatch(text.strip().lower())
+    if found is None:
+        return None
+    return float(found[1]) * _UNITS[found[2]]
+
+
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+    """The option's value in seconds (click turns the error into a usage error, exit 1)."""
+    seconds = parse_duration(value)
+    if seconds is None:
+        raise click.BadParameter(f"{value!r} is not a duration: {DURATION_RULE}.")
+    return seconds
+
+
 LOCK_TIMEOUT_OPTION = click.option(
     "--lock-timeout",
-    type=click.FloatRange(min=0),
-    default=0,
+    callback=_duration,
+    default="0",
     show_default=True,
-    metavar="SECONDS",
-    help="How long to wait for another run's lock on the billing database (0: fail at once).",
+    metavar="DURATION",
+    help="How long to wait for another run's lock on the billing database: seconds, or 30s, "
+    "5m, 1h (0: fail at once).",
 )
 
 # Errors whose message is ready to print after `Error: `.
@@ -74,12 +103,17 @@ class Options:
     color: bool
     stripe: StripeConfig | None
 
+    def url(self) -> str:
+        """The billing database's URL; `DatabaseError` when it is empty, or unnamed while a
+        Stripe key is set."""
+        return database_url(self.database_url, stripe_connected=self.stripe is not None)
+
     def engine(self) -> Engine:
-        return connect(self.database_url)
+        return connect(self.url())
 
     def database(self) -> str:
         """The identity a saved plan records of the database (no password in it)."""
-        return database_identity(self.database_url)
+        return database_identity(self.url())
 
     def gateway(self) -> Gateway | None:
         """The Stripe gateway, or None (said once on stderr) without an API key."""

@@ -4,6 +4,7 @@ exit code: 0 success / nothing to do, 1 error, 2 changes present (`plan --detail
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +43,27 @@ from autumn_sync.stripe.gateway import StripeConfig
 
 class Commands(click.Group):
     """The command group, whose usage errors (an unknown option, a bad value) exit 1 like
-    every other error: exit 2 means "changes present" or "drift found" to scripts."""
+    every other error: exit 2 means "changes present" or "drift found" to scripts. Its own
+    options (`--no-color`, `-v`, `--database-url URL`, …) may also follow the command."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
-            return super().parse_args(ctx, args)
+            return super().parse_args(ctx, globals_first(args, self._global_options()))
         except click.UsageError as exc:
             exc.exit_code = 1  # type: ignore[misc]  # this instance only
             raise
+
+    def _global_options(self) -> GlobalOptions:
+        """The group's options (not --help and --version, which the commands have too)."""
+        options = [
+            p
+            for p in self.params
+            if isinstance(p, click.Option) and not p.is_eager and p.name != "help"
+        ]
+        return GlobalOptions(
+            flags={o for p in options if p.is_flag or p.count for o in p.opts},
+            valued={o for p in options if not (p.is_flag or p.count) for o in p.opts},
+        )
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -57,6 +71,63 @@ class Commands(click.Group):
         except click.UsageError as exc:
             exc.exit_code = 1  # type: ignore[misc]  # this instance only
             raise
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    flags: set[str]  # `--no-color`, `-v`, `--verbose`
+    valued: set[str]  # `--database-url` and the others that take a value
+
+
+def globals_first(args: list[str], options: GlobalOptions) -> list[str]:
+    """`args` with the group's options found after the command moved before it, so that
+    `plan --no-color` means `--no-color plan` (nothing after `--` is moved)."""
+    command = _command_at(args, options)
+    if command is None:
+        return list(args)
+    moved: list[str] = []
+    kept: list[str] = []
+    index = command + 1
+    while index < len(args):
+        token = args[index]
+        if token == "--":
+            kept.extend(args[index:])
+            break
+        taken = kept
+        if _is_global(token, options):
+            taken = moved
+            if token in options.valued and index + 1 < len(args):
+                taken.append(token)
+                index += 1
+                token = args[index]
+        taken.append(token)
+        index += 1
+    return [*args[:command], *moved, args[command], *kept]
+
+
+def _command_at(args: list[str], options: GlobalOptions) -> int | None:
+    """The index of the command's name: the first word that is not a group option or its
+    value (None when there is none, or `--` comes first)."""
+    index = 0
+    while index < len(args):
+        token = args[index]
+        if token == "--":
+            return None
+        if not _is_global(token, options):
+            return None if token.startswith("-") else index
+        index += 2 if token in options.valued else 1
+    return None
+
+
+def _is_global(token: str, options: GlobalOptions) -> bool:
+    """Whether `token` is one of the group's options: `--no-color`, `-vv`, `--database-url`,
+    `--database-url=URL`."""
+    if token in options.flags or token in options.valued:
+        return True
+    if token.startswith("--") and "=" in token:
+        return token.split("=", 1)[0] in options.valued
+    letters = {flag[1] for flag in options.flags if len(flag) == 2}
+    return len(token) > 1 and token[0] == "-" and token[1] != "-" and set(token[1:]) <= letters
 
 
 @click.group(cls=Commands)
@@ -164,7 +235,7 @@ def _check_out(out: Path, path: Path, options: Options) -> None:
     """Fail unless `--out` may be written: never the billing file, the database, or a file
     autumn-sync did not save (it is checked before planning, and again before the rename)."""
     protected = {"the billing file itself": path}
-    database = sqlite_path(database_url(options.database_url))
+    database = sqlite_path(options.url())
     if database is not None:
         protected["the billing database"] = database
     try:

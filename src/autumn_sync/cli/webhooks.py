@@ -8,6 +8,7 @@ import os
 import click
 
 from autumn_sync.cli.common import Options, fail
+from autumn_sync.database.engine import DatabaseError
 from autumn_sync.runtime import Billing
 from autumn_sync.runtime.api import WEBHOOK_SECRET
 from autumn_sync.runtime.server import WEBHOOK_PATH, webhook_app
@@ -29,7 +30,11 @@ def serve(options: Options, host: str, port: int) -> None:
     secret = os.environ.get(WEBHOOK_SECRET)
     if not secret:
         fail(f"{WEBHOOK_SECRET} is not set: the endpoint's signing secret (whsec_…)")
-    billing = Billing(engine=options.engine(), webhook_secret=secret)
+    try:
+        engine = options.engine()
+    except DatabaseError as exc:
+        fail(str(exc))
+    billing = Billing(engine=engine, webhook_secret=secret)
     click.echo(f"Receiving Stripe webhooks at http://{host}:{port}{WEBHOOK_PATH}", err=True)
     try:
         uvicorn.run(webhook_app(billing), host=host, port=port, log_level="warning")

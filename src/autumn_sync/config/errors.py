@@ -219,10 +219,27 @@ _PHRASES = {
 }
 
 
+DATE_RULE = "must be a date written YYYY-MM-DD"
+MOMENT_RULE = "must be a date written YYYY-MM-DD or a date and time YYYY-MM-DDTHH:MM:SSZ"
+# Pydantic's date and date-time errors, by the format that was expected.
+_FORMATS = {
+    "date_type": DATE_RULE,
+    "date_parsing": DATE_RULE,
+    "date_from_datetime_parsing": DATE_RULE,
+    "date_from_datetime_inexact": DATE_RULE,
+    "datetime_type": MOMENT_RULE,
+    "datetime_parsing": MOMENT_RULE,
+    "datetime_from_date_parsing": MOMENT_RULE,
+}
+
+
 def _phrase(detail: ErrorDetails) -> str:
     kind, ctx = detail["type"], detail.get("ctx") or {}
     if kind in _PHRASES:
         return _PHRASES[kind]
+    if kind in _FORMATS:
+        reason = str(ctx.get("error", ""))  # kept when the date is impossible, not misspelt
+        return f"{_FORMATS[kind]} ({reason})" if "range" in reason else _FORMATS[kind]
     if kind == "literal_error":
         expected = str(ctx.get("expected"))
         return f"must be {'one of ' if ' or ' in expected else ''}{expected}"

@@ -268,7 +268,10 @@ class PlanSpec(Spec):
 
 
 PromoCodeText = Annotated[str, StringConstraints(pattern=PROMO_CODE_PATTERN, max_length=64)]
-MOMENT_RULE = "use a date (2027-01-01) or a date and time (2027-01-01T12:00:00Z)"
+MOMENT_RULE = (
+    "use a date YYYY-MM-DD (2027-01-01) or a date and time YYYY-MM-DDTHH:MM:SSZ "
+    "(2027-01-01T12:00:00Z)"
+)
 MAX_REDEMPTIONS = 2_147_483_647  # what the database's INTEGER holds
 
 

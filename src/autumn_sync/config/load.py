@@ -35,12 +35,30 @@ def load_file(path: str | FsPath) -> State:
     """Read, validate and convert the file at `path`; raise `ConfigError` with every problem."""
     name = str(path)
     try:
-        text = FsPath(path).read_text(encoding="utf-8")
+        data = FsPath(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError([Problem(name, 1, 1, "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError([Problem(name, 1, 1, f"cannot read the file: {exc}")]) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([_not_utf8(name, data, exc)]) from None
     return load_text(text, name)
+
+
+def _not_utf8(name: str, data: bytes, exc: UnicodeDecodeError) -> Problem:
+    """Where the first byte that is not UTF-8 is, as a line and a column (in characters)."""
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    line = data.count(b"\n", 0, exc.start) + 1
+    column = len(data[line_start : exc.start].decode("utf-8", errors="replace")) + 1
+    byte = data[exc.start]
+    return Problem(
+        name,
+        line,
+        column,
+        f"the file is not UTF-8 text (byte 0x{byte:02x} here): save it as UTF-8",
+    )
 
 
 def load_text(text: str, name: str = "<text>") -> State:

@@ -36,20 +36,78 @@ class DatabaseError(Exception):
     """The database cannot be opened or migrated; the message is safe to print."""
 
 
-def database_url(explicit: str | None = None) -> str:
-    """The URL to use: the given one, else `AUTUMN_SYNC_DATABASE_URL`, else a local SQLite file."""
-    return explicit or os.environ.get(ENV_VAR) or DEFAULT_URL
+NAME_IT = f"name the billing database with --database-url or {ENV_VAR}"
+
+
+def database_url(explicit: str | None = None, stripe_connected: bool = False) -> str:
+    """The URL to use: the given one, else `AUTUMN_SYNC_DATABASE_URL`, else the local SQLite
+    file `autumn-sync.db`, which only a run without Stripe may fall back to (a run with a
+    Stripe key against a new, empty database would plan to re-make the live catalog). An
+    empty URL is refused, never taken for "unset"."""
+    named = explicit if explicit is not None else os.environ.get(ENV_VAR)
+    if named is not None and not named.strip():
+        where = "--database-url" if explicit is not None else ENV_VAR
+        raise DatabaseError(f"the database URL is empty ({where}=''): {NAME_IT}.")
+    if named is not None:
+        return with_driver(named.strip())
+    if stripe_connected:
+        raise DatabaseError(
+            "a Stripe key is set but no billing database is named: "
+            f"{NAME_IT} (the local {DEFAULT_URL} is used only without Stripe)."
+        )
+    return DEFAULT_URL
+
+
+# A URL that names no driver gets the one autumn-sync installs (`postgres://` is Heroku's
+# and libpq's spelling of `postgresql://`).
+_DRIVERS = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+# What to install when a driver's module is missing, by the URL's driver.
+_INSTALL = {
+    "psycopg": "pip install 'autumn-sync[postgresql]' (psycopg)",
+    "psycopg2": "pip install psycopg2-binary, or use postgresql+psycopg:// "
+    "with pip install 'autumn-sync[postgresql]'",
+    "pymysql": "pip install 'autumn-sync[mysql]' (PyMySQL)",
+    "mysqldb": "pip install mysqlclient, or use mysql+pymysql:// "
+    "with pip install 'autumn-sync[mysql]'",
+}
+
+
+def with_driver(url: str) -> str:
+    """`url` with autumn-sync's driver when it names none (`postgres://`, `postgresql://`,
+    `mysql://`, `mariadb://`); any other URL as it is."""
+    scheme, separator, rest = url.partition("://")
+    driver = _DRIVERS.get(scheme.lower()) if separator else None
+    return f"{driver}://{rest}" if driver else url
 
 
 def open_engine(url: str) -> Engine:
     """An engine for `url` (SQLite gets foreign keys on); the URL's password never leaks."""
+    url = with_driver(url)
     try:
         engine = create_engine(url, pool_pre_ping=True)
-    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+    except ImportError as exc:
+        raise DatabaseError(_missing_driver(url, exc)) from None
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         raise DatabaseError(f"cannot use database URL {_safe(url)}: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def _missing_driver(url: str, exc: ImportError) -> str:
+    """The message for a database driver that is not installed: what to install."""
+    try:
+        driver = make_url(url).get_driver_name()
+    except ArgumentError:
+        driver = ""
+    module = exc.name or driver
+    install = _INSTALL.get(driver, f"install the Python package that provides {module!r}")
+    return f"the database driver {module} for {_safe(url)} is not installed: {install}."
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
@@ -81,9 +139,13 @@ def sqlite_path(url: str) -> Path | None:
 
 
 def url_secrets(url: str | None = None) -> list[str]:
-    """The password in the database URL (see `database_url`), to keep out of logs."""
+    """The password in the database URL (`url`, else `AUTUMN_SYNC_DATABASE_URL`), to keep
+    out of logs."""
+    named = url if url is not None else os.environ.get(ENV_VAR)
+    if not named:
+        return []
     try:
-        password = make_url(database_url(url)).password
+        password = make_url(named).password
     except ArgumentError:
         return []
     return [str(password)] if password else []

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from autumn_sync.cli.output import printable
 from tests.conftest import EXAMPLES, run_cli
 from tests.helpers import add_customers
 
@@ -161,6 +162,29 @@ def test_console_script_runs_the_readme_job(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Plan: 17 to add" in done.stdout
     assert (tmp_path / "autumn-sync.db").exists()
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "ascii"])
+def test_output_falls_back_to_ascii_symbols(tmp_path: Path, sqlite_url: str, encoding: str) -> None:
+    run_cli("apply", "-f", EXAMPLE, "--auto-approve", db=sqlite_url)
+    renamed = tmp_path / "billing.yaml"
+    text = Path(EXAMPLE).read_text(encoding="utf-8")
+    renamed.write_text(text.replace("name: Pro\n", "name: Pro ☂\n", 1), encoding="utf-8")
+    done = subprocess.run(
+        [_script(), "--database-url", sqlite_url, "plan", "-f", str(renamed)],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": encoding},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert b'name: "Pro" -> "Pro ?"' in done.stdout
+    assert b"Traceback" not in done.stderr
+
+
+def test_printable_keeps_what_the_encoding_has() -> None:
+    assert printable("a → b…", "cp1252") == "a -> b…"
+    assert printable("a → b… ⚠️ Café", "ascii") == "a -> b... ! Caf?"
+    assert printable("a → b", "utf-8") == "a → b"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")

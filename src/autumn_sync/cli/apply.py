@@ -18,6 +18,7 @@ from autumn_sync.cli.common import (
     handles_errors,
     take_lock,
 )
+from autumn_sync.cli.output import echo
 from autumn_sync.cli.progress import Progress
 from autumn_sync.pipeline import (
     StalePlan,
@@ -105,7 +106,7 @@ def _apply_file(
     gateway = options.gateway()
     with take_lock(engine, "apply", lock_timeout):
         change_plan = make_plan(engine, desired, gateway, targets=targets)
-        click.echo(RENDERERS["text"](change_plan, options.color), nl=False)
+        echo(RENDERERS["text"](change_plan, options.color), nl=False)
         if change_plan.empty:
             return
         check_destroys(change_plan, allowed.destroy)
@@ -133,7 +134,7 @@ def _apply_saved(options: Options, saved: SavedPlan, allowed: Allowed, timeout: 
     with take_lock(engine, "apply", timeout):
         try:
             verified = check_saved(engine, saved, options.database(), gateway)
-            click.echo(RENDERERS["text"](verified, options.color), nl=False)
+            echo(RENDERERS["text"](verified, options.color), nl=False)
             if verified.empty:
                 return
             check_destroys(verified, allowed.destroy)
@@ -151,7 +152,7 @@ def _confirm(auto_approve: bool) -> None:
     if not sys.stdin.isatty():
         fail("no terminal to confirm on: re-run with --auto-approve to apply without asking.")
     if not click.confirm("Apply these changes?", default=False):
-        click.echo("Apply cancelled. Nothing was changed.")
+        echo("Apply cancelled. Nothing was changed.")
         sys.exit(1)
 
 
@@ -174,10 +175,10 @@ def _run(
         f"Apply complete! {summary.add} added, {summary.change} changed, "
         f"{summary.archive} archived, {summary.destroy} destroyed."
     )
-    click.echo(click.style(done, fg="green", bold=True) if color else done)
+    echo(click.style(done, fg="green", bold=True) if color else done)
     if refused:
         for change in refused:
-            click.echo(f"Not applied: {change.address}: {change.reason}", err=True)
+            echo(f"Not applied: {change.address}: {change.reason}", err=True)
         fail(
             f"{len(refused)} change(s) would charge customers who cancelled in Stripe and were "
             "left out; re-run with --allow-resubscribe to subscribe them again, or take the "

@@ -17,6 +17,7 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from autumn_sync.cli.output import echo
 from autumn_sync.config import ConfigError
 from autumn_sync.database.diff.catalog import PlanConflict
 from autumn_sync.database.engine import (
@@ -118,7 +119,7 @@ class Options:
     def gateway(self) -> Gateway | None:
         """The Stripe gateway, or None (said once on stderr) without an API key."""
         if self.stripe is None:
-            click.echo(NOT_CONNECTED, err=True)
+            echo(NOT_CONNECTED, err=True)
             return None
         return Gateway(self.stripe)
 
@@ -130,7 +131,7 @@ def color_wanted(no_color: bool) -> bool:
 
 def fail(message: str) -> NoReturn:
     """Print `Error: message` to stderr and exit 1."""
-    click.echo(f"Error: {message}", err=True)
+    echo(f"Error: {message}", err=True)
     sys.exit(1)
 
 
@@ -143,9 +144,9 @@ def handles_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ConfigError as exc:
             for problem in exc.problems:
-                click.echo(str(problem), err=True)
+                echo(str(problem), err=True)
             count = len(exc.problems)
-            click.echo(f"{count} problem{'s' if count != 1 else ''} found.", err=True)
+            echo(f"{count} problem{'s' if count != 1 else ''} found.", err=True)
             sys.exit(1)
         except KNOWN_ERRORS as exc:
             fail(str(exc))
@@ -161,8 +162,8 @@ def handles_errors(func: F) -> F:
 
 def _report_partial(exc: StripeApplyFailed) -> None:
     """Stripe stopped part-way: say what was done, what failed, and how to go on."""
-    click.echo(f"Error: Stripe change {exc.change.address} failed: {exc.error}", err=True)
-    click.echo(
+    echo(f"Error: Stripe change {exc.change.address} failed: {exc.error}", err=True)
+    echo(
         f"{len(exc.done)} Stripe change(s) were made before it (the database changes were "
         "applied). Run apply again: it plans from what Stripe now holds and finishes the rest.",
         err=True,
@@ -180,7 +181,7 @@ def take_lock(engine: Engine, operation: str, timeout: float) -> Iterator[LockIn
         if holder is not None:
             since = f"{holder.since:%Y-%m-%d %H:%M:%S}"
             who = f"{holder.holder} ({holder.operation}) since {since} UTC"
-        click.echo(f"Waiting up to {timeout:g}s for the lock held by {who}…", err=True)
+        echo(f"Waiting up to {timeout:g}s for the lock held by {who}…", err=True)
 
     with locked(engine, operation, timeout, on_wait=waiting) as info:
         yield info

@@ -10,6 +10,7 @@ import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from autumn_sync.cli.common import fail
+from autumn_sync.cli.output import echo
 from autumn_sync.database.engine import DatabaseError
 from autumn_sync.database.lock import LockError, LockInfo, current_lock
 from autumn_sync.database.lock import force_unlock as release
@@ -38,7 +39,7 @@ def force_unlock(options: Options, lock_id: str, force: bool) -> None:
         fail(str(exc))
     except SQLAlchemyError as exc:
         fail(f"database error: {str(exc).splitlines()[0]}")
-    click.echo(released(info))
+    echo(released(info))
 
 
 def on_terminal() -> bool:
@@ -54,7 +55,7 @@ def _confirm(held: LockInfo) -> None:
             f"no terminal to confirm on: re-run with --force to release lock {held.lock_id} "
             f"(held by {held.describe()})."
         )
-    click.echo(
+    echo(
         f"Lock {held.lock_id} is held by {held.describe()}. If that run is still going, "
         "releasing its lock lets another run apply beside it.",
         err=True,

@@ -24,6 +24,7 @@ from autumn_sync.cli.common import (
 )
 from autumn_sync.cli.lock import force_unlock
 from autumn_sync.cli.outfile import OutError, check_replaceable, is_saved_plan_file, write_new
+from autumn_sync.cli.output import echo, never_fail_on_encoding
 from autumn_sync.cli.runtime import check as check_command
 from autumn_sync.cli.runtime import customer, track
 from autumn_sync.cli.show import show
@@ -166,6 +167,7 @@ def cli(
 ) -> None:
     """Keep a billing catalog (features, plans, rewards) as code and reconcile the billing
     database with it."""
+    never_fail_on_encoding(sys.stdout, sys.stderr)
     stripe = StripeConfig.from_env(stripe_api_key, stripe_api_base)
     secrets = [stripe.api_key] if stripe is not None else []
     configure_logging(verbose, [*secrets, *url_secrets(database_url)])
@@ -178,7 +180,7 @@ def cli(
 def validate(path: Path) -> None:
     """Check the billing file; print every problem with FILE:LINE:COLUMN."""
     state = load_desired(path)
-    click.echo(
+    echo(
         f"{path} is valid: {len(state.features)} features, {len(state.plans)} plans, "
         f"{len(state.rewards)} rewards, {len(state.customers)} customers."
     )
@@ -226,7 +228,7 @@ def plan(
         with take_lock(engine, "plan", lock_timeout):
             change_plan = make_plan(engine, desired, gateway, targets=targets)
         _save(save_plan(change_plan, path, options.database(), targets), out, path, options)
-    click.echo(RENDERERS[fmt](change_plan, options.color), nl=False)
+    echo(RENDERERS[fmt](change_plan, options.color), nl=False)
     if detailed_exitcode and not change_plan.empty:
         sys.exit(2)
 
@@ -250,7 +252,7 @@ def _save(saved: SavedPlan, out: Path, path: Path, options: Options) -> None:
         write_new(out, dumps(saved), lambda: _check_out(out, path, options))
     except OSError as exc:
         fail(f"cannot write the saved plan {out}: {exc.strerror or exc}")
-    click.echo(f"Saved the plan to {out}: `autumn-sync apply {out}` applies exactly it.", err=True)
+    echo(f"Saved the plan to {out}: `autumn-sync apply {out}` applies exactly it.", err=True)
 
 
 @cli.command()
@@ -265,7 +267,7 @@ def drift(options: Options, path: Path, fmt: str) -> None:
     database. Exit 0 when clean, 2 when drift is found, 1 on error."""
     desired = load_desired(path)
     report = check_drift(options.engine(), desired, options.gateway())
-    click.echo(DRIFT_RENDERERS[fmt](report), nl=False)
+    echo(DRIFT_RENDERERS[fmt](report), nl=False)
     if report.found:
         sys.exit(2)
 
@@ -286,13 +288,13 @@ def import_(options: Options, out: Path | None, force: bool) -> None:
     state: State = read_current(options.engine())
     text = dump_state(state)
     if out is None:
-        click.echo(text, nl=False)
+        echo(text, nl=False)
         return
     try:
         out.write_text(text, encoding="utf-8")
     except OSError as exc:
         fail(f"cannot write {out}: {exc.strerror or exc}")
-    click.echo(
+    echo(
         f"Wrote {out}: {len(state.features)} features, {len(state.active_plans)} plans, "
         f"{len(state.rewards)} rewards.",
         err=True,
@@ -302,7 +304,7 @@ def import_(options: Options, out: Path | None, force: bool) -> None:
 @cli.command()
 def schema() -> None:
     """Print the JSON Schema of the billing file format."""
-    click.echo(json_schema_text(), nl=False)
+    echo(json_schema_text(), nl=False)
 
 
 cli.add_command(apply)

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from autumn_sync.cli.output import echo
 from autumn_sync.plan.changes import Archive, Change, Create, Delete, Replace, Update
 
 _DONE: dict[type[Change], tuple[str, str]] = {
@@ -60,7 +61,7 @@ class Progress:
     def done(self, change: Change) -> None:
         """One more change applied."""
         if self._bar is None:
-            click.echo(done_line(change, self.color))
+            echo(done_line(change, self.color))
         else:
             self._bar.update(1, change)
 

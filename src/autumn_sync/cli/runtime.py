@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from autumn_sync.cli.output import echo
 from autumn_sync.database.engine import DatabaseError
 from autumn_sync.render.json import exact_json
 from autumn_sync.runtime import Billing, BillingError
@@ -33,7 +34,7 @@ def runtime_errors(func: F) -> F:
             message = str(exc)
         except SQLAlchemyError as exc:
             message = f"database error: {str(exc).splitlines()[0]}"
-        click.echo(f"Error: {message}", err=True)
+        echo(f"Error: {message}", err=True)
         sys.exit(1)
 
     return wrapper  # type: ignore[return-value]
@@ -44,7 +45,7 @@ def billing(options: Options) -> Billing:
 
 
 def emit(document: dict[str, Any]) -> None:
-    click.echo(exact_json(document), nl=False)
+    echo(exact_json(document), nl=False)
 
 
 @click.group()

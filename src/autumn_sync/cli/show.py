@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from autumn_sync.cli.output import echo
 from autumn_sync.cli.runtime import emit, runtime_errors
 from autumn_sync.render.show import text
 from autumn_sync.runtime import utc_now
@@ -42,4 +43,4 @@ def show(
     if fmt == "json":
         emit(shown.document)
     else:
-        click.echo(text(shown.kind, shown.document), nl=False)
+        echo(text(shown.kind, shown.document), nl=False)

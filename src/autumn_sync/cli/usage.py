@@ -15,6 +15,7 @@ from autumn_sync.cli.common import (
     handles_errors,
     take_lock,
 )
+from autumn_sync.cli.output import echo
 from autumn_sync.metering import UsageReport, report_usage
 from autumn_sync.metering.plan import MeterEvent, QuantityChange
 from autumn_sync.model.money import from_minor_units
@@ -64,18 +65,18 @@ def report(
 
 def _show_planned(found: UsageReport) -> None:
     if not found.events and not found.quantities:
-        click.echo("Nothing to report: Stripe has all the usage recorded.")
+        echo("Nothing to report: Stripe has all the usage recorded.")
     elif found.events:
         rows = [_row(event) for event in found.events]
         header = ("CUSTOMER", "FEATURE", "PERIOD ENDS", "UNITS", "AMOUNT")
         widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
         for row in (header, *rows):
-            click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+            echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
         units = sum(event.value for event in found.events)
-        click.echo(f"Would send {len(found.events)} meter events ({_units(units)} units).")
+        echo(f"Would send {len(found.events)} meter events ({_units(units)} units).")
     for change in found.quantities:
         verb = "would set" if change.before is not None else "usage (Stripe not read)"
-        click.echo(f"Quantity: {_quantity(change)} ({verb})")
+        echo(f"Quantity: {_quantity(change)} ({verb})")
     _problems(found)
 
 
@@ -106,32 +107,32 @@ def _units(value: Decimal | int) -> str:
 
 def _summary(found: UsageReport) -> None:
     units = sum(e.value for e in found.events if e.identifier in set(found.sent))
-    click.echo(
+    echo(
         f"Sent {len(found.sent)} meter events ({_units(units)} units)"
         + (f" and {len(found.resent)} an earlier run had not seen through" if found.resent else "")
         + "."
     )
     for change in found.quantities_set:
-        click.echo(f"Quantity set: {_quantity(change)} (prorated on the next invoice).")
+        echo(f"Quantity set: {_quantity(change)} (prorated on the next invoice).")
     _problems(found)
 
 
 def _problems(found: UsageReport) -> None:
     for late in found.late:
-        click.echo(
+        echo(
             f"Not sent: {late.item.customer_id} {late.item.feature}: {_units(late.value)} units "
             f"of the period that ended {late.period_end:%Y-%m-%d}: Stripe takes usage up to "
             "35 days old",
             err=True,
         )
     for identifier in found.unconfirmed:
-        click.echo(
+        echo(
             f"Not sent again: {identifier}: written down over 23 hours ago, Stripe may have it "
             "(check the meter's event summaries; delete its usage_reports row to send it)",
             err=True,
         )
     for identifier, why in found.failed:
-        click.echo(f"Not sent: {identifier}: {why} (the next run sends it)", err=True)
+        echo(f"Not sent: {identifier}: {why} (the next run sends it)", err=True)
 
 
 class _Progress:
@@ -139,4 +140,4 @@ class _Progress:
 
     def __call__(self, done: int, total: int) -> None:
         end = "\n" if done == total else ""
-        click.echo(f"\rReporting usage: {done}/{total}{end}", nl=False, err=True)
+        echo(f"\rReporting usage: {done}/{total}{end}", nl=False, err=True)

@@ -8,6 +8,7 @@ import os
 import click
 
 from autumn_sync.cli.common import Options, fail
+from autumn_sync.cli.output import echo
 from autumn_sync.database.engine import DatabaseError
 from autumn_sync.runtime import Billing
 from autumn_sync.runtime.api import WEBHOOK_SECRET
@@ -35,7 +36,7 @@ def serve(options: Options, host: str, port: int) -> None:
     except DatabaseError as exc:
         fail(str(exc))
     billing = Billing(engine=engine, webhook_secret=secret)
-    click.echo(f"Receiving Stripe webhooks at http://{host}:{port}{WEBHOOK_PATH}", err=True)
+    echo(f"Receiving Stripe webhooks at http://{host}:{port}{WEBHOOK_PATH}", err=True)
     try:
         uvicorn.run(webhook_app(billing), host=host, port=port, log_level="warning")
     finally:

@@ -1,5 +1,6 @@
 """`autumn-sync drift`: what changed outside the tool, in Stripe and between the file and the
-database, against the Stripe emulator; exit codes 0 (clean), 2 (drift), 1 (error)."""
+database, against the Stripe emulator; exit codes 0 (clean, or only cosmetic differences), 2
+(drift apply corrects or that needs a decision), 1 (error)."""
 
 from __future__ import annotations
 
@@ -84,18 +85,47 @@ def test_dashboard_rename_is_cosmetic_and_kept(env: Env, tmp_path: Path) -> None
     product = env.owned("product", "stripe_product.pro")
     env.emu.state.modify("product", product["id"], name="Pro (promo)")
     result = env.run("drift", "-f", EXAMPLE)
-    assert result.exit_code == 2
-    assert (
+    assert result.exit_code == 0
+    assert result.stdout == (
+        "Cosmetic differences in Stripe, which apply keeps (exit 0 unless --strict):\n\n"
         '  ~ stripe_product.pro: renamed in Stripe to "Pro (promo)" (cosmetic: kept; '
-        'the catalog says "Pro")'
-    ) in result.stdout
-    assert "Drift found: 1 in Stripe (1 cosmetic), 0 pending from the file." in result.stdout
+        'the catalog says "Pro")\n\n'
+        "No drift to correct: 1 cosmetic difference in Stripe, kept.\n"
+    )
+    assert env.run("drift", "-f", EXAMPLE, "--strict").exit_code == 2
+    document = json.loads(env.run("drift", "-f", EXAMPLE, "--format", "json").stdout)
+    assert document["drift_found"] is False
+    assert [item["cosmetic"] for item in document["stripe"]] == [True]
     assert env.run("plan", "-f", EXAMPLE, "--detailed-exitcode").exit_code == 0
     assert env.owned("product", "stripe_product.pro")["name"] == "Pro (promo)"
     renamed = _edited(tmp_path, lambda doc: doc["plans"]["pro"].update(name="Pro 2026"))
     assert env.run("apply", "-f", renamed, "--auto-approve").exit_code == 0
     assert env.owned("product", "stripe_product.pro")["name"] == "Pro 2026"
     assert env.run("drift", "-f", renamed).exit_code == 0
+
+
+def test_a_rename_beside_drift_apply_corrects_still_exits_2(env: Env) -> None:
+    product = env.owned("product", "stripe_product.pro")
+    env.emu.state.modify("product", product["id"], name="Pro (promo)")
+    price = env.owned("price", "stripe_price.pro.seats")
+    env.emu.state.modify("price", price["id"], active=False)
+    result = env.run("drift", "-f", EXAMPLE)
+    assert result.exit_code == 2
+    assert result.stdout.startswith(
+        "Stripe differs from the billing database:\n\n"
+        "  ! stripe_price.pro.seats: archived outside autumn-sync\n\n"
+        "Cosmetic differences in Stripe, which apply keeps (exit 0 unless --strict):\n\n"
+        "  ~ stripe_product.pro: renamed in Stripe"
+    )
+    assert (
+        "Drift found: 1 in Stripe, 0 pending from the file "
+        "(and 1 cosmetic difference in Stripe, kept)." in result.stdout
+    )
+    markdown = env.run("drift", "-f", EXAMPLE, "--format", "markdown").stdout
+    assert "| ⚠️ | `stripe_price.pro.seats` | archived outside autumn-sync |" in markdown
+    assert '- `stripe_product.pro`: renamed in Stripe to "Pro (promo)"' in markdown
+    assert env.run("apply", "-f", EXAMPLE, "--auto-approve").exit_code == 0
+    assert env.run("drift", "-f", EXAMPLE).exit_code == 0
 
 
 def test_terms_changed_outside(env: Env) -> None:
@@ -134,7 +164,7 @@ def test_file_ahead_of_the_database(env: Env, tmp_path: Path) -> None:
     result = env.run("drift", "-f", changed)
     assert result.exit_code == 2
     assert "  ~ feature.sso (update in place)" in result.stdout
-    assert "Drift found: 0 in Stripe (0 cosmetic), 1 pending from the file." in result.stdout
+    assert "Drift found: 0 in Stripe, 1 pending from the file." in result.stdout
 
 
 def test_json_and_markdown(env: Env) -> None:

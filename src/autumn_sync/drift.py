@@ -7,6 +7,9 @@ caller reads the database, Stripe and the file; this compares them.
   subscriptions cancelled or changed: items, prices, quantities, collection);
 - file ↔ database: the catalog changes a `plan` would make;
 - unmanaged Stripe objects are listed apart.
+
+Drift is *found* when apply would correct something or a decision is needed; cosmetic
+differences alone (which apply keeps) are reported but are not drift found.
 """
 
 from __future__ import annotations
@@ -85,8 +88,19 @@ class DriftReport:
     unmanaged_subscriptions: int = 0
 
     @property
+    def to_correct(self) -> tuple[DriftItem, ...]:
+        """The Stripe differences apply corrects or that need a decision."""
+        return tuple(item for item in self.stripe if not item.cosmetic)
+
+    @property
+    def cosmetic(self) -> tuple[DriftItem, ...]:
+        """The Stripe differences apply rightly keeps (a product renamed in the dashboard)."""
+        return tuple(item for item in self.stripe if item.cosmetic)
+
+    @property
     def found(self) -> bool:
-        return bool(self.stripe or self.pending)
+        """Whether there is drift to act on: cosmetic differences alone are not (exit 0)."""
+        return bool(self.to_correct or self.pending)
 
 
 def compute_drift(

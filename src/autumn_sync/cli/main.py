@@ -260,15 +260,21 @@ def _save(saved: SavedPlan, out: Path, path: Path, options: Options) -> None:
 @click.option(
     "--format", "fmt", type=click.Choice(sorted(DRIFT_RENDERERS)), default="text", show_default=True
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Count cosmetic differences (a product renamed in the dashboard) as drift too.",
+)
 @click.pass_obj
 @handles_errors
-def drift(options: Options, path: Path, fmt: str) -> None:
+def drift(options: Options, path: Path, fmt: str, strict: bool) -> None:
     """Report what changed outside autumn-sync: in Stripe, and between the file and the
-    database. Exit 0 when clean, 2 when drift is found, 1 on error."""
+    database. Exit 2 when apply would correct something or a decision is needed; 0 when
+    clean or the differences are only cosmetic (apply keeps them); 1 on error."""
     desired = load_desired(path)
     report = check_drift(options.engine(), desired, options.gateway())
     echo(DRIFT_RENDERERS[fmt](report), nl=False)
-    if report.found:
+    if report.found or (strict and report.cosmetic):
         sys.exit(2)
 
 

@@ -13,17 +13,24 @@ from autumn_sync.stripe.assign import MissingLink
 
 CLEAN = "No drift. The billing database, Stripe and the file agree."
 CLEAN_NO_STRIPE = "No drift between the file and the billing database (Stripe not connected)."
+COSMETIC_HEADING = "Cosmetic differences in Stripe, which apply keeps (exit 0 unless --strict):"
 
 
 def _summary(report: DriftReport) -> str:
+    kept = _cosmetic_kept(report)
     if not report.found:
+        if kept:
+            return f"No drift to correct: {kept}."
         return CLEAN if report.stripe_connected else CLEAN_NO_STRIPE
-    cosmetic = sum(item.cosmetic for item in report.stripe)
-    parts = (
-        [f"{len(report.stripe)} in Stripe ({cosmetic} cosmetic)"] if report.stripe_connected else []
-    )
+    parts = [f"{len(report.to_correct)} in Stripe"] if report.stripe_connected else []
     parts.append(f"{len(report.pending)} pending from the file")
-    return "Drift found: " + ", ".join(parts) + "."
+    return "Drift found: " + ", ".join(parts) + (f" (and {kept})" if kept else "") + "."
+
+
+def _cosmetic_kept(report: DriftReport) -> str:
+    """`1 cosmetic difference in Stripe, kept`, or "" without any."""
+    count = len(report.cosmetic)
+    return f"{count} cosmetic difference{_s(count)} in Stripe, kept" if count else ""
 
 
 def _counted(report: DriftReport) -> str:
@@ -84,9 +91,13 @@ def _item_line(item: DriftItem) -> str:
 
 def render_drift_text(report: DriftReport) -> str:
     lines: list[str] = []
-    if report.stripe:
+    if report.to_correct:
         lines += ["Stripe differs from the billing database:", ""]
-        lines += [f"  {'~' if item.cosmetic else '!'} {_item_line(item)}" for item in report.stripe]
+        lines += [f"  ! {_item_line(item)}" for item in report.to_correct]
+        lines.append("")
+    if report.cosmetic:
+        lines += [COSMETIC_HEADING, ""]
+        lines += [f"  ~ {_item_line(item)}" for item in report.cosmetic]
         lines.append("")
     if report.pending:
         lines += ["The file and the billing database differ (run `autumn-sync plan`):", ""]
@@ -127,12 +138,13 @@ def render_drift_json(report: DriftReport) -> str:
 
 def render_drift_markdown(report: DriftReport) -> str:
     lines = ["### autumn-sync drift", "", f"**{_summary(report)}**", ""]
-    if report.stripe:
+    if report.to_correct:
         lines += ["| | Address | What changed |", "|---|---|---|"]
-        lines += [
-            f"| {'cosmetic' if i.cosmetic else '⚠️'} | `{i.address}` | {message(i)} |"
-            for i in report.stripe
-        ]
+        lines += [f"| ⚠️ | `{i.address}` | {message(i)} |" for i in report.to_correct]
+        lines.append("")
+    if report.cosmetic:
+        lines += [COSMETIC_HEADING, ""]
+        lines += [f"- `{i.address}`: {message(i)}" for i in report.cosmetic]
         lines.append("")
     if report.pending:
         lines += ["Pending from the file (see `autumn-sync plan`):", ""]

@@ -6,6 +6,7 @@ the right source."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -56,13 +57,22 @@ customers:
 """
 
 
-@pytest.fixture
-def billing(db_url: str, tmp_path: Path) -> Iterator[Billing]:
+@contextmanager
+def applied(db_url: str, tmp_path: Path, text: str) -> Iterator[Billing]:
+    """The runtime API on a database where `text` was applied at T0 (its clock moves)."""
     engine = connect(db_url)
     clock = Clock(T0)
-    apply_file(engine, write(tmp_path, FILE), clock)
-    yield Billing(engine=engine, clock=clock)
-    engine.dispose()
+    apply_file(engine, write(tmp_path, text), clock)
+    try:
+        yield Billing(engine=engine, clock=clock)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def billing(db_url: str, tmp_path: Path) -> Iterator[Billing]:
+    with applied(db_url, tmp_path, FILE) as app:
+        yield app
 
 
 def at(billing: Billing, when: datetime) -> None:
@@ -172,11 +182,8 @@ customers:
 
 @pytest.fixture
 def rolling(db_url: str, tmp_path: Path) -> Iterator[Billing]:
-    engine = connect(db_url)
-    clock = Clock(T0)
-    apply_file(engine, write(tmp_path, ROLLOVERS), clock)
-    yield Billing(engine=engine, clock=clock)
-    engine.dispose()
+    with applied(db_url, tmp_path, ROLLOVERS) as app:
+        yield app
 
 
 def breakdown(billing: Billing, feature: str) -> list[tuple[str, Decimal, Decimal]]:
@@ -328,16 +335,13 @@ customers:
 def test_a_new_plan_starts_from_the_usage_of_the_one_it_replaced(
     db_url: str, tmp_path: Path
 ) -> None:
-    engine = connect(db_url)
-    clock = Clock(T0)
-    apply_file(engine, write(tmp_path, UPGRADE.replace("PLAN", "free")), clock)
-    app = Billing(engine=engine, clock=clock)
-    app.track("lee", "messages", 80)
-    clock.now = datetime(2027, 1, 15)
-    apply_file(engine, write(tmp_path, UPGRADE.replace("PLAN", "plus")), clock)
-    balance = app.check("lee", "messages").balance
-    assert (balance.limit, balance.usage, balance.balance) == (1000, 80, 920)
-    after = app.track("lee", "messages", 20).balance
-    assert [(e.source.key, e.used) for e in after.breakdown] == [("plan:plus", 100)]
-    assert app.check("lee", "messages").balance.usage == 100  # carried once, not again
-    engine.dispose()
+    with applied(db_url, tmp_path, UPGRADE.replace("PLAN", "free")) as app:
+        app.track("lee", "messages", 80)
+        at(app, datetime(2027, 1, 15))
+        plus = write(tmp_path, UPGRADE.replace("PLAN", "plus"))
+        apply_file(app.engine, plus, app.clock)  # type: ignore[arg-type]
+        balance = app.check("lee", "messages").balance
+        assert (balance.limit, balance.usage, balance.balance) == (1000, 80, 920)
+        after = app.track("lee", "messages", 20).balance
+        assert [(e.source.key, e.used) for e in after.breakdown] == [("plan:plus", 100)]
+        assert app.check("lee", "messages").balance.usage == 100  # carried once, not again

@@ -9,19 +9,14 @@ from pathlib import Path
 import pytest
 
 from autumn_sync import Billing
-from autumn_sync.database.engine import connect
 from autumn_sync.runtime.errors import InvalidRequest
-from tests.test_runtime import Clock, apply_file, write
-from tests.test_runtime_breakdown import FILE, T0
+from tests.test_runtime_breakdown import FILE, applied
 
 
 @pytest.fixture
 def billing(db_url: str, tmp_path: Path) -> Iterator[Billing]:
-    engine = connect(db_url)
-    clock = Clock(T0)
-    apply_file(engine, write(tmp_path, FILE), clock)
-    yield Billing(engine=engine, clock=clock)
-    engine.dispose()
+    with applied(db_url, tmp_path, FILE) as app:
+        yield app
 
 
 def test_a_track_of_seats_counts_the_seats_entities_take(billing: Billing) -> None:

@@ -254,7 +254,9 @@ def test_summary_bounds_must_be_aligned(
     client: stripe.StripeClient, emu: Emulator, customer: Any
 ) -> None:
     meter = make_meter(client)
-    start = minute(emu) - 3600
+    # an hour boundary: `start + 60` is then never one (a start counted from the minute was,
+    # when the test ran in the last minute of an hour)
+    start = minute(emu) - minute(emu) % 3600 - 3600
     for params in (
         {"start_time": start + 1, "end_time": start + 3600},
         {"start_time": start + 60, "end_time": start + 3660, "value_grouping_window": "hour"},

@@ -190,7 +190,7 @@ def track(
     balance's sources in order (`runtime.breakdown`), counted in the credit system that
     covers the feature when the customer has no source for it, and keep the event; with a
     `key` already recorded for the customer, the recorded event instead (`InvalidRequest`
-    if it is not this feature and value)."""
+    if it is not this feature, value and entity)."""
     row, ents, first = _load(engine, customer_id, feature_id, now, key, entity)
     if ents.features[feature_id].type == BOOLEAN:
         raise InvalidRequest(f"feature {feature_id!r} is boolean: there is no usage to track")

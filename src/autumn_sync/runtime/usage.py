@@ -125,10 +125,12 @@ def _load(
 
 
 def known_entity(conn: Connection, customer: Row[Any], entity: str) -> None:
-    """`UnknownEntity` unless the customer has an entity with this id."""
-    known = entity_ids(conn, customer.internal_id)
-    if entity not in known:
-        raise UnknownEntity(customer.id, entity, known)
+    """`UnknownEntity` unless the customer has an entity with this id (its entities' ids are
+    read only then, to name the closest)."""
+    e = t.entities
+    mine = (e.c.customer_internal_id == customer.internal_id) & (e.c.id == entity)
+    if conn.execute(select(e.c.id).where(mine)).first() is None:
+        raise UnknownEntity(customer.id, entity, entity_ids(conn, customer.internal_id))
 
 
 def evaluate(
@@ -318,11 +320,12 @@ def _take(
     others = {k: v for k, v in ents.stored.items() if k[1] != feature}
     fresh = replace(ents, stored={**others, **rows})
     found = state(fresh, feature, now)
-    taken = deduct(found.entries, charged, overage)
     if found.entities and charged > 0:
         allowed = deduct(found.viewed(), charged, overage)
         stored = deduct(found.entries, allowed.recorded, ALLOW).entries
         taken = Deducted(stored, allowed.recorded, allowed.dropped)
+    else:
+        taken = deduct(found.entries, charged, overage)
     before = {(k[0], k[2]): v for k, v in rows.items()}
     write(conn, iid, feature, before, taken.entries, found.closed, now)
     return fresh, replace(found, entries=taken.entries, closed=[]), taken
